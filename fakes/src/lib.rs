@@ -1,0 +1,12 @@
+//! stampede-fakes: a fake cloud provider whose services speak the real wire protocols, so that
+//! real clients work against them unchanged, in a simulation and on loopback.
+//!
+//! This crate knows nothing of the system under test or of the harness: it serves HTTP on
+//! whatever connections it is handed and reports each call through `tracing`.
+
+pub mod lakes;
+pub mod provider;
+pub mod s3;
+
+pub use lakes::LakeDirectory;
+pub use s3::{ObjectStoreConfig, ObjectStoreFake, Principal};

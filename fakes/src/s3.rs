@@ -1,0 +1,446 @@
+//! The object store: an S3-compatible service (REST/XML, SigV4) built on `s3s`.
+//!
+//! It serves the lakes of its region, generating each lake's files the first time the lake is
+//! touched, and holds objects that clients put. Every call is a `stampede::provider` event.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use s3s::auth::SimpleAuth;
+use s3s::config::{S3Config, StaticConfigProvider};
+use s3s::dto::{
+    CommonPrefix, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
+    ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput, PutObjectOutput,
+    StreamingBlob, Timestamp,
+};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use sha2::{Digest, Sha256};
+
+use crate::lakes::LakeDirectory;
+use crate::provider::{CallOutcome, ProviderCall};
+
+/// When every generated object was "last modified": the data epoch, 2026-01-01T00:00:00Z.
+const LAST_MODIFIED_SECS: u64 = 1_767_225_600;
+
+/// Largest page ListObjectsV2 returns, as on S3.
+const MAX_KEYS: usize = 1000;
+
+/// A principal that may call the fake, and the account it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// The 12-digit account id it belongs to.
+    pub account: String,
+}
+
+/// Configuration of one region's object store.
+#[derive(Debug, Clone)]
+pub struct ObjectStoreConfig {
+    /// The region served.
+    pub region: String,
+    /// The world's lakes; only those of `region` are served.
+    pub lakes: LakeDirectory,
+    /// Who may call.
+    pub principals: Vec<Principal>,
+    /// Extra empty buckets that exist from the start (e.g. for results).
+    pub buckets: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredObject {
+    data: Bytes,
+    e_tag: String,
+    /// Seconds since the Unix epoch.
+    last_modified: u64,
+}
+
+impl StoredObject {
+    fn new(data: Bytes, last_modified: u64) -> Self {
+        let e_tag = hex::encode(&Sha256::digest(&data)[..16]);
+        Self {
+            data,
+            e_tag,
+            last_modified,
+        }
+    }
+
+    fn last_modified(&self) -> Timestamp {
+        Timestamp::from(UNIX_EPOCH + Duration::from_secs(self.last_modified))
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Objects by bucket, then key. A lake's bucket appears here once it has been generated.
+    buckets: BTreeMap<String, BTreeMap<String, StoredObject>>,
+    /// How many objects were put so far.
+    puts: u64,
+}
+
+/// One region's object store.
+#[derive(Debug, Clone)]
+pub struct ObjectStoreFake {
+    config: Arc<ObjectStoreConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+impl ObjectStoreFake {
+    /// A store for `config`; nothing is generated yet.
+    pub fn new(config: ObjectStoreConfig) -> Self {
+        let mut state = State::default();
+        for b in &config.buckets {
+            state.buckets.entry(b.clone()).or_default();
+        }
+        Self {
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// The HTTP service: path-style S3 with SigV4 verification.
+    pub fn service(&self) -> S3Service {
+        let mut builder = S3ServiceBuilder::new(self.clone());
+        let mut auth = SimpleAuth::new();
+        for p in &self.config.principals {
+            auth.register(p.access_key_id.clone(), p.secret_access_key.clone().into());
+        }
+        builder.set_auth(auth);
+        // Signatures carry the client's wall-clock date; simulated time is not the wall clock,
+        // so the skew check must not fail a run that pauses or runs faster than real time.
+        let mut config = S3Config::default();
+        config.presigned_url_max_skew_time_secs = u32::MAX;
+        builder.set_config(Arc::new(StaticConfigProvider::new(Arc::new(config))));
+        builder.build()
+    }
+
+    /// How many lakes have had their files generated.
+    pub fn generated_lakes(&self) -> usize {
+        let state = self.lock();
+        state
+            .buckets
+            .keys()
+            .filter(|b| self.config.lakes.lake_of_bucket(b).is_some())
+            .count()
+    }
+
+    /// Put objects are stamped a second apart, after all generated data: distinct, ordered,
+    /// and independent of the wall clock.
+    fn next_put_time(&self) -> u64 {
+        let mut state = self.lock();
+        state.puts += 1;
+        LAST_MODIFIED_SECS + 400 * 86_400 + state.puts
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn account_of(&self, access_key: Option<&str>) -> String {
+        access_key
+            .and_then(|k| self.config.principals.iter().find(|p| p.access_key_id == k))
+            .map_or_else(|| "anonymous".to_string(), |p| p.account.clone())
+    }
+
+    /// Runs `f` on the bucket's objects, generating a lake of this region on first touch.
+    fn with_bucket<R>(
+        &self,
+        bucket: &str,
+        f: impl FnOnce(&mut BTreeMap<String, StoredObject>) -> R,
+    ) -> S3Result<R> {
+        let mut state = self.lock();
+        if !state.buckets.contains_key(bucket) {
+            let lakes = &self.config.lakes;
+            let lake = lakes
+                .lake_of_bucket(bucket)
+                .filter(|&i| lakes.region(i) == self.config.region)
+                .ok_or_else(|| s3_error!(NoSuchBucket, "The specified bucket does not exist"))?;
+            let objects = lakes
+                .keys()
+                .into_iter()
+                .enumerate()
+                .map(|(j, key)| {
+                    let data = lakes.generate(lake, &key);
+                    // Each file was written when its day of telemetry closed, lakes a second apart.
+                    let written = LAST_MODIFIED_SECS + (j as u64 + 1) * 86_400 + u64::from(lake);
+                    (key, StoredObject::new(data, written))
+                })
+                .collect();
+            state.buckets.insert(bucket.to_string(), objects);
+        }
+        Ok(f(state.buckets.get_mut(bucket).expect("inserted above")))
+    }
+
+    fn get(&self, bucket: &str, key: &str) -> S3Result<StoredObject> {
+        self.with_bucket(bucket, |objects| objects.get(key).cloned())?
+            .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
+    }
+
+    fn call(
+        &self,
+        api: &'static str,
+        action: &'static str,
+        bucket: &str,
+        key: Option<&str>,
+        creds: Option<&str>,
+    ) -> ProviderCall {
+        let resource = match key {
+            Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+            None => format!("arn:aws:s3:::{bucket}"),
+        };
+        ProviderCall::start(
+            self.account_of(creds),
+            &self.config.region,
+            "s3",
+            api,
+            creds.unwrap_or("anonymous"),
+            action,
+            resource,
+        )
+    }
+}
+
+fn outcome_of<T>(result: &S3Result<T>) -> CallOutcome {
+    match result {
+        Ok(_) => CallOutcome::Ok,
+        Err(e) => CallOutcome::Error(e.code().as_str().to_string()),
+    }
+}
+
+fn access_key<T>(req: &S3Request<T>) -> Option<String> {
+    req.credentials.as_ref().map(|c| c.access_key.clone())
+}
+
+#[async_trait::async_trait]
+impl S3 for ObjectStoreFake {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let range = req
+            .headers
+            .get(http::header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let call = self
+            .call(
+                "GetObject",
+                "s3:GetObject",
+                &input.bucket,
+                Some(&input.key),
+                ak.as_deref(),
+            )
+            .with_range(range);
+        let result = self.get(&input.bucket, &input.key).and_then(|obj| {
+            let len = obj.data.len() as u64;
+            let (body, content_range) = match input.range {
+                Some(range) => {
+                    let r = range.check(len)?;
+                    let body = obj.data.slice(r.start as usize..r.end as usize);
+                    let content_range =
+                        format!("bytes {}-{}/{len}", r.start, r.end.saturating_sub(1));
+                    (body, Some(content_range))
+                }
+                None => (obj.data.clone(), None),
+            };
+            Ok((body, content_range, obj.e_tag.clone(), obj.last_modified()))
+        });
+        call.finish(
+            outcome_of(&result),
+            result.as_ref().map_or(0, |r| r.0.len() as u64),
+        );
+        let (body, content_range, e_tag, last_modified) = result?;
+        let output = GetObjectOutput {
+            content_length: Some(body.len() as i64),
+            body: Some(StreamingBlob::from(s3s::Body::from(body))),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(ETag::Strong(e_tag)),
+            last_modified: Some(last_modified),
+            content_type: Some("application/octet-stream".into()),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "HeadObject",
+            "s3:GetObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let result = self.get(&input.bucket, &input.key);
+        call.finish(outcome_of(&result), 0);
+        let obj = result?;
+        let output = HeadObjectOutput {
+            content_length: Some(obj.data.len() as i64),
+            accept_ranges: Some("bytes".into()),
+            last_modified: Some(obj.last_modified()),
+            e_tag: Some(ETag::Strong(obj.e_tag)),
+            content_type: Some("application/octet-stream".into()),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "ListObjectsV2",
+            "s3:ListBucket",
+            &input.bucket,
+            None,
+            ak.as_deref(),
+        );
+        let result = self.with_bucket(&input.bucket, |objects| list_page(objects, &input));
+        call.finish(outcome_of(&result), 0);
+        Ok(S3Response::new(result?))
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "PutObject",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let mut data = Vec::new();
+        if let Some(mut body) = input.body {
+            while let Some(chunk) = body
+                .try_next()
+                .await
+                .map_err(|e| S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string()))?
+            {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        let object = StoredObject::new(Bytes::from(data), self.next_put_time());
+        let (e_tag, size) = (object.e_tag.clone(), object.data.len() as i64);
+        let result = self.with_bucket(&input.bucket, |objects| {
+            objects.insert(input.key.clone(), object);
+        });
+        call.finish(outcome_of(&result), size as u64);
+        result?;
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(e_tag)),
+            size: Some(size),
+            ..Default::default()
+        }))
+    }
+}
+
+/// One page of a listing, with S3's semantics for prefix, delimiter, start-after and tokens.
+fn list_page(
+    objects: &BTreeMap<String, StoredObject>,
+    input: &ListObjectsV2Input,
+) -> ListObjectsV2Output {
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let max_keys = input
+        .max_keys
+        .map_or(MAX_KEYS, |m| (m.max(0) as usize).min(MAX_KEYS));
+    // The continuation token is the last key (or common prefix) of the previous page.
+    let after = input
+        .continuation_token
+        .clone()
+        .or_else(|| input.start_after.clone())
+        .unwrap_or_default();
+    let mut contents = Vec::new();
+    let mut prefixes: Vec<String> = Vec::new();
+    let mut last = None;
+    let mut truncated = false;
+    // Keys under the prefix are one contiguous run of the sorted map.
+    let start = if after >= prefix {
+        Bound::Excluded(&after)
+    } else {
+        Bound::Included(&prefix)
+    };
+    for (key, obj) in objects.range::<String, _>((start, Bound::Unbounded)) {
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let common = input
+            .delimiter
+            .as_deref()
+            .filter(|d| !d.is_empty())
+            .and_then(|d| {
+                key[prefix.len()..]
+                    .find(d)
+                    .map(|i| key[..prefix.len() + i + d.len()].to_string())
+            });
+        if let Some(cp) = &common
+            && (prefixes.last() == Some(cp) || after.starts_with(cp.as_str()))
+        {
+            continue;
+        }
+        if contents.len() + prefixes.len() == max_keys {
+            truncated = true;
+            break;
+        }
+        match common {
+            Some(cp) => {
+                last = Some(cp.clone());
+                prefixes.push(cp);
+            }
+            None => {
+                last = Some(key.clone());
+                contents.push(Object {
+                    key: Some(key.clone()),
+                    size: Some(obj.data.len() as i64),
+                    e_tag: Some(ETag::Strong(obj.e_tag.clone())),
+                    last_modified: Some(obj.last_modified()),
+                    storage_class: Some(s3s::dto::ObjectStorageClass::from_static(
+                        s3s::dto::ObjectStorageClass::STANDARD,
+                    )),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let key_count = (contents.len() + prefixes.len()) as i32;
+    ListObjectsV2Output {
+        name: Some(input.bucket.clone()),
+        prefix: Some(prefix),
+        delimiter: input.delimiter.clone(),
+        max_keys: Some(max_keys as i32),
+        key_count: Some(key_count),
+        is_truncated: Some(truncated),
+        continuation_token: input.continuation_token.clone(),
+        next_continuation_token: if truncated { last } else { None },
+        start_after: input.start_after.clone(),
+        contents: Some(contents),
+        common_prefixes: (!prefixes.is_empty()).then(|| {
+            prefixes
+                .into_iter()
+                .map(|p| CommonPrefix { prefix: Some(p) })
+                .collect()
+        }),
+        ..Default::default()
+    }
+}

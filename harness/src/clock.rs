@@ -1,0 +1,21 @@
+//! The one place that reads the wall clock: timing runs for people and benchmarks. Nothing read
+//! here reaches a simulation or any output that must be deterministic.
+
+use std::time::Duration;
+
+/// Measures wall time since it was started.
+#[derive(Debug, Clone, Copy)]
+pub struct WallTimer(std::time::Instant);
+
+impl WallTimer {
+    /// Starts timing now.
+    #[allow(clippy::disallowed_methods)] // The harness's own timing, outside every simulation.
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Wall time since start.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}

@@ -1,0 +1,70 @@
+//! Invariants: pure checkers over the event log, each answering pass, fail with a witness, or
+//! unknown with a reason (after Jepsen's checkers).
+
+mod no_lost_queries;
+
+use serde::Serialize;
+
+use crate::events::{Event, EventLog};
+
+pub use no_lost_queries::no_lost_queries;
+
+/// How many offending events a witness shows at most.
+pub const WITNESS_EVENTS: usize = 5;
+
+/// The answer of one checker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// The invariant held.
+    Pass {
+        /// What was checked, in numbers (e.g. how many queries).
+        counts: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The invariant was violated.
+    Fail {
+        /// The evidence.
+        witness: Witness,
+    },
+    /// The log cannot tell.
+    Unknown {
+        /// Why not.
+        why: String,
+    },
+}
+
+impl Verdict {
+    /// The short word used in summaries: `pass`, `fail` or `unknown`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Pass { .. } => "pass",
+            Self::Fail { .. } => "fail",
+            Self::Unknown { .. } => "unknown",
+        }
+    }
+
+    /// Whether the invariant failed.
+    pub fn is_fail(&self) -> bool {
+        matches!(self, Self::Fail { .. })
+    }
+}
+
+/// Why an invariant failed: a sentence, counts, and the first offending events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Witness {
+    /// One sentence.
+    pub summary: String,
+    /// Offending counts, by name.
+    pub counts: serde_json::Map<String, serde_json::Value>,
+    /// The first offending events, in time order, at most [`WITNESS_EVENTS`].
+    pub events: Vec<Event>,
+}
+
+/// The checkers that read only the log, by name. `deterministic` needs two runs and lives in
+/// [`crate::run`].
+pub fn check_log(name: &str, log: &EventLog) -> Option<Verdict> {
+    match name {
+        "no_lost_queries" => Some(no_lost_queries(log)),
+        _ => None,
+    }
+}

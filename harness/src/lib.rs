@@ -1,0 +1,21 @@
+//! stampede: a chaos and load-replay harness for a data-lake query system.
+//!
+//! A scenario builds one deterministic world on turmoil: the fake provider's hosts, the system's
+//! nodes, and a replay client. The harness steps the simulation, records every event in virtual
+//! time, and checks invariants over the log. See ARCHITECTURE.md for the map.
+
+pub mod clock;
+pub mod events;
+pub mod exit;
+pub mod invariants;
+pub mod net;
+pub mod output;
+pub mod rng;
+pub mod run;
+pub mod scenario;
+pub mod trace;
+pub mod traffic;
+pub mod world;
+
+pub use exit::Exit;
+pub use run::{Prepared, RunError, RunReport, prepare, run};

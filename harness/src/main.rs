@@ -1,0 +1,136 @@
+//! The `stampede` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use stampede::output::{self, default_dir, write_run_dir};
+use stampede::{Exit, RunError, prepare, run};
+
+/// Chaos and load-replay harness for a data-lake query system, on a deterministic simulated
+/// network.
+///
+/// Exit codes: 0 pass; 1 invariant violated; 2 threshold failed; 3 inconclusive;
+/// 64 bad arguments or invalid scenario; 70 internal error.
+#[derive(Debug, Parser)]
+#[command(name = "stampede", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one scenario with one seed, check its invariants and write its run directory.
+    Run {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// The seed; defaults to the scenario's own.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where to write run.json, events.jsonl and results.json [default: runs/<name>/seed-<seed>]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check scenario files and the traces they replay, without running anything.
+    Validate {
+        /// Scenario files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.into()
+            } else {
+                Exit::Pass.into()
+            };
+        }
+    };
+    match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            out,
+        } => run_command(&scenario, seed, out),
+        Command::Validate { files } => validate_command(&files),
+    }
+}
+
+fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode {
+    let prepared = match prepare(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    let report = match run(prepared, seed) {
+        Ok(r) => r,
+        Err(RunError::Input(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+        Err(e @ RunError::Sim(_)) => {
+            eprintln!("internal error: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let dir = out.unwrap_or_else(|| default_dir(&report));
+    if let Err(e) = write_run_dir(&report, &dir)
+        .with_context(|| format!("writing run directory {}", dir.display()))
+    {
+        eprintln!("internal error: {e:#}");
+        return Exit::Internal.into();
+    }
+    print!(
+        "{}",
+        output::summary(&report, Some(&dir), &replay_command(path, report.seed))
+    );
+    if !report.violated().is_empty() {
+        Exit::Violated.into()
+    } else if !report.inconclusive().is_empty() {
+        Exit::Inconclusive.into()
+    } else {
+        Exit::Pass.into()
+    }
+}
+
+fn validate_command(files: &[PathBuf]) -> ExitCode {
+    let mut bad = 0;
+    for f in files {
+        match prepare(f) {
+            Ok(p) => println!(
+                "ok: {} ({} queries in {})",
+                f.display(),
+                p.trace.records.len(),
+                p.trace_path.display()
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    if bad == 0 {
+        Exit::Pass.into()
+    } else {
+        Exit::Usage.into()
+    }
+}
+
+/// The command that replays this run, in the form the user ran it (`cargo run` sets `CARGO`).
+fn replay_command(path: &Path, seed: u64) -> String {
+    let args = format!("run {} --seed {seed}", path.display());
+    if std::env::var_os("CARGO").is_some() {
+        format!("cargo run -p stampede -- {args}")
+    } else {
+        format!("stampede {args}")
+    }
+}

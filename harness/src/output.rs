@@ -1,0 +1,200 @@
+//! What a run leaves behind: the run directory (`run.json`, `events.jsonl`, `results.json`),
+//! written whole or not at all, and the one-screen summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use stampede_reports::Table;
+
+use crate::events::EventLog;
+use crate::invariants::Verdict;
+use crate::run::RunReport;
+
+/// The default run directory of a scenario and seed: `runs/<name>/seed-<seed>`.
+pub fn default_dir(report: &RunReport) -> PathBuf {
+    PathBuf::from("runs")
+        .join(&report.prepared.scenario.name)
+        .join(format!("seed-{}", report.seed))
+}
+
+/// Query outcomes by name: the system's terminal events, plus submissions nobody answered.
+pub fn query_outcomes(log: &EventLog) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for e in log.of("stampede::query") {
+        if e.name != "accepted" {
+            *out.entry(e.name.clone()).or_default() += 1;
+        }
+    }
+    for e in log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "unanswered")
+    {
+        *out.entry(e.name.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// Provider calls by service, api and outcome.
+pub fn provider_calls(log: &EventLog) -> BTreeMap<(String, String, String), u64> {
+    let mut out = BTreeMap::new();
+    for e in log.of("stampede::provider") {
+        let key = (
+            e.str("service").unwrap_or("?").to_string(),
+            e.str("api").unwrap_or("?").to_string(),
+            e.str("outcome").unwrap_or("?").to_string(),
+        );
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+/// The contents of `results.json`.
+pub fn results_json(report: &RunReport) -> Value {
+    let mut calls: BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>> = BTreeMap::new();
+    for ((service, api, outcome), n) in provider_calls(&report.log) {
+        calls
+            .entry(service)
+            .or_default()
+            .entry(api)
+            .or_default()
+            .insert(outcome, n);
+    }
+    json!({
+        "scenario": report.prepared.scenario.name,
+        "scenario_file": report.prepared.path,
+        "seed": report.seed,
+        "digest": report.digest,
+        "events": report.log.events().len(),
+        "verdicts": report.verdicts,
+        "queries": query_outcomes(&report.log),
+        "provider_calls": calls,
+    })
+}
+
+/// The contents of `run.json`: what ran, resolved, and with which build.
+pub fn run_json(report: &RunReport) -> Value {
+    json!({
+        "scenario_file": report.prepared.path,
+        "trace_file": report.prepared.trace_path,
+        "seed": report.seed,
+        "build": { "stampede": env!("CARGO_PKG_VERSION"), "profile": if cfg!(debug_assertions) { "debug" } else { "release" } },
+        "scenario": report.prepared.scenario,
+        "steps": report.steps,
+    })
+}
+
+/// Writes the run directory. Files go to a sibling temporary directory that replaces `dir`
+/// only once everything is written, so a failed write leaves no half-written run behind.
+pub fn write_run_dir(report: &RunReport, dir: &Path) -> io::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    let written = (|| {
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::write(tmp.join("run.json"), pretty(&run_json(report)))?;
+        std::fs::write(tmp.join("events.jsonl"), report.log.to_jsonl())?;
+        std::fs::write(tmp.join("results.json"), pretty(&results_json(report)))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::rename(&tmp, dir)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("json values serialise");
+    s.push('\n');
+    s
+}
+
+/// The one-screen summary printed after a run.
+pub fn summary(report: &RunReport, run_dir: Option<&Path>, replay: &str) -> String {
+    let scenario = &report.prepared.scenario;
+    let virtual_s = scenario.duration.0.as_secs_f64();
+    let wall_s = report.wall.as_secs_f64();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "stampede run {} (seed {}): {} of virtual time in {:.2}s wall ({:.0}x), {} steps, {} events",
+        scenario.name,
+        report.seed,
+        humantime::format_duration(scenario.duration.0),
+        wall_s,
+        virtual_s / wall_s.max(1e-9),
+        report.steps,
+        report.log.events().len()
+    );
+    let mut queries = Table::new(["queries", "count"]);
+    let submitted = report
+        .log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "submitted")
+        .count();
+    queries.row(["submitted".to_string(), submitted.to_string()]);
+    for (outcome, n) in query_outcomes(&report.log) {
+        queries.row([outcome, n.to_string()]);
+    }
+    out.push('\n');
+    out.push_str(&queries.render(2));
+    let mut calls = Table::new(["provider calls", "api", "outcome", "count"]);
+    for ((service, api, outcome), n) in provider_calls(&report.log) {
+        calls.row([service, api, outcome, n.to_string()]);
+    }
+    if calls.is_empty() {
+        calls.row(["(none)"]);
+    }
+    out.push('\n');
+    out.push_str(&calls.render(2));
+    let mut verdicts = Table::new(["invariant", "verdict", "detail"]);
+    for (name, v) in &report.verdicts {
+        let detail = match v {
+            Verdict::Pass { counts } => counts_line(counts),
+            Verdict::Fail { witness } => witness.summary.clone(),
+            Verdict::Unknown { why } => why.clone(),
+        };
+        verdicts.row([name.clone(), v.word().to_string(), detail]);
+    }
+    out.push('\n');
+    out.push_str(&verdicts.render(2));
+    for (name, v) in &report.verdicts {
+        if let Verdict::Fail { witness } = v {
+            let _ = writeln!(out, "\n  {name} failed: {}", witness.summary);
+            for e in &witness.events {
+                let _ = writeln!(out, "    {e}");
+            }
+        }
+    }
+    out.push('\n');
+    let _ = writeln!(out, "  digest   {}", report.digest);
+    if let Some(dir) = run_dir {
+        let _ = writeln!(out, "  run dir  {}", dir.display());
+    }
+    let _ = writeln!(out, "  replay   {replay}");
+    out
+}
+
+fn counts_line(counts: &serde_json::Map<String, Value>) -> String {
+    counts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("digest"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

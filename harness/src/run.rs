@@ -1,0 +1,235 @@
+//! One run of a scenario: load it, simulate it, check its invariants.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::clock::WallTimer;
+use crate::events::{EventLog, Recorder};
+use crate::invariants::{self, Verdict, WITNESS_EVENTS, Witness};
+use crate::scenario::{self, InputError, InvariantName, Scenario};
+use crate::trace::{self, Trace};
+use crate::traffic::Reply;
+use crate::world::{self, SimError};
+
+/// Why a run could not produce a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario or its trace is invalid: the user's to fix.
+    #[error("{0}")]
+    Input(#[from] InputError),
+    /// The simulation broke: ours to fix.
+    #[error("{0}")]
+    Sim(SimError),
+}
+
+/// A scenario ready to simulate: parsed, its trace loaded and checked against its world.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The scenario file.
+    pub path: PathBuf,
+    /// Its contents.
+    pub scenario: Scenario,
+    /// The trace file it replays.
+    pub trace_path: PathBuf,
+    /// The trace.
+    pub trace: Trace,
+}
+
+/// Loads a scenario and its trace, checking both before anything runs.
+pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
+    let scenario = scenario::load(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let trace_path = base.join(&scenario.traffic.replay);
+    if !trace_path.is_file() {
+        let (line, column) = find_text(path, "replay:");
+        return Err(InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: Some("traffic.replay".into()),
+            message: format!("trace `{}` not found", trace_path.display()),
+        });
+    }
+    let trace = trace::load(&trace_path)?;
+    let lakes = world::lake_directory(&scenario, scenario.seed);
+    world::submissions(&scenario, &lakes, &trace).map_err(|e| match e {
+        SimError::Selector { line, message } => InputError {
+            file: trace_path.clone(),
+            line: Some(line),
+            column: None,
+            field: Some("lakes".into()),
+            message,
+        },
+        other => InputError::whole_file(&trace_path, other.to_string()),
+    })?;
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        scenario,
+        trace_path,
+        trace,
+    })
+}
+
+fn find_text(path: &Path, needle: &str) -> (Option<u64>, Option<u64>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            l.find(needle)
+                .map(|c| (Some(i as u64 + 1), Some(c as u64 + 1)))
+        })
+        .unwrap_or((None, None))
+}
+
+/// Everything one run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    /// What ran.
+    pub prepared: Prepared,
+    /// With which seed.
+    pub seed: u64,
+    /// The event log of the (first) simulation.
+    pub log: EventLog,
+    /// Its digest.
+    pub digest: String,
+    /// The replay client's replies.
+    pub replies: Vec<Reply>,
+    /// One verdict per invariant the scenario lists, by name.
+    pub verdicts: BTreeMap<String, Verdict>,
+    /// Simulator steps taken.
+    pub steps: u64,
+    /// Wall time the simulation took (not part of any output that must be deterministic).
+    pub wall: Duration,
+}
+
+impl RunReport {
+    /// Whether any invariant failed.
+    pub fn violated(&self) -> Vec<&str> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| v.is_fail())
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+
+    /// Whether any invariant could not be decided.
+    pub fn inconclusive(&self) -> Vec<&str> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| v.word() == "unknown")
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+/// Simulates `prepared` with `seed` (the scenario's own when `None`) and checks its invariants.
+pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError> {
+    let seed = seed.unwrap_or(prepared.scenario.seed);
+    let timer = WallTimer::start();
+    let first = simulate_once(&prepared, seed)?;
+    let wall = timer.elapsed();
+    let digest = first.log.digest();
+    let mut verdicts = BTreeMap::new();
+    for name in &prepared.scenario.invariants {
+        let verdict = match name {
+            InvariantName::Deterministic => {
+                let second = simulate_once(&prepared, seed)?;
+                deterministic(&first.log, &second.log)
+            }
+            other => invariants::check_log(other.as_str(), &first.log).unwrap_or_else(|| {
+                Verdict::Unknown {
+                    why: "no checker in this build".into(),
+                }
+            }),
+        };
+        verdicts.insert(name.as_str().to_string(), verdict);
+    }
+    Ok(RunReport {
+        prepared,
+        seed,
+        digest,
+        log: first.log,
+        replies: first.replies,
+        verdicts,
+        steps: first.steps,
+        wall,
+    })
+}
+
+fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
+    let recorder = Recorder::new();
+    recorder
+        .scope(|| world::simulate(&prepared.scenario, seed, &prepared.trace, &recorder))
+        .map_err(RunError::Sim)
+}
+
+/// `deterministic`: two simulations of the same scenario and seed gave the same log.
+pub fn deterministic(a: &EventLog, b: &EventLog) -> Verdict {
+    let (da, db) = (a.digest(), b.digest());
+    if da == db {
+        let counts = json!({ "events": a.events().len(), "digest": da });
+        return Verdict::Pass {
+            counts: counts.as_object().cloned().unwrap_or_default(),
+        };
+    }
+    let first_diff = a
+        .events()
+        .iter()
+        .zip(b.events())
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.events().len().min(b.events().len()));
+    let mut events = Vec::new();
+    events.extend(a.events().get(first_diff).cloned());
+    events.extend(b.events().get(first_diff).cloned());
+    events.truncate(WITNESS_EVENTS);
+    let counts = json!({
+        "events_first": a.events().len(), "events_second": b.events().len(),
+        "first_difference_at": first_diff, "digest_first": da, "digest_second": db,
+    });
+    Verdict::Fail {
+        witness: Witness {
+            summary: format!(
+                "the two runs diverge at event {first_diff} (first run's event, then the second's)"
+            ),
+            counts: counts.as_object().cloned().unwrap_or_default(),
+            events,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+
+    fn ev(name: &str) -> Event {
+        Event {
+            t_us: 5,
+            host: "h".into(),
+            target: "stampede::x".into(),
+            name: name.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn identical_logs_are_deterministic() {
+        let a = EventLog::from_events(vec![ev("a"), ev("b")]);
+        assert_eq!(deterministic(&a, &a.clone()).word(), "pass");
+    }
+
+    #[test]
+    fn diverging_logs_name_the_first_difference() {
+        let a = EventLog::from_events(vec![ev("a"), ev("b")]);
+        let b = EventLog::from_events(vec![ev("a"), ev("c")]);
+        let Verdict::Fail { witness } = deterministic(&a, &b) else {
+            panic!()
+        };
+        assert_eq!(witness.counts["first_difference_at"], json!(1));
+        assert_eq!(witness.events[0].name, "b");
+        assert_eq!(witness.events[1].name, "c");
+    }
+}

@@ -1,0 +1,440 @@
+//! Scenario files: the YAML schema, strict parsing, and errors that point at file, line and column.
+//!
+//! A scenario is data, not code: one file describes one world, its traffic and the checks that
+//! must hold. Every struct rejects unknown fields, and every error names the field it is about.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A scenario file, fully parsed. Field docs are the user-facing reference (see
+/// `scenarios/README.md`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in reports and test names.
+    pub name: String,
+    /// One sentence: what this scenario shows.
+    #[serde(default)]
+    pub about: String,
+    /// The seed used when none is given on the command line. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// How much virtual time the run lasts, e.g. `10m`.
+    pub duration: Span,
+    /// The simulator's tick: cross-host messages are delivered on tick boundaries. Default: `10ms`.
+    #[serde(default = "default_tick")]
+    pub tick: Span,
+    /// The simulated world: regions, lakes, network.
+    pub world: World,
+    /// The system under test.
+    #[serde(default)]
+    pub system: SystemSpec,
+    /// Where the queries come from.
+    pub traffic: Traffic,
+    /// The invariants checked after the run, by name (see INVARIANTS.md).
+    #[serde(default)]
+    pub invariants: Vec<InvariantName>,
+}
+
+fn default_tick() -> Span {
+    Span(Duration::from_millis(10))
+}
+
+/// The simulated world.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct World {
+    /// Regions, each with its own provider host and system nodes. At least one.
+    pub regions: Vec<String>,
+    /// The customer data lakes.
+    pub lakes: LakesSpec,
+    /// Network latency between hosts. Default: 1ms to 20ms.
+    #[serde(default)]
+    pub network: NetworkSpec,
+}
+
+/// The lakes, generated from the seed when first read.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakesSpec {
+    /// How many lakes exist. Lake `i` lives in region `i mod regions`.
+    pub count: u32,
+    /// How many tenants own them; lake `i` belongs to tenant `i mod tenants`. Default: 1.
+    #[serde(default = "one")]
+    pub tenants: u32,
+    /// Parquet files per lake. Default: 2.
+    #[serde(default = "two")]
+    pub files_per_lake: u32,
+    /// Rows per Parquet file. Default: 500.
+    #[serde(default = "five_hundred")]
+    pub rows_per_file: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn five_hundred() -> u32 {
+    500
+}
+
+/// Message latency on every link: uniform-ish between the bounds (turmoil's exponential curve).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Lowest one-way latency. Default: `1ms`.
+    #[serde(default = "default_min_latency")]
+    pub min_latency: Span,
+    /// Highest one-way latency. Default: `20ms`.
+    #[serde(default = "default_max_latency")]
+    pub max_latency: Span,
+}
+
+fn default_min_latency() -> Span {
+    Span(Duration::from_millis(1))
+}
+fn default_max_latency() -> Span {
+    Span(Duration::from_millis(20))
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            min_latency: default_min_latency(),
+            max_latency: default_max_latency(),
+        }
+    }
+}
+
+/// The system under test.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemSpec {
+    /// Worker hosts per region. Default: 1.
+    #[serde(default = "one")]
+    pub workers_per_region: u32,
+}
+
+impl Default for SystemSpec {
+    fn default() -> Self {
+        Self {
+            workers_per_region: 1,
+        }
+    }
+}
+
+/// Where the queries come from.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// A trace in the native JSON Lines format, relative to the scenario file.
+    pub replay: PathBuf,
+}
+
+/// The invariants this build can check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvariantName {
+    /// Every accepted query ends exactly once.
+    NoLostQueries,
+    /// The same seed gives the same event-log digest.
+    Deterministic,
+}
+
+impl InvariantName {
+    /// The stable name used in scenario files and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoLostQueries => "no_lost_queries",
+            Self::Deterministic => "deterministic",
+        }
+    }
+}
+
+/// A span of virtual time written the human way: `500ms`, `10m`, `2h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map(Span).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}` ({e}); write e.g. 500ms, 10s, 5m, 2h"
+            ))
+        })
+    }
+}
+
+impl serde::Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// A scenario or trace that cannot be used, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The file at fault.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// 1-based column, when known.
+    pub column: Option<u64>,
+    /// The field at fault, as a dotted path (`world.lakes.count`), when known.
+    pub field: Option<String>,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl InputError {
+    /// An error about the whole file (unreadable, empty, ...).
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line: None,
+            column: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
+    parse(path, &text)
+}
+
+/// Parses scenario text; `path` is used only in errors.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
+    let mut field = None;
+    let parsed =
+        serde_saphyr::with_deserializer_from_str_with_options(text, saphyr_options(), |de| {
+            serde_path_to_error::deserialize::<_, Scenario>(de).map_err(|e| {
+                let path = e.path().to_string();
+                if path != "." && !path.is_empty() {
+                    field = Some(path);
+                }
+                e.into_inner()
+            })
+        });
+    let scenario = parsed.map_err(|e| {
+        let location = e.location();
+        let message = first_line(&e.to_string());
+        InputError {
+            file: path.to_path_buf(),
+            line: location.map(|l| l.line()),
+            column: location.map(|l| l.column()),
+            field: name_duplicate(field.clone(), &message),
+            message,
+        }
+    })?;
+    validate(path, text, scenario)
+}
+
+fn saphyr_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    options
+}
+
+/// A duplicate key is found below serde, where the path ends in `?`: name the key instead.
+fn name_duplicate(field: Option<String>, message: &str) -> Option<String> {
+    let Some(rest) = message.strip_prefix("duplicate mapping key: ") else {
+        return field;
+    };
+    let key = rest.split(',').next().unwrap_or(rest).trim();
+    let parent = field
+        .as_deref()
+        .and_then(|f| f.strip_suffix('?'))
+        .unwrap_or("");
+    Some(format!("{parent}{key}"))
+}
+
+/// serde-saphyr prefixes its message with the location; we print the location ourselves.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = match line.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") => rest,
+        _ => line,
+    };
+    match line.rfind(" at line ") {
+        Some(i) if line[i..].contains(", column ") => line[..i].to_string(),
+        _ => line.to_string(),
+    }
+}
+
+/// Checks that go beyond types: ranges and cross-field rules. Errors point at the field's line.
+fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError> {
+    let err = |field: &str, message: String| {
+        let (line, column) = locate_key(text, field);
+        InputError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: Some(field.to_string()),
+            message,
+        }
+    };
+    if s.world.regions.is_empty() {
+        return Err(err("world.regions", "needs at least one region".into()));
+    }
+    if let Some(bad) = s.world.regions.iter().find(|r| !is_region_name(r)) {
+        return Err(err(
+            "world.regions",
+            format!("`{bad}` is not a region name (lowercase letters, digits, '-')"),
+        ));
+    }
+    if s.world.lakes.count == 0 {
+        return Err(err("world.lakes.count", "needs at least one lake".into()));
+    }
+    if s.world.lakes.tenants == 0 || s.world.lakes.tenants > s.world.lakes.count {
+        return Err(err(
+            "world.lakes.tenants",
+            "must be between 1 and the number of lakes".into(),
+        ));
+    }
+    if s.world.lakes.files_per_lake == 0 || s.world.lakes.rows_per_file == 0 {
+        return Err(err(
+            "world.lakes",
+            "files_per_lake and rows_per_file must be at least 1".into(),
+        ));
+    }
+    if s.tick.0.is_zero() || s.tick.0 > Duration::from_secs(1) {
+        return Err(err("tick", "must be between 1ns and 1s".into()));
+    }
+    if s.duration.0 < s.tick.0 {
+        return Err(err("duration", "must be at least one tick".into()));
+    }
+    if s.world.network.min_latency > s.world.network.max_latency {
+        return Err(err(
+            "world.network.min_latency",
+            "must not exceed max_latency".into(),
+        ));
+    }
+    if s.system.workers_per_region == 0 {
+        return Err(err(
+            "system.workers_per_region",
+            "needs at least one worker".into(),
+        ));
+    }
+    Ok(s)
+}
+
+fn is_region_name(r: &str) -> bool {
+    !r.is_empty()
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Finds the line of the last key of a dotted path, by indentation. Good enough for pointing
+/// a human at a field that parsed but failed a range check.
+fn locate_key(text: &str, dotted: &str) -> (Option<u64>, Option<u64>) {
+    let mut from = 0;
+    let mut found = (None, None);
+    for key in dotted.split('.') {
+        let needle = format!("{key}:");
+        let hit = text.lines().enumerate().skip(from).find_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            let col = line.len() - trimmed.len();
+            if trimmed.starts_with(&needle) {
+                return Some((i, col));
+            }
+            // Flow mappings: `lakes: { count: 0 }`.
+            line.find(&format!(" {needle}"))
+                .or_else(|| line.find(&format!("{{{needle}")))
+                .map(|c| (i, c + 1))
+        });
+        match hit {
+            Some((i, col)) => {
+                from = i;
+                found = (Some(i as u64 + 1), Some(col as u64 + 1));
+            }
+            None => break,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "name: t\nduration: 10m\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 4 }\ntraffic:\n  replay: t.jsonl\n";
+
+    fn check_err(text: &str, line: u64, column: u64, field: &str, needle: &str) {
+        let e = parse(Path::new("s.yaml"), text).expect_err("must fail");
+        assert_eq!((e.line, e.column), (Some(line), Some(column)), "{e}");
+        assert_eq!(e.field.as_deref(), Some(field), "{e}");
+        assert!(e.message.contains(needle), "{e}");
+    }
+
+    #[test]
+    fn parses_defaults() {
+        let s = parse(Path::new("s.yaml"), GOOD).unwrap();
+        assert_eq!(s.duration.0, Duration::from_secs(600));
+        assert_eq!(s.tick.0, Duration::from_millis(10));
+        assert_eq!(s.world.lakes.tenants, 1);
+        assert_eq!(s.world.lakes.files_per_lake, 2);
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let text = GOOD.replace(
+            "  lakes: { count: 4 }\n",
+            "  lakes: { count: 4 }\n  lake: 3\n",
+        );
+        check_err(&text, 6, 3, "world.lake", "unknown field `lake`");
+    }
+
+    #[test]
+    fn wrong_type_is_located() {
+        let text = GOOD.replace("count: 4", "count: four");
+        check_err(&text, 5, 19, "world.lakes.count", "u32");
+    }
+
+    #[test]
+    fn duplicate_key_is_located() {
+        let text = format!("{GOOD}name: again\n");
+        check_err(&text, 8, 1, "name", "duplicate");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let text = GOOD.replace("10m", "ten minutes");
+        check_err(&text, 2, 11, "duration", "invalid duration");
+    }
+
+    #[test]
+    fn range_errors_are_located() {
+        let text = GOOD.replace("count: 4", "count: 0");
+        check_err(&text, 5, 12, "world.lakes.count", "at least one lake");
+    }
+}

@@ -1,0 +1,218 @@
+//! One scenario's world on turmoil: the provider hosts, the system's workers, the replay client,
+//! and the step loop the harness owns.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hyper_util::service::TowerToHyperService;
+use stampede_fakes::{LakeDirectory, ObjectStoreConfig, ObjectStoreFake, Principal};
+use stampede_system::{Engine, StoreConfig, Worker};
+
+use crate::events::{EventLog, Recorder};
+use crate::net::{SimDialer, serve};
+use crate::rng::sub_seed;
+use crate::scenario::Scenario;
+use crate::trace::{LakeSelector, Trace};
+use crate::traffic::{Reply, Submission, lake_ref, replay};
+
+/// Port of the object store on each provider host.
+pub const S3_PORT: u16 = 9000;
+/// Port of each worker's query API.
+pub const WORKER_PORT: u16 = 8080;
+/// Host of the replay client.
+pub const TRAFFIC_HOST: &str = "traffic";
+/// Where virtual wall-clock time starts: 2026-01-01T00:00:00Z.
+pub const EPOCH_SECS: u64 = 1_767_225_600;
+
+/// The account the system under test runs in, and its credentials.
+pub fn system_principal() -> Principal {
+    Principal {
+        access_key_id: "AKIASTAMPEDESYSTEM00".into(),
+        secret_access_key: "stampede/system/secret/key/0000000000000".into(),
+        account: "100000000001".into(),
+    }
+}
+
+/// The provider host of a region.
+pub fn provider_host(region: &str) -> String {
+    format!("provider-{region}")
+}
+
+/// The `k`th worker host of a region.
+pub fn worker_host(region: &str, k: u32) -> String {
+    format!("worker-{region}-{k}")
+}
+
+/// Why a simulation could not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A host's software returned an error (it could not bind, say).
+    #[error("simulated host failed at t={at:?}: {message}")]
+    Host {
+        /// Virtual time of the failure.
+        at: Duration,
+        /// What the host said.
+        message: String,
+    },
+    /// A trace line selects lakes that do not exist.
+    #[error("trace line {line}: {message}")]
+    Selector {
+        /// 1-based line in the trace.
+        line: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What one simulation produced.
+#[derive(Debug)]
+pub struct SimOutput {
+    /// Every event, in order.
+    pub log: EventLog,
+    /// The replay client's replies, by sequence number.
+    pub replies: Vec<Reply>,
+    /// Steps the simulator took.
+    pub steps: u64,
+}
+
+/// The lakes of a scenario's world.
+pub fn lake_directory(scenario: &Scenario, seed: u64) -> LakeDirectory {
+    let lakes = &scenario.world.lakes;
+    LakeDirectory {
+        seed: sub_seed(seed, "lakes"),
+        count: lakes.count,
+        tenants: lakes.tenants,
+        regions: scenario.world.regions.clone(),
+        files_per_lake: lakes.files_per_lake,
+        rows_per_file: lakes.rows_per_file,
+    }
+}
+
+/// Resolves every trace record to a submission: which lakes, which worker.
+pub fn submissions(
+    scenario: &Scenario,
+    lakes: &LakeDirectory,
+    trace: &Trace,
+) -> Result<Vec<Submission>, SimError> {
+    let workers = scenario.system.workers_per_region;
+    let mut out = Vec::with_capacity(trace.records.len());
+    for (seq, (record, &line)) in trace.records.iter().zip(&trace.lines).enumerate() {
+        let ids: Vec<u32> = match &record.lakes {
+            LakeSelector::All => (0..lakes.count).collect(),
+            LakeSelector::Tenant(t) => (0..lakes.count)
+                .filter(|&i| &lakes.tenant(i) == t)
+                .collect(),
+            LakeSelector::Ids(ids) => ids.clone(),
+        };
+        if let Some(bad) = ids.iter().find(|&&i| i >= lakes.count) {
+            return Err(SimError::Selector {
+                line,
+                message: format!("lake {bad} does not exist (the world has {})", lakes.count),
+            });
+        }
+        let Some(&first) = ids.first() else {
+            return Err(SimError::Selector {
+                line,
+                message: "the selector matches no lake".into(),
+            });
+        };
+        let region = lakes.region(first);
+        let worker = worker_host(region, seq as u32 % workers);
+        out.push(Submission {
+            seq: seq as u64,
+            at: Duration::from_millis(record.t_ms),
+            worker: (worker, WORKER_PORT),
+            request: stampede_system::QueryRequest {
+                tenant: record.tenant.clone(),
+                user: record.user.clone(),
+                sql: record.sql.clone(),
+                lakes: ids
+                    .iter()
+                    .map(|&i| lake_ref(lakes.bucket(i), lakes.region(i)))
+                    .collect(),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Builds the world of `scenario` and runs it for its duration with `seed`.
+pub fn simulate(
+    scenario: &Scenario,
+    seed: u64,
+    trace: &Trace,
+    recorder: &Recorder,
+) -> Result<SimOutput, SimError> {
+    let lakes = lake_directory(scenario, seed);
+    let submissions = submissions(scenario, &lakes, trace)?;
+    let duration = scenario.duration.0;
+    let tick = scenario.tick.0;
+    let net = &scenario.world.network;
+    let mut sim = turmoil::Builder::new()
+        // The harness owns the loop and stops at `duration`; turmoil's own limit is a backstop.
+        .simulation_duration(duration * 2 + Duration::from_secs(1))
+        .tick_duration(tick)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .min_message_latency(net.min_latency.0)
+        .max_message_latency(net.max_latency.0)
+        .rng_seed(sub_seed(seed, "turmoil"))
+        .build();
+
+    let principal = system_principal();
+    let mut endpoints = BTreeMap::new();
+    for region in &scenario.world.regions {
+        let host = provider_host(region);
+        endpoints.insert(region.clone(), format!("http://{host}:{S3_PORT}"));
+        let fake = ObjectStoreFake::new(ObjectStoreConfig {
+            region: region.clone(),
+            lakes: lakes.clone(),
+            principals: vec![principal.clone()],
+            buckets: Vec::new(),
+        });
+        sim.host(host, move || {
+            let service = fake.service();
+            async move { serve(S3_PORT, service).await }
+        });
+    }
+    let store_config = StoreConfig {
+        s3_endpoints: endpoints,
+        access_key_id: principal.access_key_id.clone(),
+        secret_access_key: principal.secret_access_key.clone(),
+    };
+    for region in &scenario.world.regions {
+        for k in 0..scenario.system.workers_per_region {
+            let name = worker_host(region, k);
+            let config = store_config.clone();
+            let host_name = name.clone();
+            sim.host(name, move || {
+                let engine = Engine::new(Arc::new(SimDialer), config.clone());
+                let worker = Worker::new(host_name.clone(), engine);
+                let service = TowerToHyperService::new(worker.router());
+                async move { serve(WORKER_PORT, service).await }
+            });
+        }
+    }
+    let replies = Rc::new(RefCell::new(Vec::new()));
+    sim.client(TRAFFIC_HOST, replay(submissions, replies.clone()));
+
+    let mut steps = 0;
+    while sim.elapsed() < duration {
+        recorder.set_now(sim.elapsed());
+        sim.step().map_err(|e| SimError::Host {
+            at: sim.elapsed(),
+            message: e.to_string(),
+        })?;
+        steps += 1;
+    }
+    recorder.set_now(sim.elapsed());
+    drop(sim);
+    let replies = std::mem::take(&mut *replies.borrow_mut());
+    Ok(SimOutput {
+        log: recorder.take(),
+        replies,
+        steps,
+    })
+}

@@ -1,0 +1,18 @@
+//! The harness's integration tests, one binary:
+//!
+//! - `determinism`: the same seed gives the same event log, another seed another one.
+//! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
+//! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
+
+mod cli;
+mod correctness;
+mod determinism;
+
+use std::path::PathBuf;
+
+/// A path under the repository's `scenarios/` folder.
+pub fn scenario(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(rel)
+}

@@ -1,0 +1,67 @@
+//! Every `scenarios/**/*.yaml` is its own test (`cargo test --test scenarios -- NAME` filters by
+//! file name). A scenario passes when every invariant it lists holds; a failure prints the seed,
+//! the violated invariants with their witness events, and the command that replays the run.
+//! Files under `scenarios/invalid/` are malformed on purpose and are not run here.
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files = Vec::new();
+    collect(&root, &mut files);
+    files.sort();
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .with_extension("")
+                .display()
+                .to_string();
+            Trial::test(name, move || check(&path))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "invalid") {
+                collect(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+fn check(path: &Path) -> Result<(), Failed> {
+    let prepared =
+        stampede::prepare(path).map_err(|e| Failed::from(format!("invalid scenario: {e}")))?;
+    let report =
+        stampede::run(prepared, None).map_err(|e| Failed::from(format!("run failed: {e}")))?;
+    let violated = report.violated();
+    let inconclusive = report.inconclusive();
+    if violated.is_empty() && inconclusive.is_empty() {
+        return Ok(());
+    }
+    let replay = format!(
+        "cargo run -p stampede -- run {} --seed {}",
+        path.display(),
+        report.seed
+    );
+    Err(Failed::from(format!(
+        "seed {}: violated {violated:?}, inconclusive {inconclusive:?}\n{}",
+        report.seed,
+        stampede::output::summary(&report, None, &replay)
+    )))
+}
