@@ -44,7 +44,10 @@ fn idle_hour(c: &mut Criterion) {
     std::fs::write(dir.join("idle.yaml"), IDLE_HOUR).unwrap();
     let prepared = stampede::prepare(&dir.join("idle.yaml")).expect("idle scenario");
     let mut group = c.benchmark_group("idle");
-    group.sample_size(10);
+    // About 9 s an iteration in the dev profile: ten samples need more than the default 5 s.
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(100));
     group.bench_function("10 hosts, 1 virtual hour, 10ms tick", |b| {
         b.iter(|| stampede::run(prepared.clone(), Some(1)).expect("idle runs"))
     });
