@@ -4,9 +4,16 @@
 //! This crate knows nothing of the system under test or of the harness: it serves HTTP on
 //! whatever connections it is handed and reports each call through `tracing`.
 
+pub mod clock;
+pub mod iam;
+pub mod imds;
 pub mod lakes;
 pub mod provider;
 pub mod s3;
+pub mod sts;
 
+pub use clock::{Clock, TokioClock};
+pub use iam::{Iam, Identity};
 pub use lakes::LakeDirectory;
-pub use s3::{ObjectStoreConfig, ObjectStoreFake, Principal};
+pub use provider::{ProviderConfig, ProviderRegion};
+pub use s3::{ObjectStoreConfig, ObjectStoreFake};

@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::dto::{
     CommonPrefix, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
@@ -21,25 +21,15 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use sha2::{Digest, Sha256};
 
+use crate::iam::{Iam, Identity};
 use crate::lakes::LakeDirectory;
-use crate::provider::{CallOutcome, ProviderCall};
+use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion, S3Access};
 
 /// When every generated object was "last modified": the data epoch, 2026-01-01T00:00:00Z.
 const LAST_MODIFIED_SECS: u64 = 1_767_225_600;
 
 /// Largest page ListObjectsV2 returns, as on S3.
 const MAX_KEYS: usize = 1000;
-
-/// A principal that may call the fake, and the account it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// The 12-digit account id it belongs to.
-    pub account: String,
-}
 
 /// Configuration of one region's object store.
 #[derive(Debug, Clone)]
@@ -48,8 +38,6 @@ pub struct ObjectStoreConfig {
     pub region: String,
     /// The world's lakes; only those of `region` are served.
     pub lakes: LakeDirectory,
-    /// Who may call.
-    pub principals: Vec<Principal>,
     /// Extra empty buckets that exist from the start (e.g. for results).
     pub buckets: Vec<String>,
 }
@@ -89,18 +77,22 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct ObjectStoreFake {
     config: Arc<ObjectStoreConfig>,
+    region: ProviderRegion,
+    iam: Iam,
     state: Arc<Mutex<State>>,
 }
 
 impl ObjectStoreFake {
-    /// A store for `config`; nothing is generated yet.
-    pub fn new(config: ObjectStoreConfig) -> Self {
+    /// A store for `config` in `region`; nothing is generated yet.
+    pub fn new(config: ObjectStoreConfig, region: ProviderRegion, iam: Iam) -> Self {
         let mut state = State::default();
         for b in &config.buckets {
             state.buckets.entry(b.clone()).or_default();
         }
         Self {
             config: Arc::new(config),
+            region,
+            iam,
             state: Arc::new(Mutex::new(state)),
         }
     }
@@ -108,11 +100,7 @@ impl ObjectStoreFake {
     /// The HTTP service: path-style S3 with SigV4 verification.
     pub fn service(&self) -> S3Service {
         let mut builder = S3ServiceBuilder::new(self.clone());
-        let mut auth = SimpleAuth::new();
-        for p in &self.config.principals {
-            auth.register(p.access_key_id.clone(), p.secret_access_key.clone().into());
-        }
-        builder.set_auth(auth);
+        builder.set_auth(IamAuth(self.iam.clone()));
         // Signatures carry the client's wall-clock date; simulated time is not the wall clock,
         // so the skew check must not fail a run that pauses or runs faster than real time.
         let mut config = S3Config::default();
@@ -143,10 +131,13 @@ impl ObjectStoreFake {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn identity(&self, access_key: Option<&str>) -> Option<Identity> {
+        access_key.and_then(|k| self.iam.identity(k, self.region.now()))
+    }
+
     fn account_of(&self, access_key: Option<&str>) -> String {
-        access_key
-            .and_then(|k| self.config.principals.iter().find(|p| p.access_key_id == k))
-            .map_or_else(|| "anonymous".to_string(), |p| p.account.clone())
+        self.identity(access_key)
+            .map_or_else(|| "anonymous".to_string(), |i| i.account)
     }
 
     /// Runs `f` on the bucket's objects, generating a lake of this region on first touch.
@@ -178,6 +169,49 @@ impl ObjectStoreFake {
         Ok(f(state.buckets.get_mut(bucket).expect("inserted above")))
     }
 
+    /// The provider's decision on a call: frozen accounts are refused, quotas and prefix
+    /// limits answer `SlowDown`, and admitted calls take their time.
+    async fn admit(
+        &self,
+        creds: Option<&str>,
+        api: &str,
+        bucket: &str,
+        key: &str,
+        write: bool,
+    ) -> S3Result<()> {
+        let Some(identity) = self.identity(creds) else {
+            return Err(s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ));
+        };
+        let account = identity.account.clone();
+        let now = self.region.now();
+        let access = S3Access { bucket, key, write };
+        let decision = self.region.model().admit_s3(&account, api, access, now);
+        match decision {
+            Admission::Proceed { delay } => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                if self.iam.may_read(&identity, bucket) {
+                    Ok(())
+                } else {
+                    Err(s3_error!(AccessDenied, "Access Denied"))
+                }
+            }
+            Admission::Frozen => Err(s3_error!(
+                AccountProblem,
+                "There is a problem with your AWS account that prevents the action from completing successfully. Contact AWS Support for further assistance."
+            )),
+            Admission::Throttled => Err(s3_error!(SlowDown, "Please reduce your request rate.")),
+            Admission::Shed | Admission::TimedOut { .. } => Err(s3_error!(
+                ServiceUnavailable,
+                "Please reduce your request rate."
+            )),
+        }
+    }
+
     fn get(&self, bucket: &str, key: &str) -> S3Result<StoredObject> {
         self.with_bucket(bucket, |objects| objects.get(key).cloned())?
             .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
@@ -207,10 +241,37 @@ impl ObjectStoreFake {
     }
 }
 
+/// Secrets come from the region's identity store, so the session keys IMDS and STS issue can
+/// sign requests too.
+#[derive(Debug, Clone)]
+struct IamAuth(Iam);
+
+#[async_trait::async_trait]
+impl S3Auth for IamAuth {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        self.0
+            .secret(access_key)
+            .map(SecretKey::from)
+            .ok_or_else(|| {
+                s3_error!(
+                    InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records."
+                )
+            })
+    }
+}
+
 fn outcome_of<T>(result: &S3Result<T>) -> CallOutcome {
-    match result {
-        Ok(_) => CallOutcome::Ok,
-        Err(e) => CallOutcome::Error(e.code().as_str().to_string()),
+    result
+        .as_ref()
+        .map_or_else(error_outcome, |_| CallOutcome::Ok)
+}
+
+fn error_outcome(e: &S3Error) -> CallOutcome {
+    match e.code() {
+        S3ErrorCode::SlowDown => CallOutcome::Throttled,
+        S3ErrorCode::AccountProblem | S3ErrorCode::AllAccessDisabled => CallOutcome::Frozen,
+        code => CallOutcome::Error(code.as_str().to_string()),
     }
 }
 
@@ -241,20 +302,25 @@ impl S3 for ObjectStoreFake {
                 ak.as_deref(),
             )
             .with_range(range);
-        let result = self.get(&input.bucket, &input.key).and_then(|obj| {
-            let len = obj.data.len() as u64;
-            let (body, content_range) = match input.range {
-                Some(range) => {
-                    let r = range.check(len)?;
-                    let body = obj.data.slice(r.start as usize..r.end as usize);
-                    let content_range =
-                        format!("bytes {}-{}/{len}", r.start, r.end.saturating_sub(1));
-                    (body, Some(content_range))
-                }
-                None => (obj.data.clone(), None),
-            };
-            Ok((body, content_range, obj.e_tag.clone(), obj.last_modified()))
-        });
+        let admitted = self
+            .admit(ak.as_deref(), "GetObject", &input.bucket, &input.key, false)
+            .await;
+        let result = admitted
+            .and_then(|()| self.get(&input.bucket, &input.key))
+            .and_then(|obj| {
+                let len = obj.data.len() as u64;
+                let (body, content_range) = match input.range {
+                    Some(range) => {
+                        let r = range.check(len)?;
+                        let body = obj.data.slice(r.start as usize..r.end as usize);
+                        let content_range =
+                            format!("bytes {}-{}/{len}", r.start, r.end.saturating_sub(1));
+                        (body, Some(content_range))
+                    }
+                    None => (obj.data.clone(), None),
+                };
+                Ok((body, content_range, obj.e_tag.clone(), obj.last_modified()))
+            });
         call.finish(
             outcome_of(&result),
             result.as_ref().map_or(0, |r| r.0.len() as u64),
@@ -286,7 +352,16 @@ impl S3 for ObjectStoreFake {
             Some(&input.key),
             ak.as_deref(),
         );
-        let result = self.get(&input.bucket, &input.key);
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "HeadObject",
+                &input.bucket,
+                &input.key,
+                false,
+            )
+            .await;
+        let result = admitted.and_then(|()| self.get(&input.bucket, &input.key));
         call.finish(outcome_of(&result), 0);
         let obj = result?;
         let output = HeadObjectOutput {
@@ -313,7 +388,18 @@ impl S3 for ObjectStoreFake {
             None,
             ak.as_deref(),
         );
-        let result = self.with_bucket(&input.bucket, |objects| list_page(objects, &input));
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "ListObjectsV2",
+                &input.bucket,
+                &prefix,
+                false,
+            )
+            .await;
+        let result = admitted
+            .and_then(|()| self.with_bucket(&input.bucket, |objects| list_page(objects, &input)));
         call.finish(outcome_of(&result), 0);
         Ok(S3Response::new(result?))
     }
@@ -331,6 +417,13 @@ impl S3 for ObjectStoreFake {
             Some(&input.key),
             ak.as_deref(),
         );
+        let admitted = self
+            .admit(ak.as_deref(), "PutObject", &input.bucket, &input.key, true)
+            .await;
+        if let Err(e) = admitted {
+            call.finish(error_outcome(&e), 0);
+            return Err(e);
+        }
         let mut data = Vec::new();
         if let Some(mut body) = input.body {
             while let Some(chunk) = body

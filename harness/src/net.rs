@@ -44,3 +44,25 @@ where
         });
     }
 }
+
+/// Serves `service` on a real TCP listener (the fakes served for real clients), until the
+/// listener fails. Connections are served concurrently.
+pub async fn serve_tcp<S, B>(listener: tokio::net::TcpListener, service: S) -> io::Result<()>
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -40,7 +40,7 @@ pub fn query_outcomes(log: &EventLog) -> BTreeMap<String, u64> {
 /// Provider calls by service, api and outcome.
 pub fn provider_calls(log: &EventLog) -> BTreeMap<(String, String, String), u64> {
     let mut out = BTreeMap::new();
-    for e in log.of("stampede::provider") {
+    for e in log.of("stampede::provider").filter(|e| e.name == "call") {
         let key = (
             e.str("service").unwrap_or("?").to_string(),
             e.str("api").unwrap_or("?").to_string(),

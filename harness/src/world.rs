@@ -8,7 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hyper_util::service::TowerToHyperService;
-use stampede_fakes::{LakeDirectory, ObjectStoreConfig, ObjectStoreFake, Principal};
+use stampede_fakes::iam::SYSTEM_ACCOUNT;
+use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::sts::StsFake;
+use stampede_fakes::{
+    Clock, Iam, Identity, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig,
+    ProviderRegion,
+};
 use stampede_system::{Engine, StoreConfig, Worker};
 
 use crate::events::{EventLog, Recorder};
@@ -20,6 +26,10 @@ use crate::traffic::{Reply, Submission, lake_ref, replay};
 
 /// Port of the object store on each provider host.
 pub const S3_PORT: u16 = 9000;
+/// Port of STS on each provider host.
+pub const STS_PORT: u16 = 9100;
+/// Port of the metadata service on each provider host.
+pub const IMDS_PORT: u16 = 9200;
 /// Port of each worker's query API.
 pub const WORKER_PORT: u16 = 8080;
 /// Host of the replay client.
@@ -27,12 +37,16 @@ pub const TRAFFIC_HOST: &str = "traffic";
 /// Where virtual wall-clock time starts: 2026-01-01T00:00:00Z.
 pub const EPOCH_SECS: u64 = 1_767_225_600;
 
-/// The account the system under test runs in, and its credentials.
-pub fn system_principal() -> Principal {
-    Principal {
+/// The long-lived user the system under test signs with, in its own account.
+pub fn system_principal() -> Identity {
+    Identity {
         access_key_id: "AKIASTAMPEDESYSTEM00".into(),
         secret_access_key: "stampede/system/secret/key/0000000000000".into(),
-        account: "100000000001".into(),
+        session_token: None,
+        account: SYSTEM_ACCOUNT.into(),
+        arn: format!("arn:aws:iam::{SYSTEM_ACCOUNT}:user/stampede-system"),
+        role_arn: None,
+        expires: None,
     }
 }
 
@@ -44,6 +58,16 @@ pub fn provider_host(region: &str) -> String {
 /// The `k`th worker host of a region.
 pub fn worker_host(region: &str, k: u32) -> String {
     format!("worker-{region}-{k}")
+}
+
+/// Virtual time for the fakes: the simulation's, which survives host restarts.
+#[derive(Debug, Clone, Copy)]
+pub struct SimClock;
+
+impl Clock for SimClock {
+    fn now(&self) -> Duration {
+        turmoil::sim_elapsed().unwrap_or_default()
+    }
 }
 
 /// Why a simulation could not run to its end.
@@ -166,15 +190,31 @@ pub fn simulate(
     for region in &scenario.world.regions {
         let host = provider_host(region);
         endpoints.insert(region.clone(), format!("http://{host}:{S3_PORT}"));
-        let fake = ObjectStoreFake::new(ObjectStoreConfig {
+        let provider = ProviderRegion::new(region, ProviderConfig::default(), Arc::new(SimClock));
+        let iam = Iam::new(
+            sub_seed(seed, &format!("iam/{region}")),
+            lakes.clone(),
+            vec![principal.clone()],
+        );
+        let config = ObjectStoreConfig {
             region: region.clone(),
             lakes: lakes.clone(),
-            principals: vec![principal.clone()],
             buckets: Vec::new(),
-        });
+        };
+        let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
+        let sts = StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS);
+        let imds = ImdsFake::new(&host, provider.clone(), iam, EPOCH_SECS);
         sim.host(host, move || {
-            let service = fake.service();
-            async move { serve(S3_PORT, service).await }
+            let s3 = s3.service();
+            let sts = TowerToHyperService::new(sts.router());
+            let imds = TowerToHyperService::new(imds.router());
+            let provider = provider.clone();
+            async move {
+                tokio::task::spawn_local(provider.run());
+                tokio::task::spawn_local(serve(STS_PORT, sts));
+                tokio::task::spawn_local(serve(IMDS_PORT, imds));
+                serve(S3_PORT, s3).await
+            }
         });
     }
     let store_config = StoreConfig {

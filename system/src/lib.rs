@@ -5,6 +5,7 @@
 //! through a [`transport::Dialer`], so the same code runs on the simulated network and the real
 //! one. This crate knows nothing of the harness or of the fakes.
 
+pub mod aws_http;
 pub mod engine;
 pub mod http_client;
 pub mod transport;

@@ -1,0 +1,257 @@
+//! Real clients against the fakes on loopback: the AWS SDK for Rust's IMDS credentials
+//! provider and STS client, and `object_store`'s S3 client, unchanged but for endpoints.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_sts::config::{BehaviorVersion, Region, retry::RetryConfig};
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use futures::TryStreamExt;
+use hyper_util::service::TowerToHyperService;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, RetryConfig as StoreRetry};
+use stampede::net::serve_tcp;
+use stampede::world::{EPOCH_SECS, system_principal};
+use stampede_fakes::iam::lake_role_arn;
+use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::sts::StsFake;
+use stampede_fakes::{
+    Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig as Provider,
+    ProviderRegion, TokioClock,
+};
+use stampede_system::TcpDialer;
+use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+
+const REGION: &str = "eu-west-1";
+
+struct Fakes {
+    s3: String,
+    sts: String,
+    imds: String,
+}
+
+async fn listen() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+async fn start_fakes() -> Fakes {
+    let lakes = LakeDirectory {
+        seed: 1,
+        count: 4,
+        tenants: 4,
+        regions: vec![REGION.into()],
+        files_per_lake: 1,
+        rows_per_file: 10,
+    };
+    let provider = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
+    let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
+    let config = ObjectStoreConfig {
+        region: REGION.into(),
+        lakes,
+        buckets: Vec::new(),
+    };
+    let (l, s3) = listen().await;
+    tokio::spawn(serve_tcp(
+        l,
+        ObjectStoreFake::new(config, provider.clone(), iam.clone()).service(),
+    ));
+    let (l, sts) = listen().await;
+    tokio::spawn(serve_tcp(
+        l,
+        TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS).router()),
+    ));
+    let (l, imds) = listen().await;
+    tokio::spawn(serve_tcp(
+        l,
+        TowerToHyperService::new(ImdsFake::new("i-test", provider, iam, EPOCH_SECS).router()),
+    ));
+    Fakes { s3, sts, imds }
+}
+
+fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS)
+}
+
+fn http() -> DialerHttpClient {
+    DialerHttpClient::new(Arc::new(TcpDialer))
+}
+
+fn sts_client(endpoint: &str, credentials: Credentials) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(credentials)
+        .retry_config(RetryConfig::disabled())
+        .sleep_impl(TokioSleep)
+        .time_source(EpochClock::new(epoch()))
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+fn s3(
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+    secret: &str,
+    token: Option<&str>,
+) -> impl ObjectStore {
+    let mut b = AmazonS3Builder::new()
+        .with_http_connector(stampede_system::http_client::DialerConnector::new(
+            Arc::new(TcpDialer),
+        ))
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_region(REGION)
+        .with_bucket_name(bucket)
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_retry(StoreRetry {
+            max_retries: 0,
+            retry_timeout: Duration::ZERO,
+            ..StoreRetry::default()
+        });
+    if let Some(token) = token {
+        b = b.with_token(token);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test]
+async fn sdk_imds_and_sts_then_s3_with_the_assumed_role() {
+    let fakes = start_fakes().await;
+
+    // The instance role's keys, through aws-config's IMDSv2 credentials provider.
+    let pc = ProviderConfig::empty()
+        .with_http_client(http())
+        .with_sleep_impl(TokioSleep)
+        .with_time_source(EpochClock::new(epoch()));
+    let imds = aws_config::imds::Client::builder()
+        .configure(&pc)
+        .endpoint(&fakes.imds)
+        .unwrap()
+        .build();
+    let provider = aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+        .configure(&pc)
+        .imds_client(imds)
+        .build();
+    let instance = provider
+        .provide_credentials()
+        .await
+        .expect("IMDS credentials");
+    assert!(instance.access_key_id().starts_with("ASIA"));
+    assert!(instance.session_token().is_some());
+
+    // AssumeRole of lake 1's role with them.
+    let sts = sts_client(&fakes.sts, instance.clone());
+    let out = sts
+        .assume_role()
+        .role_arn(lake_role_arn(1))
+        .role_session_name("query-1")
+        .send()
+        .await
+        .expect("AssumeRole");
+    let creds = out.credentials().expect("credentials");
+    assert!(
+        out.assumed_role_user()
+            .unwrap()
+            .arn()
+            .ends_with(":assumed-role/stampede-lake-reader/query-1")
+    );
+    let me = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity");
+    assert_eq!(me.account(), Some("100000000001"));
+
+    // Lake 1's role reads lake 1's bucket, and nothing else.
+    let own = s3(
+        &fakes.s3,
+        "lake-00001",
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token()),
+    );
+    let listed: Vec<_> = own.list(None).try_collect().await.expect("own lake lists");
+    assert_eq!(listed.len(), 1);
+    let other = s3(
+        &fakes.s3,
+        "lake-00002",
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token()),
+    );
+    let err = other
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("another tenant's lake");
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+
+    // A lake role may not assume another tenant's role.
+    let lake_creds = Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().into()),
+        None,
+        "test",
+    );
+    let err = sts_client(&fakes.sts, lake_creds)
+        .assume_role()
+        .role_arn(lake_role_arn(2))
+        .role_session_name("x1")
+        .send()
+        .await
+        .expect_err("cross-tenant");
+    assert_eq!(err.into_service_error().code(), Some("AccessDenied"));
+}
+
+#[tokio::test]
+async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
+    let fakes = start_fakes().await;
+    let p = system_principal();
+    let req = http::Request::get(format!("{}/lake-00000?list-type=2", fakes.s3))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = stampede_system::http_client::send_collect(&TcpDialer, req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(String::from_utf8_lossy(resp.body()).contains("<Code>AccessDenied</Code>"));
+    let wrong = s3(
+        &fakes.s3,
+        "lake-00000",
+        &p.access_key_id,
+        "not-the-secret",
+        None,
+    );
+    let err = wrong
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("wrong secret");
+    assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+    let right = s3(
+        &fakes.s3,
+        "lake-00000",
+        &p.access_key_id,
+        &p.secret_access_key,
+        None,
+    );
+    assert_eq!(
+        right
+            .list(None)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
