@@ -2,12 +2,14 @@
 //! policy, fault controls, and the call events every service reports.
 
 pub mod abuse;
+pub mod background;
 pub mod call;
 pub mod fleet;
 pub mod quota;
 pub mod region;
 
 pub use abuse::{AbusePolicy, Standing};
+pub use background::BackgroundLoad;
 pub use call::{CallOutcome, PROVIDER_EVENTS, ProviderCall};
 pub use fleet::FleetConfig;
 pub use quota::Limit;

@@ -3,11 +3,13 @@
 //! - `determinism`: the same seed gives the same event log, another seed another one.
 //! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
+//! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
 
 mod cli;
 mod correctness;
 mod determinism;
+mod provider;
 mod real_clients;
 
 use std::path::PathBuf;

@@ -1,0 +1,238 @@
+//! The provider model in simulation: quotas, the shared fleet and the abuse policy, driven by
+//! the real AWS SDK STS client over the simulated network.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::provider_config::ProviderConfig as SdkProviderConfig;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_sts::config::{BehaviorVersion, Region, retry::RetryConfig};
+use hyper_util::service::TowerToHyperService;
+use stampede::events::{EventLog, Recorder};
+use stampede::net::{SimDialer, serve};
+use stampede::world::{EPOCH_SECS, SimClock, system_principal};
+use stampede_fakes::iam::{SYSTEM_ACCOUNT, lake_role_arn};
+use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::provider::{AbusePolicy, BackgroundLoad, FleetConfig, Limit};
+use stampede_fakes::sts::StsFake;
+use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};
+use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+
+const REGION: &str = "eu-west-1";
+
+fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS)
+}
+
+/// Runs a provider host and a client host for `duration`; the client gets an STS client
+/// signed with the instance role's keys from IMDS.
+fn simulate<F, Fut>(
+    config: ProviderConfig,
+    background: BackgroundLoad,
+    duration: Duration,
+    client: F,
+) -> EventLog
+where
+    F: FnOnce(Rc<aws_sdk_sts::Client>) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let recorder = Recorder::new();
+    recorder.scope(|| {
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(duration * 2)
+            .tick_duration(Duration::from_millis(5))
+            .epoch(epoch())
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(Duration::from_millis(2))
+            .rng_seed(1)
+            .build();
+        let lakes = LakeDirectory {
+            seed: 1,
+            count: 4,
+            tenants: 4,
+            regions: vec![REGION.into()],
+            files_per_lake: 1,
+            rows_per_file: 1,
+        };
+        let region = ProviderRegion::new(REGION, config, Arc::new(SimClock));
+        let iam = Iam::new(1, lakes, vec![system_principal()]);
+        let sts = StsFake::new(region.clone(), iam.clone(), EPOCH_SECS);
+        let imds = ImdsFake::new("client", region.clone(), iam, EPOCH_SECS);
+        sim.host("provider", move || {
+            let sts = TowerToHyperService::new(sts.router());
+            let imds = TowerToHyperService::new(imds.router());
+            let region = region.clone();
+            async move {
+                tokio::task::spawn_local(region.clone().run());
+                tokio::task::spawn_local(region.run_background(background));
+                tokio::task::spawn_local(serve(9200, imds));
+                serve(9100, sts).await
+            }
+        });
+        sim.client("client", async move {
+            let http = DialerHttpClient::new(Arc::new(SimDialer));
+            let pc = SdkProviderConfig::empty()
+                .with_http_client(http.clone())
+                .with_sleep_impl(TokioSleep)
+                .with_time_source(EpochClock::new(epoch()));
+            let imds = aws_config::imds::Client::builder()
+                .configure(&pc)
+                .endpoint("http://provider:9200")
+                .unwrap()
+                .build();
+            let keys = aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+                .configure(&pc)
+                .imds_client(imds)
+                .build();
+            let keys: Credentials = keys.provide_credentials().await.expect("instance keys");
+            let config = aws_sdk_sts::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .http_client(http)
+                .endpoint_url("http://provider:9100")
+                .region(Region::new(REGION))
+                .credentials_provider(keys)
+                .retry_config(RetryConfig::disabled())
+                .sleep_impl(TokioSleep)
+                .time_source(EpochClock::new(epoch()))
+                .build();
+            client(Rc::new(aws_sdk_sts::Client::from_conf(config))).await;
+            Ok(())
+        });
+        while sim.elapsed() < duration {
+            recorder.set_now(sim.elapsed());
+            sim.step().expect("the simulation runs");
+        }
+    });
+    recorder.take()
+}
+
+/// Fires AssumeRole at `rate_per_s` from `from` for `seconds`, without waiting for answers.
+async fn offer(sts: Rc<aws_sdk_sts::Client>, from: Duration, rate_per_s: f64, seconds: f64) {
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..(rate_per_s * seconds) as u64 {
+        tokio::time::sleep_until(start + from + Duration::from_secs_f64(i as f64 / rate_per_s))
+            .await;
+        let sts = sts.clone();
+        tasks.spawn_local(async move {
+            let _ = sts
+                .assume_role()
+                .role_arn(lake_role_arn(1))
+                .role_session_name(format!("s{i}"))
+                .send()
+                .await;
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn calls<'a>(
+    log: &'a EventLog,
+    account: &'a str,
+    api: &'a str,
+) -> impl Iterator<Item = &'a stampede::events::Event> + 'a {
+    log.of("stampede::provider").filter(move |e| {
+        e.name == "call" && e.str("account") == Some(account) && e.str("api") == Some(api)
+    })
+}
+
+#[test]
+fn twice_the_quota_for_a_minute_admits_rate_times_duration_plus_burst() {
+    let mut config = ProviderConfig::default();
+    config.quotas.insert(
+        "AssumeRole".into(),
+        Limit {
+            rate_per_s: 20.0,
+            burst: 40.0,
+        },
+    );
+    let log = simulate(
+        config,
+        BackgroundLoad::default(),
+        Duration::from_secs(65),
+        |sts| offer(sts, Duration::ZERO, 40.0, 60.0),
+    );
+    let ok = calls(&log, SYSTEM_ACCOUNT, "AssumeRole")
+        .filter(|e| e.str("outcome") == Some("ok"))
+        .count() as f64;
+    let throttled = calls(&log, SYSTEM_ACCOUNT, "AssumeRole")
+        .filter(|e| e.str("outcome") == Some("throttled"))
+        .count();
+    let expected = 20.0 * 60.0 + 40.0;
+    assert!(
+        (ok - expected).abs() <= 0.01 * expected,
+        "accepted {ok}, expected {expected} within 1%"
+    );
+    assert!(throttled > 1000, "the other half is throttled: {throttled}");
+}
+
+#[test]
+fn sustained_overload_freezes_the_loud_account_and_hurts_the_others() {
+    let config = ProviderConfig {
+        fleet: FleetConfig {
+            servers: 2,
+            base_service: Duration::from_millis(10),
+            ..FleetConfig::default()
+        },
+        abuse: AbusePolicy {
+            fleet_util_over: 0.9,
+            sustained: Duration::from_secs(10),
+            freeze_for: Duration::from_secs(30),
+            min_share: 0.5,
+        },
+        ..ProviderConfig::default()
+    };
+    let background = BackgroundLoad {
+        accounts: 4,
+        rate_per_s: 5.0,
+    };
+    // The fleet serves 200 calls/s; the system offers 400/s from 5 s to 25 s.
+    let log = simulate(config, background, Duration::from_secs(70), |sts| {
+        offer(sts, Duration::from_secs(5), 400.0, 20.0)
+    });
+    let frozen: Vec<_> = log
+        .of("stampede::provider")
+        .filter(|e| e.name == "account_frozen")
+        .collect();
+    assert_eq!(frozen.len(), 1, "one freeze: {frozen:?}");
+    assert_eq!(frozen[0].str("account"), Some(SYSTEM_ACCOUNT));
+    let t = frozen[0].time();
+    assert!(
+        t >= Duration::from_secs(15) && t <= Duration::from_secs(17),
+        "frozen only after 10 s of overload: {t:?}"
+    );
+    let thawed: Vec<_> = log
+        .of("stampede::provider")
+        .filter(|e| e.name == "account_thawed")
+        .collect();
+    assert_eq!(thawed.len(), 1);
+    let thaw = thawed[0].time() - t;
+    assert!(
+        thaw >= Duration::from_secs(30) && thaw <= Duration::from_secs(31),
+        "thawed on time: {thaw:?}"
+    );
+    // Calls while frozen are refused as frozen.
+    assert!(calls(&log, SYSTEM_ACCOUNT, "AssumeRole").any(|e| e.str("outcome") == Some("frozen")));
+    // Background accounts: clean before the overload, failing during it.
+    let background_error_rate = |from: u64, to: u64| {
+        let window: Vec<_> = log
+            .of("stampede::provider")
+            .filter(|e| e.name == "call" && e.str("account").is_some_and(|a| a.starts_with('2')))
+            .filter(|e| (Duration::from_secs(from)..Duration::from_secs(to)).contains(&e.time()))
+            .collect();
+        let bad = window
+            .iter()
+            .filter(|e| e.str("outcome") != Some("ok"))
+            .count();
+        bad as f64 / window.len().max(1) as f64
+    };
+    assert_eq!(background_error_rate(1, 5), 0.0);
+    assert!(
+        background_error_rate(8, 15) > 0.2,
+        "collateral damage: {}",
+        background_error_rate(8, 15)
+    );
+}
