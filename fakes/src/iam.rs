@@ -160,12 +160,14 @@ impl Iam {
         identity
     }
 
-    /// Checks an AssumeRole of `role_arn` by `caller` against the role's trust policy.
+    /// Checks an AssumeRole of `role_arn` by `caller` against the role's trust policy, which
+    /// admits the system's principals (its instance role and its users) and no one else.
     pub fn may_assume(&self, caller: &Identity, role_arn: &str) -> Result<u32, AssumeError> {
         let lake = self
             .lake_of_role(role_arn)
             .ok_or_else(|| AssumeError::NoSuchRole(role_arn.to_string()))?;
-        if caller.role_arn.as_deref() == Some(system_role_arn().as_str()) {
+        let system_user = caller.role_arn.is_none() && caller.account == SYSTEM_ACCOUNT;
+        if system_user || caller.role_arn.as_deref() == Some(system_role_arn().as_str()) {
             Ok(lake)
         } else {
             Err(AssumeError::NotTrusted {

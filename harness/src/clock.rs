@@ -19,3 +19,12 @@ impl WallTimer {
         self.0.elapsed()
     }
 }
+
+/// The wall-clock time in Unix seconds, for the fakes served for real: their clients compare
+/// credential expiry with their own clocks. Never used inside a simulation.
+#[allow(clippy::disallowed_methods)] // Real mode only: the fakes face real clients' clocks.
+pub fn wall_unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -13,6 +13,7 @@ pub mod output;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod serve;
 pub mod trace;
 pub mod traffic;
 pub mod world;

@@ -39,6 +39,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// The fake cloud provider, for real clients.
+    Fakes {
+        #[command(subcommand)]
+        command: FakesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FakesCommand {
+    /// Serve the provider's services on 127.0.0.1 until stopped, and print the environment a
+    /// client needs as `export` lines (`eval "$(stampede fakes serve &)"` style).
+    Serve {
+        /// A scenario file whose world (lakes, first region) and seed to serve
+        /// [default: 20 lakes of 4 tenants in eu-west-1, seed 0]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// First port: S3 on it, STS on the next, IMDS on the one after [default: free ports]
+        #[arg(long, default_value_t = 0)]
+        port_base: u16,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +80,9 @@ fn main() -> ExitCode {
             out,
         } => run_command(&scenario, seed, out),
         Command::Validate { files } => validate_command(&files),
+        Command::Fakes {
+            command: FakesCommand::Serve { config, port_base },
+        } => serve_command(config.as_deref(), port_base),
     }
 }
 
@@ -123,6 +146,60 @@ fn validate_command(files: &[PathBuf]) -> ExitCode {
     } else {
         Exit::Usage.into()
     }
+}
+
+fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
+    let lakes = match config {
+        Some(path) => match stampede::scenario::load(path) {
+            Ok(s) => stampede::world::lake_directory(&s, s.seed),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.into();
+            }
+        },
+        None => stampede_fakes::LakeDirectory {
+            seed: 0,
+            count: 20,
+            tenants: 4,
+            regions: vec!["eu-west-1".into()],
+            files_per_lake: 2,
+            rows_per_file: 500,
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("internal error: cannot start the runtime: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    runtime.block_on(async {
+        let served = match stampede::serve::start(
+            lakes,
+            stampede_fakes::ProviderConfig::default(),
+            port_base,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: cannot listen on 127.0.0.1: {e}");
+                return Exit::Usage.into();
+            }
+        };
+        print!("{}", served.exports());
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "serving {} lakes in {}; Ctrl-C stops",
+            served.lakes.count, served.region
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        Exit::Pass.into()
+    })
 }
 
 /// The command that replays this run, in the form the user ran it (`cargo run` sets `CARGO`).

@@ -107,3 +107,63 @@ fn run_writes_the_run_directory_and_prints_the_digest() {
     assert!(dir.join("out/run.json").is_file());
     assert!(stdout.contains("--seed 7"), "{stdout}");
 }
+
+#[test]
+fn fakes_serve_prints_exports_and_serves_real_clients() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["fakes", "serve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut env = std::collections::BTreeMap::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let (name, value) = line
+            .strip_prefix("export ")
+            .unwrap()
+            .split_once('=')
+            .unwrap();
+        env.insert(name.to_string(), value.trim_matches('\'').to_string());
+        if name == "STAMPEDE_LAKE_BUCKET" {
+            break;
+        }
+    }
+    for name in [
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "STAMPEDE_LAKE_ROLE_ARN",
+    ] {
+        assert!(env.contains_key(name), "{name} missing from {env:?}");
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listed = rt.block_on(async {
+        use futures::TryStreamExt as _;
+        use object_store::ObjectStore as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&env["AWS_ENDPOINT_URL_S3"])
+            .with_allow_http(true)
+            .with_region(&env["AWS_REGION"])
+            .with_bucket_name(&env["STAMPEDE_LAKE_BUCKET"])
+            .with_access_key_id(&env["AWS_ACCESS_KEY_ID"])
+            .with_secret_access_key(&env["AWS_SECRET_ACCESS_KEY"])
+            .with_http_connector(stampede_system::http_client::DialerConnector::new(
+                std::sync::Arc::new(stampede_system::TcpDialer),
+            ))
+            .build()
+            .unwrap();
+        store.list(None).try_collect::<Vec<_>>().await
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(listed.unwrap().len(), 2, "the lake's two files");
+}

@@ -1,0 +1,117 @@
+//! Real mode: the fake provider served on loopback for real clients (the AWS SDKs, boto3, the
+//! aws CLI, `object_store`), with the same model and quotas as in a simulation.
+
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::service::TowerToHyperService;
+use stampede_fakes::iam::lake_role_arn;
+use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::sts::StsFake;
+use stampede_fakes::{
+    Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig, ProviderRegion,
+    TokioClock,
+};
+use tokio::net::TcpListener;
+
+use crate::clock::wall_unix_secs;
+use crate::net::serve_tcp;
+use crate::world::system_principal;
+
+/// Where each service listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints {
+    /// The object store.
+    pub s3: SocketAddr,
+    /// STS.
+    pub sts: SocketAddr,
+    /// The instance metadata service.
+    pub imds: SocketAddr,
+}
+
+/// A provider region served on loopback.
+#[derive(Debug)]
+pub struct Served {
+    /// Where it listens.
+    pub endpoints: Endpoints,
+    /// The region.
+    pub region: String,
+    /// The lakes it serves.
+    pub lakes: LakeDirectory,
+}
+
+async fn bind(port: u16) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Binds every service of `lakes`' first region on 127.0.0.1 (ports from `port_base`, or any
+/// free ports when it is 0) and spawns their servers on the current runtime.
+pub async fn start(
+    lakes: LakeDirectory,
+    config: ProviderConfig,
+    port_base: u16,
+) -> io::Result<Served> {
+    let port = |k: u16| if port_base == 0 { 0 } else { port_base + k };
+    let region = lakes.regions[0].clone();
+    let provider = ProviderRegion::new(&region, config, Arc::new(TokioClock::new()));
+    let iam = Iam::new(lakes.seed, lakes.clone(), vec![system_principal()]);
+    let epoch = wall_unix_secs();
+    let (s3_listener, s3) = bind(port(0)).await?;
+    let (sts_listener, sts) = bind(port(1)).await?;
+    let (imds_listener, imds) = bind(port(2)).await?;
+    let store = ObjectStoreFake::new(
+        ObjectStoreConfig {
+            region: region.clone(),
+            lakes: lakes.clone(),
+            buckets: Vec::new(),
+        },
+        provider.clone(),
+        iam.clone(),
+    );
+    tokio::spawn(serve_tcp(s3_listener, store.service()));
+    tokio::spawn(serve_tcp(
+        sts_listener,
+        TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router()),
+    ));
+    tokio::spawn(serve_tcp(
+        imds_listener,
+        TowerToHyperService::new(
+            ImdsFake::new("i-loopback", provider.clone(), iam, epoch).router(),
+        ),
+    ));
+    tokio::spawn(provider.run());
+    Ok(Served {
+        endpoints: Endpoints { s3, sts, imds },
+        region,
+        lakes,
+    })
+}
+
+impl Served {
+    /// The environment a client needs, as `export NAME=value` lines a shell can `eval`.
+    pub fn exports(&self) -> String {
+        let p = system_principal();
+        let e = &self.endpoints;
+        let mut out = String::new();
+        for (name, value) in [
+            ("AWS_ENDPOINT_URL_S3", format!("http://{}", e.s3)),
+            ("AWS_ENDPOINT_URL_STS", format!("http://{}", e.sts)),
+            (
+                "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                format!("http://{}", e.imds),
+            ),
+            ("AWS_ACCESS_KEY_ID", p.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", p.secret_access_key),
+            ("AWS_REGION", self.region.clone()),
+            ("STAMPEDE_LAKE_ROLE_ARN", lake_role_arn(0)),
+            ("STAMPEDE_LAKE_BUCKET", self.lakes.bucket(0)),
+        ] {
+            let _ = writeln!(out, "export {name}='{value}'");
+        }
+        out
+    }
+}
