@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check "boto3>=1.34.90"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "boto3>=1.34.90"
 
 env_file=$(mktemp)
 cargo run --quiet -p stampede -- fakes serve > "$env_file" &

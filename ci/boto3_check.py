@@ -4,7 +4,8 @@
     python3 ci/boto3_check.py
 
 Covers what the fakes serve so far: S3 (list, get with range, head, put, errors), STS
-(AssumeRole, GetCallerIdentity, cross-tenant denial) and IMDSv2 (token, role, credentials).
+(AssumeRole, GetCallerIdentity, cross-tenant denial), SQS (send, batch, receive, delete,
+dead-letter redrive, errors) and IMDSv2 (token, role, credentials).
 Exits non-zero on the first failed check.
 """
 
@@ -79,6 +80,33 @@ def check_sts():
     print("sts: ok")
 
 
+def check_sqs():
+    sqs = client("sqs")
+    dlq = sqs.create_queue(QueueName="boto3-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = '{"deadLetterTargetArn":"%s","maxReceiveCount":"1"}' % dlq_arn
+    queue = sqs.create_queue(
+        QueueName="boto3-tasks", Attributes={"VisibilityTimeout": "0", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    assert sqs.get_queue_url(QueueName="boto3-tasks")["QueueUrl"] == queue
+    sent = sqs.send_message(QueueUrl=queue, MessageBody="hello")
+    assert sent["MD5OfMessageBody"] == "5d41402abc4b2a76b9719d911017c592", sent
+    batch = sqs.send_message_batch(
+        QueueUrl=queue, Entries=[{"Id": "a", "MessageBody": "x"}, {"Id": "b", "MessageBody": "y"}]
+    )
+    assert len(batch["Successful"]) == 2, batch
+    got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["hello", "x", "y"], got
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[1]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=got[2]["ReceiptHandle"])
+    # "hello" was received once and not deleted: the next receive moves it to the DLQ.
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    dead = sqs.receive_message(QueueUrl=dlq)["Messages"]
+    assert [m["Body"] for m in dead] == ["hello"], dead
+    expect_error("AWS.SimpleQueueService.NonExistentQueue", lambda: sqs.get_queue_url(QueueName="nope"))
+    print("sqs: ok")
+
+
 def check_imds():
     fetcher = InstanceMetadataFetcher(
         timeout=2, num_attempts=1, base_url=os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
@@ -92,5 +120,6 @@ def check_imds():
 if __name__ == "__main__":
     check_s3()
     check_sts()
+    check_sqs()
     check_imds()
     print("boto3: all checks passed")

@@ -10,6 +10,7 @@ pub mod imds;
 pub mod lakes;
 pub mod provider;
 pub mod s3;
+pub mod sqs;
 pub mod sts;
 
 pub use clock::{Clock, TokioClock};

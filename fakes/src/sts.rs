@@ -18,7 +18,7 @@ use axum::routing::post;
 use quick_xml::escape::escape;
 
 use crate::clock::rfc3339;
-use crate::iam::{AssumeError, Iam, Identity};
+use crate::iam::{AssumeError, Iam, Identity, signing_key};
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
 
 /// The STS API's XML namespace.
@@ -82,21 +82,13 @@ impl StsFake {
     }
 
     fn caller(&self, headers: &HeaderMap) -> Result<Identity, StsError> {
-        let Some(auth) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(key) = signing_key(headers) else {
             return Err(StsError::new(
                 StatusCode::FORBIDDEN,
                 "MissingAuthenticationToken",
                 "Request is missing Authentication Token",
             ));
         };
-        let key = auth
-            .split("Credential=")
-            .nth(1)
-            .and_then(|c| c.split('/').next())
-            .unwrap_or("");
         self.iam.identity(key, self.region.now()).ok_or_else(|| {
             StsError::new(
                 StatusCode::FORBIDDEN,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{
     Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig, ProviderRegion,
@@ -29,6 +30,8 @@ pub struct Endpoints {
     pub sts: SocketAddr,
     /// The instance metadata service.
     pub imds: SocketAddr,
+    /// The queue.
+    pub sqs: SocketAddr,
 }
 
 /// A provider region served on loopback.
@@ -63,6 +66,7 @@ pub async fn start(
     let (s3_listener, s3) = bind(port(0)).await?;
     let (sts_listener, sts) = bind(port(1)).await?;
     let (imds_listener, imds) = bind(port(2)).await?;
+    let (sqs_listener, sqs) = bind(port(3)).await?;
     let store = ObjectStoreFake::new(
         ObjectStoreConfig {
             region: region.clone(),
@@ -78,6 +82,10 @@ pub async fn start(
         TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router()),
     ));
     tokio::spawn(serve_tcp(
+        sqs_listener,
+        TowerToHyperService::new(SqsFake::new(provider.clone(), iam.clone()).router()),
+    ));
+    tokio::spawn(serve_tcp(
         imds_listener,
         TowerToHyperService::new(
             ImdsFake::new("i-loopback", provider.clone(), iam, epoch).router(),
@@ -85,7 +93,7 @@ pub async fn start(
     ));
     tokio::spawn(provider.run());
     Ok(Served {
-        endpoints: Endpoints { s3, sts, imds },
+        endpoints: Endpoints { s3, sts, imds, sqs },
         region,
         lakes,
     })
@@ -100,6 +108,7 @@ impl Served {
         for (name, value) in [
             ("AWS_ENDPOINT_URL_S3", format!("http://{}", e.s3)),
             ("AWS_ENDPOINT_URL_STS", format!("http://{}", e.sts)),
+            ("AWS_ENDPOINT_URL_SQS", format!("http://{}", e.sqs)),
             (
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                 format!("http://{}", e.imds),

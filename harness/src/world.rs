@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::iam::SYSTEM_ACCOUNT;
 use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{
     Clock, Iam, Identity, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig,
@@ -30,6 +31,8 @@ pub const S3_PORT: u16 = 9000;
 pub const STS_PORT: u16 = 9100;
 /// Port of the metadata service on each provider host.
 pub const IMDS_PORT: u16 = 9200;
+/// Port of the queue on each provider host.
+pub const SQS_PORT: u16 = 9300;
 /// Port of each worker's query API.
 pub const WORKER_PORT: u16 = 8080;
 /// Host of the replay client.
@@ -203,16 +206,19 @@ pub fn simulate(
         };
         let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
         let sts = StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS);
+        let sqs = SqsFake::new(provider.clone(), iam.clone());
         let imds = ImdsFake::new(&host, provider.clone(), iam, EPOCH_SECS);
         sim.host(host, move || {
             let s3 = s3.service();
             let sts = TowerToHyperService::new(sts.router());
             let imds = TowerToHyperService::new(imds.router());
+            let sqs = TowerToHyperService::new(sqs.router());
             let provider = provider.clone();
             async move {
                 tokio::task::spawn_local(provider.run());
                 tokio::task::spawn_local(serve(STS_PORT, sts));
                 tokio::task::spawn_local(serve(IMDS_PORT, imds));
+                tokio::task::spawn_local(serve(SQS_PORT, sqs));
                 serve(S3_PORT, s3).await
             }
         });

@@ -4,12 +4,14 @@
 //! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
+//! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
 
 mod cli;
 mod correctness;
 mod determinism;
 mod provider;
+mod queue;
 mod real_clients;
 
 use std::path::PathBuf;
