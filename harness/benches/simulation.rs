@@ -1,5 +1,6 @@
-//! Simulation benchmarks: the smoke scenario end to end, and one idle virtual hour with 10 hosts
-//! (what turmoil costs per host per tick when nothing happens).
+//! Simulation benchmarks: the smoke scenario end to end, one idle virtual hour with 10 hosts
+//! (what turmoil costs per host per tick when nothing happens), and provider calls per wall
+//! second through the fakes.
 
 use std::path::Path;
 
@@ -55,5 +56,108 @@ fn idle_hour(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, smoke, idle_hour);
+criterion_group!(benches, smoke, idle_hour, provider_calls);
 criterion_main!(benches);
+
+/// Provider calls per wall second: the real SQS client sending `CALLS` messages, 50 at a time,
+/// to the fake queue over the simulated network.
+fn provider_calls(c: &mut Criterion) {
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use aws_credential_types::Credentials;
+    use aws_sdk_sqs::config::{
+        BehaviorVersion, Region, StalledStreamProtectionConfig, retry::RetryConfig,
+    };
+    use hyper_util::service::TowerToHyperService;
+    use stampede::net::{SimDialer, serve};
+    use stampede::world::{EPOCH_SECS, SimClock, system_principal};
+    use stampede_fakes::sqs::SqsFake;
+    use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};
+    use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+
+    const CALLS: u64 = 1000;
+    let run = || {
+        let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(Duration::from_secs(600))
+            .tick_duration(Duration::from_millis(1))
+            .epoch(epoch)
+            .rng_seed(1)
+            .build();
+        let lakes = LakeDirectory {
+            seed: 1,
+            count: 1,
+            tenants: 1,
+            regions: vec!["r".into()],
+            files_per_lake: 1,
+            rows_per_file: 1,
+        };
+        let region = ProviderRegion::new("r", ProviderConfig::default(), Arc::new(SimClock));
+        let sqs = SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
+        sim.host("provider", move || {
+            let service = TowerToHyperService::new(sqs.router());
+            async move { serve(9300, service).await }
+        });
+        sim.client("client", async move {
+            let p = system_principal();
+            let config = aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .http_client(DialerHttpClient::new(Arc::new(SimDialer)))
+                .endpoint_url("http://provider:9300")
+                .region(Region::new("r"))
+                .credentials_provider(Credentials::new(
+                    p.access_key_id,
+                    p.secret_access_key,
+                    None,
+                    None,
+                    "bench",
+                ))
+                .retry_config(RetryConfig::disabled())
+                .stalled_stream_protection(
+                    StalledStreamProtectionConfig::enabled()
+                        .upload_enabled(false)
+                        .build(),
+                )
+                .sleep_impl(TokioSleep)
+                .time_source(EpochClock::new(epoch))
+                .build();
+            let sqs = Rc::new(aws_sdk_sqs::Client::from_conf(config));
+            let url = sqs
+                .create_queue()
+                .queue_name("bench")
+                .send()
+                .await?
+                .queue_url
+                .unwrap_or_default();
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..CALLS {
+                if tasks.len() == 50 {
+                    tasks.join_next().await;
+                }
+                let (sqs, url) = (sqs.clone(), url.clone());
+                tasks.spawn_local(async move {
+                    sqs.send_message()
+                        .queue_url(url)
+                        .message_body(format!("m{i}"))
+                        .send()
+                        .await
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            Ok(())
+        });
+        sim.run().expect("the benchmark simulation runs");
+    };
+    let mut group = c.benchmark_group("provider");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(10))
+        .throughput(criterion::Throughput::Elements(CALLS));
+    group.bench_function(
+        "SQS SendMessage via the SDK over the simulated network",
+        |b| b.iter(run),
+    );
+    group.finish();
+}
