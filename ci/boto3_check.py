@@ -5,7 +5,7 @@
 
 Covers what the fakes serve so far: S3 (list, get with range, head, put, errors), STS
 (AssumeRole, GetCallerIdentity, cross-tenant denial), SQS (send, batch, receive, delete,
-dead-letter redrive, errors) and IMDSv2 (token, role, credentials).
+dead-letter redrive, errors), Glue (databases, tables, paginated partitions) and IMDSv2 (token, role, credentials).
 Exits non-zero on the first failed check.
 """
 
@@ -107,6 +107,26 @@ def check_sqs():
     print("sqs: ok")
 
 
+def check_glue():
+    glue = client("glue")
+    lake_account = os.environ["STAMPEDE_LAKE_ROLE_ARN"].split(":")[4]
+    dbs = glue.get_databases(CatalogId=lake_account)["DatabaseList"]
+    assert [d["Name"] for d in dbs] == ["telemetry_lake"], dbs
+    table = glue.get_table(CatalogId=lake_account, DatabaseName="telemetry_lake", Name="telemetry")["Table"]
+    assert table["StorageDescriptor"]["Location"] == "s3://%s/telemetry/" % os.environ["STAMPEDE_LAKE_BUCKET"]
+    assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]][:2] == ["ts", "src_ip"]
+    pages = glue.get_paginator("get_partitions").paginate(
+        CatalogId=lake_account, DatabaseName="telemetry_lake", TableName="telemetry", PaginationConfig={"PageSize": 1}
+    )
+    partitions = [p["Values"][0] for page in pages for p in page["Partitions"]]
+    assert partitions == ["0", "1"], partitions
+    expect_error(
+        "EntityNotFoundException",
+        lambda: glue.get_table(CatalogId=lake_account, DatabaseName="telemetry_lake", Name="nope"),
+    )
+    print("glue: ok")
+
+
 def check_imds():
     fetcher = InstanceMetadataFetcher(
         timeout=2, num_attempts=1, base_url=os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
@@ -121,5 +141,6 @@ if __name__ == "__main__":
     check_s3()
     check_sts()
     check_sqs()
+    check_glue()
     check_imds()
     print("boto3: all checks passed")

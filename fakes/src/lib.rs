@@ -5,6 +5,7 @@
 //! whatever connections it is handed and reports each call through `tracing`.
 
 pub mod clock;
+pub mod glue;
 pub mod iam;
 pub mod imds;
 pub mod lakes;

@@ -55,7 +55,7 @@ enum FakesCommand {
         /// [default: 20 lakes of 4 tenants in eu-west-1, seed 0]
         #[arg(long)]
         config: Option<PathBuf>,
-        /// First port: S3 on it, then STS, IMDS and SQS on the next three [default: free ports]
+        /// First port: S3 on it, then STS, IMDS, SQS and Glue on the next four [default: free ports]
         #[arg(long, default_value_t = 0)]
         port_base: u16,
     },

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::service::TowerToHyperService;
+use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::sqs::SqsFake;
@@ -32,6 +33,8 @@ pub struct Endpoints {
     pub imds: SocketAddr,
     /// The queue.
     pub sqs: SocketAddr,
+    /// The catalog.
+    pub glue: SocketAddr,
 }
 
 /// A provider region served on loopback.
@@ -67,6 +70,7 @@ pub async fn start(
     let (sts_listener, sts) = bind(port(1)).await?;
     let (imds_listener, imds) = bind(port(2)).await?;
     let (sqs_listener, sqs) = bind(port(3)).await?;
+    let (glue_listener, glue) = bind(port(4)).await?;
     let store = ObjectStoreFake::new(
         ObjectStoreConfig {
             region: region.clone(),
@@ -82,6 +86,12 @@ pub async fn start(
         TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router()),
     ));
     tokio::spawn(serve_tcp(
+        glue_listener,
+        TowerToHyperService::new(
+            GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), epoch).router(),
+        ),
+    ));
+    tokio::spawn(serve_tcp(
         sqs_listener,
         TowerToHyperService::new(SqsFake::new(provider.clone(), iam.clone()).router()),
     ));
@@ -93,7 +103,13 @@ pub async fn start(
     ));
     tokio::spawn(provider.run());
     Ok(Served {
-        endpoints: Endpoints { s3, sts, imds, sqs },
+        endpoints: Endpoints {
+            s3,
+            sts,
+            imds,
+            sqs,
+            glue,
+        },
         region,
         lakes,
     })
@@ -109,6 +125,7 @@ impl Served {
             ("AWS_ENDPOINT_URL_S3", format!("http://{}", e.s3)),
             ("AWS_ENDPOINT_URL_STS", format!("http://{}", e.sts)),
             ("AWS_ENDPOINT_URL_SQS", format!("http://{}", e.sqs)),
+            ("AWS_ENDPOINT_URL_GLUE", format!("http://{}", e.glue)),
             (
                 "AWS_EC2_METADATA_SERVICE_ENDPOINT",
                 format!("http://{}", e.imds),

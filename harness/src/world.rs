@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hyper_util::service::TowerToHyperService;
+use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::SYSTEM_ACCOUNT;
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::sqs::SqsFake;
@@ -33,6 +34,8 @@ pub const STS_PORT: u16 = 9100;
 pub const IMDS_PORT: u16 = 9200;
 /// Port of the queue on each provider host.
 pub const SQS_PORT: u16 = 9300;
+/// Port of the catalog on each provider host.
+pub const GLUE_PORT: u16 = 9400;
 /// Port of each worker's query API.
 pub const WORKER_PORT: u16 = 8080;
 /// Host of the replay client.
@@ -207,18 +210,21 @@ pub fn simulate(
         let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
         let sts = StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS);
         let sqs = SqsFake::new(provider.clone(), iam.clone());
+        let glue = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
         let imds = ImdsFake::new(&host, provider.clone(), iam, EPOCH_SECS);
         sim.host(host, move || {
             let s3 = s3.service();
             let sts = TowerToHyperService::new(sts.router());
             let imds = TowerToHyperService::new(imds.router());
             let sqs = TowerToHyperService::new(sqs.router());
+            let glue = TowerToHyperService::new(glue.router());
             let provider = provider.clone();
             async move {
                 tokio::task::spawn_local(provider.run());
                 tokio::task::spawn_local(serve(STS_PORT, sts));
                 tokio::task::spawn_local(serve(IMDS_PORT, imds));
                 tokio::task::spawn_local(serve(SQS_PORT, sqs));
+                tokio::task::spawn_local(serve(GLUE_PORT, glue));
                 serve(S3_PORT, s3).await
             }
         });
