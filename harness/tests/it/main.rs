@@ -3,6 +3,7 @@
 //! - `determinism`: the same seed gives the same event log, another seed another one.
 //! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
+//! - `malformed`: garbage requests to every fake get the service's error and change nothing.
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
@@ -10,6 +11,7 @@
 mod cli;
 mod correctness;
 mod determinism;
+mod malformed;
 mod provider;
 mod queue;
 mod real_clients;
