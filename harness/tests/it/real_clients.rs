@@ -1,5 +1,5 @@
 //! Real clients against the fakes on loopback: the AWS SDK for Rust's IMDS credentials
-//! provider and STS client, and `object_store`'s S3 client, unchanged but for endpoints.
+//! provider, STS and Glue clients, and `object_store`'s S3 client, unchanged but for endpoints.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,6 +15,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig as StoreRetry};
 use stampede::net::serve_tcp;
 use stampede::world::{EPOCH_SECS, system_principal};
+use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::sts::StsFake;
@@ -31,6 +32,7 @@ struct Fakes {
     s3: String,
     sts: String,
     imds: String,
+    glue: String,
 }
 
 async fn listen() -> (tokio::net::TcpListener, String) {
@@ -45,14 +47,14 @@ async fn start_fakes() -> Fakes {
         count: 4,
         tenants: 4,
         regions: vec![REGION.into()],
-        files_per_lake: 1,
+        files_per_lake: 3,
         rows_per_file: 10,
     };
     let provider = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     let config = ObjectStoreConfig {
         region: REGION.into(),
-        lakes,
+        lakes: lakes.clone(),
         buckets: Vec::new(),
     };
     let (l, s3) = listen().await;
@@ -65,12 +67,20 @@ async fn start_fakes() -> Fakes {
         l,
         TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS).router()),
     ));
+    let (l, glue) = listen().await;
+    let catalog = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
+    tokio::spawn(serve_tcp(l, TowerToHyperService::new(catalog.router())));
     let (l, imds) = listen().await;
     tokio::spawn(serve_tcp(
         l,
         TowerToHyperService::new(ImdsFake::new("i-test", provider, iam, EPOCH_SECS).router()),
     ));
-    Fakes { s3, sts, imds }
+    Fakes {
+        s3,
+        sts,
+        imds,
+        glue,
+    }
 }
 
 fn epoch() -> SystemTime {
@@ -180,7 +190,7 @@ async fn sdk_imds_and_sts_then_s3_with_the_assumed_role() {
         Some(creds.session_token()),
     );
     let listed: Vec<_> = own.list(None).try_collect().await.expect("own lake lists");
-    assert_eq!(listed.len(), 1);
+    assert_eq!(listed.len(), 3);
     let other = s3(
         &fakes.s3,
         "lake-00002",
@@ -252,6 +262,80 @@ async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
             .await
             .unwrap()
             .len(),
-        1
+        3
     );
+}
+
+#[tokio::test]
+async fn sdk_glue_reads_a_lake_catalog_with_pagination() {
+    let fakes = start_fakes().await;
+    let p = system_principal();
+    let config = aws_sdk_glue::Config::builder()
+        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+        .http_client(http())
+        .endpoint_url(&fakes.glue)
+        .region(aws_sdk_glue::config::Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            p.access_key_id,
+            p.secret_access_key,
+            None,
+            None,
+            "test",
+        ))
+        .retry_config(aws_sdk_glue::config::retry::RetryConfig::disabled())
+        .sleep_impl(TokioSleep)
+        .time_source(EpochClock::new(epoch()))
+        .build();
+    let glue = aws_sdk_glue::Client::from_conf(config);
+    let lake = stampede_fakes::iam::lake_account(2);
+    let table = glue
+        .get_table()
+        .catalog_id(&lake)
+        .database_name("telemetry_lake")
+        .name("telemetry")
+        .send()
+        .await
+        .expect("GetTable");
+    let table = table.table().expect("a table");
+    assert_eq!(
+        table.storage_descriptor().and_then(|s| s.location()),
+        Some("s3://lake-00002/telemetry/")
+    );
+    assert_eq!(
+        table.storage_descriptor().map(|s| s.columns().len()),
+        Some(6)
+    );
+    // One partition a page: the client follows NextToken to the end.
+    let mut values = Vec::new();
+    let mut token = None;
+    loop {
+        let page = glue
+            .get_partitions()
+            .catalog_id(&lake)
+            .database_name("telemetry_lake")
+            .table_name("telemetry")
+            .max_results(1)
+            .set_next_token(token)
+            .send()
+            .await
+            .expect("GetPartitions");
+        values.extend(page.partitions().iter().flat_map(|p| p.values().to_vec()));
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        values,
+        vec!["0".to_string(), "1".to_string(), "2".to_string()]
+    );
+    let err = glue
+        .get_table()
+        .catalog_id(&lake)
+        .database_name("telemetry_lake")
+        .name("nope")
+        .send()
+        .await
+        .expect_err("no such table");
+    assert!(err.into_service_error().is_entity_not_found_exception());
 }
