@@ -13,9 +13,9 @@ use futures::TryStreamExt;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::dto::{
-    CommonPrefix, ETag, GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput,
-    ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput, PutObjectOutput,
-    StreamingBlob, Timestamp,
+    CommonPrefix, ETag, ETagCondition, GetObjectInput, GetObjectOutput, HeadObjectInput,
+    HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput,
+    PutObjectOutput, StreamingBlob, Timestamp,
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -241,6 +241,46 @@ impl ObjectStoreFake {
     }
 }
 
+/// The conditional headers of a GET or HEAD.
+struct Conditions<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    if_unmodified_since: Option<&'a Timestamp>,
+}
+
+impl Conditions<'_> {
+    /// RFC 9110's order, as S3 applies it: `If-Match` (else `If-Unmodified-Since`) fails with
+    /// 412; then `If-None-Match` (else `If-Modified-Since`) answers 304.
+    fn check(&self, obj: &StoredObject) -> S3Result<()> {
+        let matches = |c: &ETagCondition| match c {
+            ETagCondition::Any => true,
+            ETagCondition::ETag(e) => e.value() == obj.e_tag,
+        };
+        let modified = obj.last_modified();
+        let precondition_failed = match (self.if_match, self.if_unmodified_since) {
+            (Some(c), _) => !matches(c),
+            (None, Some(since)) => modified > *since,
+            (None, None) => false,
+        };
+        if precondition_failed {
+            return Err(s3_error!(
+                PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold"
+            ));
+        }
+        let not_modified = match (self.if_none_match, self.if_modified_since) {
+            (Some(c), _) => matches(c),
+            (None, Some(since)) => modified <= *since,
+            (None, None) => false,
+        };
+        if not_modified {
+            return Err(S3Error::new(S3ErrorCode::NotModified));
+        }
+        Ok(())
+    }
+}
+
 /// Secrets come from the region's identity store, so the session keys IMDS and STS issue can
 /// sign requests too.
 #[derive(Debug, Clone)]
@@ -305,8 +345,15 @@ impl S3 for ObjectStoreFake {
         let admitted = self
             .admit(ak.as_deref(), "GetObject", &input.bucket, &input.key, false)
             .await;
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        };
         let result = admitted
             .and_then(|()| self.get(&input.bucket, &input.key))
+            .and_then(|obj| conditions.check(&obj).map(|()| obj))
             .and_then(|obj| {
                 let len = obj.data.len() as u64;
                 let (body, content_range) = match input.range {
@@ -361,7 +408,15 @@ impl S3 for ObjectStoreFake {
                 false,
             )
             .await;
-        let result = admitted.and_then(|()| self.get(&input.bucket, &input.key));
+        let conditions = Conditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        };
+        let result = admitted
+            .and_then(|()| self.get(&input.bucket, &input.key))
+            .and_then(|obj| conditions.check(&obj).map(|()| obj));
         call.finish(outcome_of(&result), 0);
         let obj = result?;
         let output = HeadObjectOutput {

@@ -339,3 +339,58 @@ async fn sdk_glue_reads_a_lake_catalog_with_pagination() {
         .expect_err("no such table");
     assert!(err.into_service_error().is_entity_not_found_exception());
 }
+
+#[tokio::test]
+async fn conditional_gets_answer_not_modified_and_precondition_failed() {
+    use object_store::{GetOptions, ObjectStoreExt as _, path::Path};
+    let fakes = start_fakes().await;
+    let p = system_principal();
+    let store = s3(
+        &fakes.s3,
+        "lake-00000",
+        &p.access_key_id,
+        &p.secret_access_key,
+        None,
+    );
+    let path = Path::from("telemetry/part-00000.parquet");
+    let meta = store.head(&path).await.expect("head");
+    let etag = meta.e_tag.clone().expect("an ETag");
+    let get = |options: GetOptions| {
+        let (store, path) = (&store, path.clone());
+        async move { store.get_opts(&path, options).await.map(|_| ()) }
+    };
+    let none_match = GetOptions {
+        if_none_match: Some(etag.clone()),
+        ..GetOptions::default()
+    };
+    assert!(matches!(
+        get(none_match).await,
+        Err(object_store::Error::NotModified { .. })
+    ));
+    let other = GetOptions {
+        if_match: Some("\"0123\"".into()),
+        ..GetOptions::default()
+    };
+    assert!(matches!(
+        get(other).await,
+        Err(object_store::Error::Precondition { .. })
+    ));
+    let same = GetOptions {
+        if_match: Some(etag),
+        ..GetOptions::default()
+    };
+    assert!(get(same).await.is_ok());
+    let since = GetOptions {
+        if_modified_since: Some(meta.last_modified),
+        ..GetOptions::default()
+    };
+    assert!(matches!(
+        get(since).await,
+        Err(object_store::Error::NotModified { .. })
+    ));
+    let unmodified = GetOptions {
+        if_unmodified_since: Some(meta.last_modified),
+        ..GetOptions::default()
+    };
+    assert!(get(unmodified).await.is_ok());
+}
