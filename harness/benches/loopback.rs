@@ -1,0 +1,192 @@
+//! S3 GET throughput on loopback: our object store fake against moto's server, side by side,
+//! with the same client (`object_store`'s S3 over one fresh TCP connection per request).
+//!
+//! moto runs when `moto_server` is on the PATH (`pip install "moto[server]"`); otherwise only
+//! the fake is measured and the comparison is skipped with a note.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures::StreamExt as _;
+use http_body_util::Empty;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
+use stampede::clock::WallTimer;
+use stampede::net::serve_tcp;
+use stampede::world::system_principal;
+use stampede_fakes::{
+    Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig, ProviderRegion,
+    TokioClock,
+};
+use stampede_system::TcpDialer;
+use stampede_system::http_client::{DialerConnector, send_collect};
+
+/// GETs per iteration, and how many run at once.
+const GETS: usize = 200;
+const CONCURRENCY: usize = 8;
+const KEY: &str = "telemetry/part-00000.parquet";
+
+fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
+    let p = system_principal();
+    let store = AmazonS3Builder::new()
+        .with_http_connector(DialerConnector::new(Arc::new(TcpDialer)))
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_bucket_name(bucket)
+        .with_access_key_id(p.access_key_id)
+        .with_secret_access_key(p.secret_access_key)
+        .with_retry(RetryConfig {
+            max_retries: 0,
+            retry_timeout: Duration::ZERO,
+            ..RetryConfig::default()
+        })
+        .build()
+        .expect("an S3 client");
+    Arc::new(store)
+}
+
+async fn gets(store: Arc<dyn ObjectStore>) {
+    futures::stream::iter(0..GETS)
+        .map(|_| {
+            let store = store.clone();
+            async move {
+                store
+                    .get(&Path::from(KEY))
+                    .await
+                    .expect("get")
+                    .bytes()
+                    .await
+                    .expect("body")
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .for_each(|_| async {})
+        .await;
+}
+
+async fn start_fake() -> (String, Bytes) {
+    let lakes = LakeDirectory {
+        seed: 1,
+        count: 1,
+        tenants: 1,
+        regions: vec!["us-east-1".into()],
+        files_per_lake: 1,
+        rows_per_file: 500,
+    };
+    let data = lakes.generate(0, KEY);
+    // The fake enforces S3's 5,500 reads/s per prefix, which a loopback client exceeds: lift it
+    // to measure the server itself.
+    let config = ProviderConfig {
+        s3_prefix_reads_per_s: 1e12,
+        ..ProviderConfig::default()
+    };
+    let region = ProviderRegion::new("us-east-1", config, Arc::new(TokioClock::new()));
+    let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
+    let config = ObjectStoreConfig {
+        region: "us-east-1".into(),
+        lakes,
+        buckets: Vec::new(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("bound"));
+    tokio::spawn(serve_tcp(
+        listener,
+        ObjectStoreFake::new(config, region, iam).service(),
+    ));
+    (url, data)
+}
+
+/// A moto server process, stopped when dropped (also when a benchmark panics).
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts moto on a free port with the same object in `lake-00000`, if moto is installed.
+async fn start_moto(data: Bytes) -> Option<(Moto, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Moto(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        let create = http::Request::put(format!("{url}/lake-00000"))
+            .body(Empty::<Bytes>::new())
+            .expect("a request");
+        if send_collect(&TcpDialer, create).await.is_ok() {
+            store(&url, "lake-00000")
+                .put(&Path::from(KEY), PutPayload::from(data))
+                .await
+                .ok()?;
+            return Some((child, url));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn loopback(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (fake_url, data) = rt.block_on(start_fake());
+    let moto = rt.block_on(start_moto(data.clone()));
+    let fake = store(&fake_url, "lake-00000");
+    let mut group = c.benchmark_group("s3-get-loopback");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(GETS as u64));
+    group.bench_function(
+        format!("stampede fake, {} KiB objects", data.len() / 1024),
+        |b| b.iter(|| rt.block_on(gets(fake.clone()))),
+    );
+    if let Some((_, url)) = &moto {
+        let moto_store = store(url, "lake-00000");
+        group.bench_function(
+            format!("moto server, {} KiB objects", data.len() / 1024),
+            |b| b.iter(|| rt.block_on(gets(moto_store.clone()))),
+        );
+        // The ratio, from one more timed round of each.
+        let time = |s: Arc<dyn ObjectStore>| {
+            let t = WallTimer::start();
+            rt.block_on(gets(s));
+            t.elapsed().as_secs_f64()
+        };
+        let (ours, theirs) = (time(fake.clone()), time(moto_store));
+        println!(
+            "s3-get-loopback: stampede {:.0} GET/s, moto {:.0} GET/s, ratio {:.1}x",
+            GETS as f64 / ours,
+            GETS as f64 / theirs,
+            theirs / ours
+        );
+    } else {
+        println!("s3-get-loopback: moto_server not found; install moto[server] to compare");
+    }
+    group.finish();
+    drop(moto);
+}
+
+criterion_group!(benches, loopback);
+criterion_main!(benches);
