@@ -67,15 +67,12 @@ fn provider_calls(c: &mut Criterion) {
     use std::time::{Duration, SystemTime};
 
     use aws_credential_types::Credentials;
-    use aws_sdk_sqs::config::{
-        BehaviorVersion, Region, StalledStreamProtectionConfig, retry::RetryConfig,
-    };
     use hyper_util::service::TowerToHyperService;
     use stampede::net::{SimDialer, serve};
     use stampede::world::{EPOCH_SECS, SimClock, system_principal};
     use stampede_fakes::sqs::SqsFake;
     use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};
-    use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+    use stampede_system::aws_http::sdk_config;
 
     const CALLS: u64 = 1000;
     let run = || {
@@ -102,28 +99,16 @@ fn provider_calls(c: &mut Criterion) {
         });
         sim.client("client", async move {
             let p = system_principal();
-            let config = aws_sdk_sqs::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .http_client(DialerHttpClient::new(Arc::new(SimDialer)))
-                .endpoint_url("http://provider:9300")
-                .region(Region::new("r"))
-                .credentials_provider(Credentials::new(
-                    p.access_key_id,
-                    p.secret_access_key,
-                    None,
-                    None,
-                    "bench",
-                ))
-                .retry_config(RetryConfig::disabled())
-                .stalled_stream_protection(
-                    StalledStreamProtectionConfig::enabled()
-                        .upload_enabled(false)
-                        .build(),
-                )
-                .sleep_impl(TokioSleep)
-                .time_source(EpochClock::new(epoch))
-                .build();
-            let sqs = Rc::new(aws_sdk_sqs::Client::from_conf(config));
+            let credentials =
+                Credentials::new(p.access_key_id, p.secret_access_key, None, None, "bench");
+            let config = sdk_config(
+                Arc::new(SimDialer),
+                "http://provider:9300",
+                "r",
+                credentials,
+                epoch,
+            );
+            let sqs = Rc::new(aws_sdk_sqs::Client::new(&config));
             let url = sqs
                 .create_queue()
                 .queue_name("bench")

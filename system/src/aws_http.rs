@@ -149,3 +149,35 @@ impl TimeSource for EpochClock {
         self.epoch + self.start.elapsed()
     }
 }
+
+/// The shared configuration every SDK client of the system starts from: the transport, one
+/// endpoint, static or provided credentials, no SDK retries, upload stall detection off (the
+/// connector sends request bodies whole, so the SDK never sees them polled), and sleep and
+/// signing time on tokio's clock from `epoch`.
+pub fn sdk_config(
+    dialer: Arc<dyn Dialer>,
+    endpoint: &str,
+    region: &str,
+    credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+    epoch: SystemTime,
+) -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(DialerHttpClient::new(dialer))
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+        )
+        .retry_config(RetryConfig::disabled())
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .upload_enabled(false)
+                .build(),
+        )
+        .sleep_impl(TokioSleep)
+        .time_source(EpochClock::new(epoch))
+        .build()
+}

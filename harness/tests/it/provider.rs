@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use aws_config::provider_config::ProviderConfig as SdkProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_sts::config::{BehaviorVersion, Region, retry::RetryConfig};
 use hyper_util::service::TowerToHyperService;
 use stampede::events::{EventLog, Recorder};
 use stampede::net::{SimDialer, serve};
@@ -19,7 +18,7 @@ use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::provider::{AbusePolicy, BackgroundLoad, FleetConfig, Limit};
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};
-use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep, sdk_config};
 
 const REGION: &str = "eu-west-1";
 
@@ -88,17 +87,14 @@ where
                 .imds_client(imds)
                 .build();
             let keys: Credentials = keys.provide_credentials().await.expect("instance keys");
-            let config = aws_sdk_sts::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .http_client(http)
-                .endpoint_url("http://provider:9100")
-                .region(Region::new(REGION))
-                .credentials_provider(keys)
-                .retry_config(RetryConfig::disabled())
-                .sleep_impl(TokioSleep)
-                .time_source(EpochClock::new(epoch()))
-                .build();
-            client(Rc::new(aws_sdk_sts::Client::from_conf(config))).await;
+            let config = sdk_config(
+                Arc::new(SimDialer),
+                "http://provider:9100",
+                REGION,
+                keys,
+                epoch(),
+            );
+            client(Rc::new(aws_sdk_sts::Client::new(&config))).await;
             Ok(())
         });
         while sim.elapsed() < duration {

@@ -7,9 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sdk_sqs::config::{
-    BehaviorVersion, Region, StalledStreamProtectionConfig, retry::RetryConfig,
-};
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::QueueAttributeName;
 use hyper_util::service::TowerToHyperService;
@@ -17,39 +14,22 @@ use stampede::net::{SimDialer, serve};
 use stampede::world::{EPOCH_SECS, SimClock, system_principal};
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};
-use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+use stampede_system::aws_http::sdk_config;
 
 /// What the client saw, in order, with the virtual second it saw it at.
 type Seen = Rc<RefCell<Vec<(u64, String)>>>;
 
 fn client() -> aws_sdk_sqs::Client {
     let p = system_principal();
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(DialerHttpClient::new(Arc::new(SimDialer)))
-        .endpoint_url("http://provider:9300")
-        .region(Region::new("eu-west-1"))
-        .credentials_provider(Credentials::new(
-            p.access_key_id,
-            p.secret_access_key,
-            None,
-            None,
-            "test",
-        ))
-        .retry_config(RetryConfig::disabled())
-        // Our connector sends the request body whole without polling the SDK's upload stream,
-        // so upload stall detection would fire on every long poll; downloads stay watched.
-        .stalled_stream_protection(
-            StalledStreamProtectionConfig::enabled()
-                .upload_enabled(false)
-                .build(),
-        )
-        .sleep_impl(TokioSleep)
-        .time_source(EpochClock::new(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS),
-        ))
-        .build();
-    aws_sdk_sqs::Client::from_conf(config)
+    let credentials = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
+    let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
+    aws_sdk_sqs::Client::new(&sdk_config(
+        Arc::new(SimDialer),
+        "http://provider:9300",
+        "eu-west-1",
+        credentials,
+        epoch,
+    ))
 }
 
 async fn scenario(seen: Seen) {

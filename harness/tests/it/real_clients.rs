@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_sts::config::{BehaviorVersion, Region, retry::RetryConfig};
 use aws_sdk_sts::error::ProvideErrorMetadata;
 use futures::TryStreamExt;
 use hyper_util::service::TowerToHyperService;
@@ -24,7 +23,7 @@ use stampede_fakes::{
     ProviderRegion, TokioClock,
 };
 use stampede_system::TcpDialer;
-use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep};
+use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep, sdk_config};
 
 const REGION: &str = "eu-west-1";
 
@@ -92,17 +91,13 @@ fn http() -> DialerHttpClient {
 }
 
 fn sts_client(endpoint: &str, credentials: Credentials) -> aws_sdk_sts::Client {
-    let config = aws_sdk_sts::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http())
-        .endpoint_url(endpoint)
-        .region(Region::new(REGION))
-        .credentials_provider(credentials)
-        .retry_config(RetryConfig::disabled())
-        .sleep_impl(TokioSleep)
-        .time_source(EpochClock::new(epoch()))
-        .build();
-    aws_sdk_sts::Client::from_conf(config)
+    aws_sdk_sts::Client::new(&sdk_config(
+        Arc::new(TcpDialer),
+        endpoint,
+        REGION,
+        credentials,
+        epoch(),
+    ))
 }
 
 fn s3(
@@ -270,23 +265,15 @@ async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
 async fn sdk_glue_reads_a_lake_catalog_with_pagination() {
     let fakes = start_fakes().await;
     let p = system_principal();
-    let config = aws_sdk_glue::Config::builder()
-        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
-        .http_client(http())
-        .endpoint_url(&fakes.glue)
-        .region(aws_sdk_glue::config::Region::new(REGION))
-        .credentials_provider(Credentials::new(
-            p.access_key_id,
-            p.secret_access_key,
-            None,
-            None,
-            "test",
-        ))
-        .retry_config(aws_sdk_glue::config::retry::RetryConfig::disabled())
-        .sleep_impl(TokioSleep)
-        .time_source(EpochClock::new(epoch()))
-        .build();
-    let glue = aws_sdk_glue::Client::from_conf(config);
+    let credentials = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
+    let config = sdk_config(
+        Arc::new(TcpDialer),
+        &fakes.glue,
+        REGION,
+        credentials,
+        epoch(),
+    );
+    let glue = aws_sdk_glue::Client::new(&config);
     let lake = stampede_fakes::iam::lake_account(2);
     let table = glue
         .get_table()
