@@ -13,9 +13,14 @@ use futures::TryStreamExt;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::config::{S3Config, StaticConfigProvider};
 use s3s::dto::{
-    CommonPrefix, ETag, ETagCondition, GetObjectInput, GetObjectOutput, HeadObjectInput,
-    HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object, PutObjectInput,
-    PutObjectOutput, StreamingBlob, Timestamp,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
+    CopyObjectResult, CopyPartResult, CopySource, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
+    DeleteObjectsOutput, DeletedObject, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
+    HeadObjectInput, HeadObjectOutput, ListObjectsV2Input, ListObjectsV2Output, Object,
+    PutObjectInput, PutObjectOutput, StreamingBlob, Timestamp, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
@@ -71,6 +76,10 @@ struct State {
     buckets: BTreeMap<String, BTreeMap<String, StoredObject>>,
     /// How many objects were put so far.
     puts: u64,
+    /// Multipart uploads in progress, by id: bucket, key and parts by number.
+    uploads: BTreeMap<String, (String, String, BTreeMap<i32, Bytes>)>,
+    /// Uploads started so far, for their ids.
+    started_uploads: u64,
 }
 
 /// One region's object store.
@@ -212,6 +221,14 @@ impl ObjectStoreFake {
         }
     }
 
+    /// Whether the caller may read `bucket` (the source of a copy).
+    fn admit_read_of(&self, creds: Option<&str>, bucket: &str) -> S3Result<()> {
+        match self.identity(creds) {
+            Some(who) if self.iam.may_read(&who, bucket) => Ok(()),
+            _ => Err(s3_error!(AccessDenied, "Access Denied")),
+        }
+    }
+
     fn get(&self, bucket: &str, key: &str) -> S3Result<StoredObject> {
         self.with_bucket(bucket, |objects| objects.get(key).cloned())?
             .ok_or_else(|| s3_error!(NoSuchKey, "The specified key does not exist."))
@@ -239,6 +256,21 @@ impl ObjectStoreFake {
             resource,
         )
     }
+}
+
+/// Reads a request body whole.
+async fn read_body(body: Option<StreamingBlob>) -> S3Result<Bytes> {
+    let mut data = Vec::new();
+    if let Some(mut body) = body {
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string()))?
+        {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    Ok(Bytes::from(data))
 }
 
 /// The conditional headers of a GET or HEAD.
@@ -479,21 +511,36 @@ impl S3 for ObjectStoreFake {
             call.finish(error_outcome(&e), 0);
             return Err(e);
         }
-        let mut data = Vec::new();
-        if let Some(mut body) = input.body {
-            while let Some(chunk) = body
-                .try_next()
-                .await
-                .map_err(|e| S3Error::with_message(S3ErrorCode::IncompleteBody, e.to_string()))?
-            {
-                data.extend_from_slice(&chunk);
+        let data = match read_body(input.body).await {
+            Ok(data) => data,
+            Err(e) => {
+                call.finish(error_outcome(&e), 0);
+                return Err(e);
             }
-        }
-        let object = StoredObject::new(Bytes::from(data), self.next_put_time());
+        };
+        let object = StoredObject::new(data, self.next_put_time());
         let (e_tag, size) = (object.e_tag.clone(), object.data.len() as i64);
-        let result = self.with_bucket(&input.bucket, |objects| {
-            objects.insert(input.key.clone(), object);
-        });
+        let (if_match, if_none_match) = (input.if_match, input.if_none_match);
+        // The condition and the write are one step under the store's lock.
+        let result = self
+            .with_bucket(&input.bucket, |objects| {
+                let current = objects.get(&input.key);
+                let conflict = match (&if_none_match, &if_match, current) {
+                    (Some(_), _, Some(_)) => true,
+                    (_, Some(ETagCondition::ETag(want)), Some(obj)) => want.value() != obj.e_tag,
+                    (_, Some(_), None) => true,
+                    _ => false,
+                };
+                if conflict {
+                    return Err(s3_error!(
+                        PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold"
+                    ));
+                }
+                objects.insert(input.key.clone(), object);
+                Ok(())
+            })
+            .and_then(|r| r);
         call.finish(outcome_of(&result), size as u64);
         result?;
         Ok(S3Response::new(PutObjectOutput {
@@ -501,6 +548,389 @@ impl S3 for ObjectStoreFake {
             size: Some(size),
             ..Default::default()
         }))
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "DeleteObject",
+            "s3:DeleteObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "DeleteObject",
+                &input.bucket,
+                &input.key,
+                true,
+            )
+            .await;
+        // Deleting a key that is not there succeeds, as on S3.
+        let result = admitted.and_then(|()| {
+            self.with_bucket(&input.bucket, |objects| {
+                objects.remove(&input.key);
+            })
+        });
+        call.finish(outcome_of(&result), 0);
+        result?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "DeleteObjects",
+            "s3:DeleteObject",
+            &input.bucket,
+            None,
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(ak.as_deref(), "DeleteObjects", &input.bucket, "", true)
+            .await;
+        let keys: Vec<String> = input.delete.objects.iter().map(|o| o.key.clone()).collect();
+        let result = admitted.and_then(|()| {
+            self.with_bucket(&input.bucket, |objects| {
+                for key in &keys {
+                    objects.remove(key);
+                }
+            })
+        });
+        call.finish(outcome_of(&result), 0);
+        result?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let deleted = (!quiet).then(|| {
+            keys.into_iter()
+                .map(|key| DeletedObject {
+                    key: Some(key),
+                    ..Default::default()
+                })
+                .collect()
+        });
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted,
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "CopyObject",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let CopySource::Bucket {
+            bucket: from_bucket,
+            key: from_key,
+            ..
+        } = &input.copy_source
+        else {
+            call.finish(CallOutcome::Error("NotImplemented".into()), 0);
+            return Err(s3_error!(
+                NotImplemented,
+                "Copies from access points are not supported"
+            ));
+        };
+        let admitted = self
+            .admit(ak.as_deref(), "CopyObject", &input.bucket, &input.key, true)
+            .await;
+        let result = admitted
+            .and_then(|()| self.admit_read_of(ak.as_deref(), from_bucket))
+            .and_then(|()| self.get(from_bucket, from_key))
+            .and_then(|source| {
+                let copy = StoredObject::new(source.data, self.next_put_time());
+                let out = (copy.e_tag.clone(), copy.last_modified());
+                self.with_bucket(&input.bucket, |objects| {
+                    objects.insert(input.key.clone(), copy);
+                })
+                .map(|()| out)
+            });
+        call.finish(outcome_of(&result), 0);
+        let (e_tag, last_modified) = result?;
+        let copied = CopyObjectResult {
+            e_tag: Some(ETag::Strong(e_tag)),
+            last_modified: Some(last_modified),
+            ..Default::default()
+        };
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(copied),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "CreateMultipartUpload",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "CreateMultipartUpload",
+                &input.bucket,
+                &input.key,
+                true,
+            )
+            .await;
+        let result = admitted
+            .and_then(|()| self.with_bucket(&input.bucket, |_| ()))
+            .map(|()| {
+                let mut state = self.lock();
+                state.started_uploads += 1;
+                let id = format!("upload-{}", state.started_uploads);
+                state.uploads.insert(
+                    id.clone(),
+                    (input.bucket.clone(), input.key.clone(), BTreeMap::new()),
+                );
+                id
+            });
+        call.finish(outcome_of(&result), 0);
+        let upload_id = result?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "UploadPart",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(ak.as_deref(), "UploadPart", &input.bucket, &input.key, true)
+            .await;
+        let result = match admitted {
+            Ok(()) => read_body(input.body).await,
+            Err(e) => Err(e),
+        }
+        .and_then(|data| {
+            let e_tag = hex::encode(&Sha256::digest(&data)[..16]);
+            let mut state = self.lock();
+            let (_, _, parts) = state
+                .uploads
+                .get_mut(&input.upload_id)
+                .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
+            parts.insert(input.part_number, data);
+            Ok(e_tag)
+        });
+        call.finish(outcome_of(&result), 0);
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(result?)),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "UploadPartCopy",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let CopySource::Bucket {
+            bucket: from_bucket,
+            key: from_key,
+            ..
+        } = &input.copy_source
+        else {
+            call.finish(CallOutcome::Error("NotImplemented".into()), 0);
+            return Err(s3_error!(
+                NotImplemented,
+                "Copies from access points are not supported"
+            ));
+        };
+        if input.copy_source_range.is_some() {
+            call.finish(CallOutcome::Error("NotImplemented".into()), 0);
+            return Err(s3_error!(
+                NotImplemented,
+                "x-amz-copy-source-range is not supported"
+            ));
+        }
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "UploadPartCopy",
+                &input.bucket,
+                &input.key,
+                true,
+            )
+            .await;
+        let result = admitted
+            .and_then(|()| self.admit_read_of(ak.as_deref(), from_bucket))
+            .and_then(|()| self.get(from_bucket, from_key))
+            .and_then(|source| {
+                let mut state = self.lock();
+                let (_, _, parts) = state
+                    .uploads
+                    .get_mut(&input.upload_id)
+                    .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                    .ok_or_else(|| {
+                        s3_error!(NoSuchUpload, "The specified upload does not exist.")
+                    })?;
+                parts.insert(input.part_number, source.data.clone());
+                Ok((source.e_tag.clone(), source.last_modified()))
+            });
+        call.finish(outcome_of(&result), 0);
+        let (e_tag, last_modified) = result?;
+        let part = CopyPartResult {
+            e_tag: Some(ETag::Strong(e_tag)),
+            last_modified: Some(last_modified),
+            ..Default::default()
+        };
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(part),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "CompleteMultipartUpload",
+            "s3:PutObject",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "CompleteMultipartUpload",
+                &input.bucket,
+                &input.key,
+                true,
+            )
+            .await;
+        let wanted: Vec<i32> = input
+            .multipart_upload
+            .as_ref()
+            .and_then(|m| m.parts.as_ref())
+            .map(|parts| parts.iter().filter_map(|p| p.part_number).collect())
+            .unwrap_or_default();
+        let result = admitted.and_then(|()| {
+            let mut state = self.lock();
+            let (bucket, key, parts) = state
+                .uploads
+                .remove(&input.upload_id)
+                .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
+            let mut data = Vec::new();
+            for n in &wanted {
+                let part = parts.get(n).ok_or_else(|| {
+                    s3_error!(
+                        InvalidPart,
+                        "One or more of the specified parts could not be found."
+                    )
+                })?;
+                data.extend_from_slice(part);
+            }
+            drop(state);
+            let object = StoredObject::new(Bytes::from(data), self.next_put_time());
+            let e_tag = object.e_tag.clone();
+            // `If-None-Match: *` makes completion a create-if-absent, checked with the write.
+            let create_only = input.if_none_match.is_some();
+            self.with_bucket(&bucket, |objects| {
+                if create_only && objects.contains_key(&key) {
+                    return Err(s3_error!(
+                        PreconditionFailed,
+                        "At least one of the pre-conditions you specified did not hold"
+                    ));
+                }
+                objects.insert(key, object);
+                Ok(e_tag)
+            })
+            .and_then(|r| r)
+        });
+        call.finish(outcome_of(&result), 0);
+        let e_tag = result?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            e_tag: Some(ETag::Strong(e_tag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let ak = access_key(&req);
+        let input = req.input;
+        let call = self.call(
+            "AbortMultipartUpload",
+            "s3:AbortMultipartUpload",
+            &input.bucket,
+            Some(&input.key),
+            ak.as_deref(),
+        );
+        let admitted = self
+            .admit(
+                ak.as_deref(),
+                "AbortMultipartUpload",
+                &input.bucket,
+                &input.key,
+                true,
+            )
+            .await;
+        let result = admitted.and_then(|()| {
+            self.lock()
+                .uploads
+                .remove(&input.upload_id)
+                .map(|_| ())
+                .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))
+        });
+        call.finish(outcome_of(&result), 0);
+        result?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 }
 

@@ -54,7 +54,7 @@ async fn start_fakes() -> Fakes {
     let config = ObjectStoreConfig {
         region: REGION.into(),
         lakes: lakes.clone(),
-        buckets: Vec::new(),
+        buckets: vec!["conformance".into()],
     };
     let (l, s3) = listen().await;
     tokio::spawn(serve_tcp(
@@ -380,4 +380,46 @@ async fn conditional_gets_answer_not_modified_and_precondition_failed() {
         ..GetOptions::default()
     };
     assert!(get(unmodified).await.is_ok());
+}
+
+/// `object_store`'s own conformance functions against an empty bucket of the fake.
+#[tokio::test]
+async fn object_store_conformance() {
+    use object_store::integration::*;
+    let fakes = start_fakes().await;
+    let p = system_principal();
+    // Copy-if-not-exists through a multipart upload completed with `If-None-Match: *`.
+    let store = AmazonS3Builder::new()
+        .with_http_connector(stampede_system::http_client::DialerConnector::new(
+            Arc::new(TcpDialer),
+        ))
+        .with_endpoint(&fakes.s3)
+        .with_allow_http(true)
+        .with_region(REGION)
+        .with_bucket_name("conformance")
+        .with_access_key_id(&p.access_key_id)
+        .with_secret_access_key(&p.secret_access_key)
+        .with_copy_if_not_exists(object_store::aws::S3CopyIfNotExists::Multipart)
+        .with_retry(StoreRetry {
+            max_retries: 0,
+            retry_timeout: Duration::ZERO,
+            ..StoreRetry::default()
+        })
+        .build()
+        .unwrap();
+    multipart(&store, &store).await;
+    multipart_out_of_order(&store).await;
+    multipart_race_condition(&store, true).await;
+    let store: &object_store::DynObjectStore = &store;
+    put_get_delete_list(store).await;
+    get_opts(store).await;
+    put_opts(store, true).await;
+    list_uses_directories_correctly(store).await;
+    list_with_delimiter(store).await;
+    rename_and_copy(store).await;
+    copy_if_not_exists(store).await;
+    copy_rename_nonexistent_object(store).await;
+    list_with_offset_exclusivity(store).await;
+    stream_get(store).await;
+    assert!(get_nonexistent_object(store, None).await.is_err());
 }
