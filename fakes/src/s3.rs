@@ -53,6 +53,54 @@ struct StoredObject {
     e_tag: String,
     /// Seconds since the Unix epoch.
     last_modified: u64,
+    attributes: ObjectAttributes,
+}
+
+/// The headers an object keeps from its upload and returns on every read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ObjectAttributes {
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    content_type: Option<String>,
+    /// `x-amz-meta-*`, by name.
+    metadata: BTreeMap<String, String>,
+}
+
+impl ObjectAttributes {
+    /// s3s carries user metadata in a `HashMap`; ours is ordered, so nothing we log or hash
+    /// depends on its order.
+    #[allow(clippy::disallowed_types)] // The s3s DTO's own map type, converted at once.
+    fn from_upload(
+        cache_control: Option<String>,
+        content_disposition: Option<String>,
+        content_encoding: Option<String>,
+        content_language: Option<String>,
+        content_type: Option<String>,
+        metadata: Option<s3s::dto::Metadata>,
+    ) -> Self {
+        Self {
+            cache_control,
+            content_disposition,
+            content_encoding,
+            content_language,
+            content_type,
+            metadata: metadata.unwrap_or_default().into_iter().collect(),
+        }
+    }
+
+    #[allow(clippy::disallowed_types)] // The s3s DTO's own map type.
+    fn metadata(&self) -> Option<s3s::dto::Metadata> {
+        (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect())
+    }
+
+    /// The stored content type, or S3's default for objects uploaded without one.
+    fn content_type(&self) -> String {
+        self.content_type
+            .clone()
+            .unwrap_or_else(|| "binary/octet-stream".into())
+    }
 }
 
 impl StoredObject {
@@ -62,7 +110,13 @@ impl StoredObject {
             data,
             e_tag,
             last_modified,
+            attributes: ObjectAttributes::default(),
         }
+    }
+
+    fn with_attributes(mut self, attributes: ObjectAttributes) -> Self {
+        self.attributes = attributes;
+        self
     }
 
     fn last_modified(&self) -> Timestamp {
@@ -77,7 +131,7 @@ struct State {
     /// How many objects were put so far.
     puts: u64,
     /// Multipart uploads in progress, by id: bucket, key and parts by number.
-    uploads: BTreeMap<String, (String, String, BTreeMap<i32, Bytes>)>,
+    uploads: BTreeMap<String, (String, String, ObjectAttributes, BTreeMap<i32, Bytes>)>,
     /// Uploads started so far, for their ids.
     started_uploads: u64,
 }
@@ -170,7 +224,14 @@ impl ObjectStoreFake {
                     let data = lakes.generate(lake, &key);
                     // Each file was written when its day of telemetry closed, lakes a second apart.
                     let written = LAST_MODIFIED_SECS + (j as u64 + 1) * 86_400 + u64::from(lake);
-                    (key, StoredObject::new(data, written))
+                    let parquet = ObjectAttributes {
+                        content_type: Some("application/vnd.apache.parquet".into()),
+                        ..ObjectAttributes::default()
+                    };
+                    (
+                        key,
+                        StoredObject::new(data, written).with_attributes(parquet),
+                    )
                 })
                 .collect();
             state.buckets.insert(bucket.to_string(), objects);
@@ -398,13 +459,19 @@ impl S3 for ObjectStoreFake {
                     }
                     None => (obj.data.clone(), None),
                 };
-                Ok((body, content_range, obj.e_tag.clone(), obj.last_modified()))
+                Ok((
+                    body,
+                    content_range,
+                    obj.e_tag.clone(),
+                    obj.last_modified(),
+                    obj.attributes.clone(),
+                ))
             });
         call.finish(
             outcome_of(&result),
             result.as_ref().map_or(0, |r| r.0.len() as u64),
         );
-        let (body, content_range, e_tag, last_modified) = result?;
+        let (body, content_range, e_tag, last_modified, attributes) = result?;
         let output = GetObjectOutput {
             content_length: Some(body.len() as i64),
             body: Some(StreamingBlob::from(s3s::Body::from(body))),
@@ -412,7 +479,12 @@ impl S3 for ObjectStoreFake {
             accept_ranges: Some("bytes".into()),
             e_tag: Some(ETag::Strong(e_tag)),
             last_modified: Some(last_modified),
-            content_type: Some("application/octet-stream".into()),
+            content_type: Some(attributes.content_type()),
+            metadata: attributes.metadata(),
+            cache_control: attributes.cache_control,
+            content_disposition: attributes.content_disposition,
+            content_encoding: attributes.content_encoding,
+            content_language: attributes.content_language,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -456,7 +528,12 @@ impl S3 for ObjectStoreFake {
             accept_ranges: Some("bytes".into()),
             last_modified: Some(obj.last_modified()),
             e_tag: Some(ETag::Strong(obj.e_tag)),
-            content_type: Some("application/octet-stream".into()),
+            content_type: Some(obj.attributes.content_type()),
+            metadata: obj.attributes.metadata(),
+            cache_control: obj.attributes.cache_control,
+            content_disposition: obj.attributes.content_disposition,
+            content_encoding: obj.attributes.content_encoding,
+            content_language: obj.attributes.content_language,
             ..Default::default()
         };
         Ok(S3Response::new(output))
@@ -518,7 +595,15 @@ impl S3 for ObjectStoreFake {
                 return Err(e);
             }
         };
-        let object = StoredObject::new(data, self.next_put_time());
+        let attributes = ObjectAttributes::from_upload(
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.content_type,
+            input.metadata,
+        );
+        let object = StoredObject::new(data, self.next_put_time()).with_attributes(attributes);
         let (e_tag, size) = (object.e_tag.clone(), object.data.len() as i64);
         let (if_match, if_none_match) = (input.if_match, input.if_none_match);
         // The condition and the write are one step under the store's lock.
@@ -656,7 +741,8 @@ impl S3 for ObjectStoreFake {
             .and_then(|()| self.admit_read_of(ak.as_deref(), from_bucket))
             .and_then(|()| self.get(from_bucket, from_key))
             .and_then(|source| {
-                let copy = StoredObject::new(source.data, self.next_put_time());
+                let copy = StoredObject::new(source.data, self.next_put_time())
+                    .with_attributes(source.attributes);
                 let out = (copy.e_tag.clone(), copy.last_modified());
                 self.with_bucket(&input.bucket, |objects| {
                     objects.insert(input.key.clone(), copy);
@@ -698,6 +784,14 @@ impl S3 for ObjectStoreFake {
                 true,
             )
             .await;
+        let attributes = ObjectAttributes::from_upload(
+            input.cache_control,
+            input.content_disposition,
+            input.content_encoding,
+            input.content_language,
+            input.content_type,
+            input.metadata,
+        );
         let result = admitted
             .and_then(|()| self.with_bucket(&input.bucket, |_| ()))
             .map(|()| {
@@ -706,7 +800,12 @@ impl S3 for ObjectStoreFake {
                 let id = format!("upload-{}", state.started_uploads);
                 state.uploads.insert(
                     id.clone(),
-                    (input.bucket.clone(), input.key.clone(), BTreeMap::new()),
+                    (
+                        input.bucket.clone(),
+                        input.key.clone(),
+                        attributes,
+                        BTreeMap::new(),
+                    ),
                 );
                 id
             });
@@ -743,10 +842,10 @@ impl S3 for ObjectStoreFake {
         .and_then(|data| {
             let e_tag = hex::encode(&Sha256::digest(&data)[..16]);
             let mut state = self.lock();
-            let (_, _, parts) = state
+            let (_, _, _, parts) = state
                 .uploads
                 .get_mut(&input.upload_id)
-                .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                .filter(|(b, k, _, _)| *b == input.bucket && *k == input.key)
                 .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
             parts.insert(input.part_number, data);
             Ok(e_tag)
@@ -804,10 +903,10 @@ impl S3 for ObjectStoreFake {
             .and_then(|()| self.get(from_bucket, from_key))
             .and_then(|source| {
                 let mut state = self.lock();
-                let (_, _, parts) = state
+                let (_, _, _, parts) = state
                     .uploads
                     .get_mut(&input.upload_id)
-                    .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                    .filter(|(b, k, _, _)| *b == input.bucket && *k == input.key)
                     .ok_or_else(|| {
                         s3_error!(NoSuchUpload, "The specified upload does not exist.")
                     })?;
@@ -857,10 +956,10 @@ impl S3 for ObjectStoreFake {
             .unwrap_or_default();
         let result = admitted.and_then(|()| {
             let mut state = self.lock();
-            let (bucket, key, parts) = state
+            let (bucket, key, attributes, parts) = state
                 .uploads
                 .remove(&input.upload_id)
-                .filter(|(b, k, _)| *b == input.bucket && *k == input.key)
+                .filter(|(b, k, _, _)| *b == input.bucket && *k == input.key)
                 .ok_or_else(|| s3_error!(NoSuchUpload, "The specified upload does not exist."))?;
             let mut data = Vec::new();
             for n in &wanted {
@@ -873,7 +972,8 @@ impl S3 for ObjectStoreFake {
                 data.extend_from_slice(part);
             }
             drop(state);
-            let object = StoredObject::new(Bytes::from(data), self.next_put_time());
+            let object = StoredObject::new(Bytes::from(data), self.next_put_time())
+                .with_attributes(attributes);
             let e_tag = object.e_tag.clone();
             // `If-None-Match: *` makes completion a create-if-absent, checked with the write.
             let create_only = input.if_none_match.is_some();

@@ -411,6 +411,7 @@ async fn object_store_conformance() {
     multipart_out_of_order(&store).await;
     multipart_race_condition(&store, true).await;
     let store: &object_store::DynObjectStore = &store;
+    put_get_attributes(store).await;
     put_get_delete_list(store).await;
     get_opts(store).await;
     put_opts(store, true).await;
