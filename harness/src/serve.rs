@@ -133,6 +133,8 @@ impl Served {
             ("AWS_ACCESS_KEY_ID", p.access_key_id),
             ("AWS_SECRET_ACCESS_KEY", p.secret_access_key),
             ("AWS_REGION", self.region.clone()),
+            // The aws CLI v1 and older SDKs read only this one.
+            ("AWS_DEFAULT_REGION", self.region.clone()),
             ("STAMPEDE_LAKE_ROLE_ARN", lake_role_arn(0)),
             ("STAMPEDE_LAKE_BUCKET", self.lakes.bucket(0)),
         ] {
