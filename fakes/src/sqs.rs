@@ -416,6 +416,12 @@ impl SqsFake {
         now: Duration,
     ) -> Result<(Vec<Value>, Option<Duration>), SqsError> {
         let mut state = self.lock();
+        // Redrive only to a queue that exists; otherwise messages stay and keep coming back.
+        let redrive = state
+            .queues
+            .get(name)
+            .and_then(|q| q.redrive.clone())
+            .filter(|(dlq, _)| state.queues.contains_key(dlq));
         let q = state.queues.get_mut(name).ok_or_else(SqsError::no_queue)?;
         let timeout = vt.unwrap_or(q.visibility);
         let mut out = Vec::new();
@@ -427,7 +433,7 @@ impl SqsFake {
             if m.visible_at > now {
                 continue;
             }
-            if let Some((_, limit)) = &q.redrive
+            if let Some((_, limit)) = &redrive
                 && m.receive_count >= *limit
             {
                 dead.push(seq);
@@ -462,7 +468,7 @@ impl SqsFake {
             .iter()
             .filter_map(|&seq| q.messages.remove(&seq).map(|m| (seq, m)))
             .collect();
-        if let Some((dlq, _)) = q.redrive.clone()
+        if let Some((dlq, _)) = redrive
             && let Some(target) = state.queues.get_mut(&dlq)
         {
             for (seq, mut m) in moved {
