@@ -67,6 +67,10 @@ def check_sts():
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
+    wrong = client(
+        "sts", aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"], aws_secret_access_key="wrong-secret"
+    )
+    expect_error("SignatureDoesNotMatch", wrong.get_caller_identity)
     other = role.replace(":300000000000:", ":300000000001:")
     expect_error("AccessDenied", lambda: lake.assume_role(RoleArn=other, RoleSessionName="cross"))
     s3 = client(

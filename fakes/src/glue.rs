@@ -9,14 +9,15 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::iam::{Iam, Identity, SYSTEM_ACCOUNT, lake_account, signing_key};
+use crate::iam::{Iam, Identity, SYSTEM_ACCOUNT, lake_account};
 use crate::lakes::LakeDirectory;
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
+use crate::sigv4::{SignatureError, verify};
 
 /// The database every lake account has.
 pub const DATABASE: &str = "telemetry_lake";
@@ -234,7 +235,13 @@ fn page(input: &Value, items: Vec<Value>, key: &str, max: usize) -> Result<Value
     Ok(out)
 }
 
-async fn handle(State(glue): State<GlueFake>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(glue): State<GlueFake>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let op = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -249,7 +256,15 @@ async fn handle(State(glue): State<GlueFake>, headers: HeaderMap, body: Bytes) -
         "GetPartitions" => "GetPartitions",
         _ => "Unknown",
     };
-    let caller = signing_key(&headers).and_then(|k| glue.iam.identity(k, glue.region.now()));
+    let verified = verify(
+        &glue.iam,
+        glue.region.now(),
+        "POST",
+        path_and_query,
+        &headers,
+        &body,
+    );
+    let caller = verified.as_ref().ok().cloned();
     let account = caller
         .as_ref()
         .map_or_else(|| "anonymous".to_string(), |c| c.account.clone());
@@ -274,13 +289,22 @@ async fn handle(State(glue): State<GlueFake>, headers: HeaderMap, body: Bytes) -
         resource,
     );
     let result = async {
-        let caller = caller.ok_or_else(|| {
-            let mut e = GlueError::new(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            );
-            e.status = StatusCode::FORBIDDEN;
-            e
+        let caller = verified.map_err(|e| {
+            let (status, code) = match e {
+                SignatureError::Missing => {
+                    (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")
+                }
+                SignatureError::Malformed => {
+                    (StatusCode::BAD_REQUEST, "IncompleteSignatureException")
+                }
+                SignatureError::UnknownKey => {
+                    (StatusCode::FORBIDDEN, "UnrecognizedClientException")
+                }
+                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+            };
+            let mut err = GlueError::new(code, e.to_string());
+            err.status = status;
+            err
         })?;
         let input = input.map_err(|_| {
             GlueError::new("SerializationException", "Request body is not valid JSON.")

@@ -40,12 +40,6 @@ pub struct Identity {
     pub expires: Option<Duration>,
 }
 
-/// The access key id a SigV4 `Authorization` header names, if any.
-pub fn signing_key(headers: &http::HeaderMap) -> Option<&str> {
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    auth.split("Credential=").nth(1)?.split('/').next()
-}
-
 /// The account of lake `i`.
 pub fn lake_account(i: u32) -> String {
     format!("3{i:011}")

@@ -11,6 +11,7 @@ pub mod imds;
 pub mod lakes;
 pub mod provider;
 pub mod s3;
+pub mod sigv4;
 pub mod sqs;
 pub mod sts;
 

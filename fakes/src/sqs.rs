@@ -11,15 +11,16 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use tokio::sync::Notify;
 
-use crate::iam::{Iam, signing_key};
+use crate::iam::Iam;
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
+use crate::sigv4::{SignatureError, verify};
 
 /// Default visibility timeout of a new queue, as on SQS.
 const DEFAULT_VISIBILITY_S: u64 = 30;
@@ -598,7 +599,8 @@ fn md5_hex(body: &str) -> String {
     hex::encode(md5::Md5::digest(body.as_bytes()))
 }
 
-async fn handle(State(sqs): State<SqsFake>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(sqs): State<SqsFake>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let op = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -622,7 +624,15 @@ async fn handle(State(sqs): State<SqsFake>, headers: HeaderMap, body: Bytes) -> 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    let identity = signing_key(&headers).and_then(|k| sqs.iam.identity(k, sqs.region.now()));
+    let verified = verify(
+        &sqs.iam,
+        sqs.region.now(),
+        "POST",
+        path_and_query,
+        &headers,
+        &body,
+    );
+    let identity = verified.as_ref().ok().cloned();
     let account = identity
         .as_ref()
         .map_or_else(|| "anonymous".to_string(), |i| i.account.clone());
@@ -644,13 +654,14 @@ async fn handle(State(sqs): State<SqsFake>, headers: HeaderMap, body: Bytes) -> 
         resource,
     );
     let result = async {
-        if identity.is_none() {
-            return Err(SqsError::new(
-                StatusCode::FORBIDDEN,
-                "InvalidSecurity",
-                "InvalidClientTokenId",
-                "The security token included in the request is invalid.",
-            ));
+        if let Err(e) = &verified {
+            let (status, code): (StatusCode, &'static str) = match e {
+                SignatureError::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
+                SignatureError::Malformed => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
+                SignatureError::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+            };
+            return Err(SqsError::new(status, code, code, e.to_string()));
         }
         let input = input.map_err(|_| {
             SqsError::new(

@@ -1,9 +1,8 @@
 //! STS: AssumeRole and GetCallerIdentity on the query protocol (form-encoded POST, XML
 //! answers), behind the region's metadata fleet and quotas.
 //!
-//! The caller is named by the access key in the SigV4 `Authorization` header. The signature
-//! itself is not verified yet: the object store verifies signatures; here a key nobody was
-//! issued is refused.
+//! Every request's SigV4 signature is verified (`sigv4.rs`) against the secret of the key it
+//! names; the caller is whoever holds that key.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,14 +11,15 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use quick_xml::escape::escape;
 
 use crate::clock::rfc3339;
-use crate::iam::{AssumeError, Iam, Identity, signing_key};
+use crate::iam::{AssumeError, Iam, Identity};
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
+use crate::sigv4::{SignatureError, verify};
 
 /// The STS API's XML namespace.
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -81,26 +81,36 @@ impl StsFake {
             .with_state(self.clone())
     }
 
-    fn caller(&self, headers: &HeaderMap) -> Result<Identity, StsError> {
-        let Some(key) = signing_key(headers) else {
-            return Err(StsError::new(
-                StatusCode::FORBIDDEN,
-                "MissingAuthenticationToken",
-                "Request is missing Authentication Token",
-            ));
-        };
-        self.iam.identity(key, self.region.now()).ok_or_else(|| {
-            StsError::new(
-                StatusCode::FORBIDDEN,
-                "InvalidClientTokenId",
-                "The security token included in the request is invalid.",
-            )
+    fn caller(
+        &self,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Identity, StsError> {
+        verify(
+            &self.iam,
+            self.region.now(),
+            "POST",
+            path_and_query,
+            headers,
+            body,
+        )
+        .map_err(|e| {
+            let (status, code) = match e {
+                SignatureError::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
+                SignatureError::Malformed => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
+                SignatureError::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+            };
+            StsError::new(status, code, e.to_string())
         })
     }
 
     async fn act(
         &self,
+        path_and_query: &str,
         headers: &HeaderMap,
+        body: &[u8],
         params: &BTreeMap<String, String>,
     ) -> (Result<String, StsError>, ProviderCall) {
         let action = params.get("Action").map_or("", String::as_str);
@@ -110,7 +120,7 @@ impl StsFake {
             _ => "Unknown",
         };
         let resource = params.get("RoleArn").cloned().unwrap_or_default();
-        let caller = self.caller(headers);
+        let caller = self.caller(path_and_query, headers, body);
         let (account, principal) = caller
             .as_ref()
             .map_or(("anonymous".into(), "anonymous".into()), |c| {
@@ -281,9 +291,10 @@ fn request_id(seed: &str) -> String {
     )
 }
 
-async fn handle(State(sts): State<StsFake>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(sts): State<StsFake>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
     let params: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let (result, call) = sts.act(&headers, &params).await;
+    let (result, call) = sts.act(path_and_query, &headers, &body, &params).await;
     match result {
         Ok(xml) => {
             call.finish(CallOutcome::Ok, xml.len() as u64);

@@ -424,3 +424,79 @@ async fn object_store_conformance() {
     stream_get(store).await;
     assert!(get_nonexistent_object(store, None).await.is_err());
 }
+
+#[tokio::test]
+async fn sts_sqs_and_glue_verify_signatures() {
+    let fakes = start_fakes().await;
+    let p = system_principal();
+    let wrong = || {
+        Credentials::new(
+            p.access_key_id.clone(),
+            "not-the-secret",
+            None,
+            None,
+            "test",
+        )
+    };
+    let err = sts_client(&fakes.sts, wrong())
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(
+        err.into_service_error().code(),
+        Some("SignatureDoesNotMatch")
+    );
+    let glue = aws_sdk_glue::Client::new(&sdk_config(
+        Arc::new(TcpDialer),
+        &fakes.glue,
+        REGION,
+        wrong(),
+        epoch(),
+    ));
+    let err = glue.get_databases().send().await.expect_err("wrong secret");
+    assert_eq!(
+        aws_sdk_glue::error::ProvideErrorMetadata::code(&err.into_service_error()),
+        Some("InvalidSignatureException")
+    );
+    let (l, sqs_url) = listen().await;
+    let lakes = LakeDirectory {
+        seed: 1,
+        count: 1,
+        tenants: 1,
+        regions: vec![REGION.into()],
+        files_per_lake: 1,
+        rows_per_file: 1,
+    };
+    let region = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
+    let queue =
+        stampede_fakes::sqs::SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
+    tokio::spawn(serve_tcp(l, TowerToHyperService::new(queue.router())));
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(
+        Arc::new(TcpDialer),
+        &sqs_url,
+        REGION,
+        wrong(),
+        epoch(),
+    ));
+    let err = sqs
+        .create_queue()
+        .queue_name("q")
+        .send()
+        .await
+        .expect_err("wrong secret");
+    assert_eq!(
+        aws_sdk_sqs::error::ProvideErrorMetadata::code(&err.into_service_error()),
+        Some("SignatureDoesNotMatch")
+    );
+    let unknown = Credentials::new("AKIANOBODY0000000000", "x", None, None, "test");
+    let err = sts_client(&fakes.sts, unknown)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect_err("unknown key");
+    assert_eq!(
+        err.into_service_error().code(),
+        Some("InvalidClientTokenId")
+    );
+}
