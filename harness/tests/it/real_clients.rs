@@ -410,6 +410,7 @@ async fn object_store_conformance() {
     multipart(&store, &store).await;
     multipart_out_of_order(&store).await;
     multipart_race_condition(&store, true).await;
+    list_paginated(&store, &store).await;
     let store: &object_store::DynObjectStore = &store;
     put_get_attributes(store).await;
     put_get_delete_list(store).await;
