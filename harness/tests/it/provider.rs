@@ -232,3 +232,137 @@ fn sustained_overload_freezes_the_loud_account_and_hurts_the_others() {
         background_error_rate(8, 15)
     );
 }
+
+#[test]
+fn fleet_latency_rises_with_offered_load() {
+    let config = ProviderConfig {
+        fleet: FleetConfig {
+            servers: 2,
+            base_service: Duration::from_millis(10),
+            ..FleetConfig::default()
+        },
+        abuse: AbusePolicy {
+            sustained: Duration::from_secs(3600),
+            ..AbusePolicy::default()
+        },
+        ..ProviderConfig::default()
+    };
+    // 200 calls/s of capacity; offer 20%, 40% and 60% of it for 5 s each, 5 s apart.
+    let log = simulate(
+        config,
+        BackgroundLoad::default(),
+        Duration::from_secs(40),
+        |sts| async move {
+            offer(sts.clone(), Duration::from_secs(1), 40.0, 5.0).await;
+            offer(sts.clone(), Duration::from_secs(5), 80.0, 5.0).await;
+            offer(sts, Duration::from_secs(5), 120.0, 5.0).await;
+        },
+    );
+    let mean_latency = |from: u64, to: u64| {
+        let window: Vec<u64> = calls(&log, SYSTEM_ACCOUNT, "AssumeRole")
+            .filter(|e| (Duration::from_secs(from)..Duration::from_secs(to)).contains(&e.time()))
+            .filter(|e| e.str("outcome") == Some("ok"))
+            .filter_map(|e| e.u64("latency_us"))
+            .collect();
+        assert!(!window.is_empty(), "calls between {from} s and {to} s");
+        window.iter().sum::<u64>() / window.len() as u64
+    };
+    let (low, mid, high) = (
+        mean_latency(1, 7),
+        mean_latency(11, 17),
+        mean_latency(22, 28),
+    );
+    assert!(
+        low < mid && mid < high,
+        "latency must rise with load: {low} µs, {mid} µs, {high} µs"
+    );
+}
+
+#[test]
+fn s3_prefix_limit_holds_in_simulation() {
+    use futures::StreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    let config = ProviderConfig {
+        s3_prefix_reads_per_s: 50.0,
+        ..ProviderConfig::default()
+    };
+    let recorder = Recorder::new();
+    recorder.scope(|| {
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(Duration::from_secs(60))
+            .tick_duration(Duration::from_millis(5))
+            .epoch(epoch())
+            .rng_seed(2)
+            .build();
+        let lakes = LakeDirectory {
+            seed: 1,
+            count: 1,
+            tenants: 1,
+            regions: vec![REGION.into()],
+            files_per_lake: 1,
+            rows_per_file: 10,
+        };
+        let region = ProviderRegion::new(REGION, config, Arc::new(SimClock));
+        let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
+        let store_config = stampede_fakes::ObjectStoreConfig {
+            region: REGION.into(),
+            lakes,
+            buckets: Vec::new(),
+        };
+        let s3 = stampede_fakes::ObjectStoreFake::new(store_config, region, iam);
+        sim.host("provider", move || {
+            let service = s3.service();
+            async move { serve(9000, service).await }
+        });
+        sim.client("client", async move {
+            let p = system_principal();
+            let store = object_store::aws::AmazonS3Builder::new()
+                .with_http_connector(stampede_system::http_client::DialerConnector::new(
+                    Arc::new(SimDialer),
+                ))
+                .with_endpoint("http://provider:9000")
+                .with_allow_http(true)
+                .with_region(REGION)
+                .with_bucket_name("lake-00000")
+                .with_access_key_id(p.access_key_id)
+                .with_secret_access_key(p.secret_access_key)
+                .with_retry(object_store::RetryConfig {
+                    max_retries: 0,
+                    retry_timeout: Duration::ZERO,
+                    ..Default::default()
+                })
+                .build()?;
+            let store = Rc::new(store);
+            // Twice the prefix's read rate for 10 s.
+            let start = tokio::time::Instant::now();
+            futures::stream::iter(0..1000u64)
+                .map(|i| {
+                    let store = store.clone();
+                    async move {
+                        tokio::time::sleep_until(start + Duration::from_millis(i * 10)).await;
+                        let _ = store.head(&"telemetry/part-00000.parquet".into()).await;
+                    }
+                })
+                .buffer_unordered(64)
+                .for_each(|()| async {})
+                .await;
+            Ok(())
+        });
+        sim.run().unwrap();
+    });
+    let log = recorder.take();
+    let heads = || calls(&log, SYSTEM_ACCOUNT, "HeadObject");
+    let ok = heads().filter(|e| e.str("outcome") == Some("ok")).count() as f64;
+    let throttled = heads()
+        .filter(|e| e.str("outcome") == Some("throttled"))
+        .count();
+    let expected = 50.0 * 10.0 + 50.0;
+    assert!(
+        (ok - expected).abs() <= 0.01 * expected,
+        "admitted {ok}, expected {expected} within 1%"
+    );
+    assert!(
+        throttled > 400,
+        "the rest is throttled with SlowDown: {throttled}"
+    );
+}
