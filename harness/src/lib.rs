@@ -5,6 +5,7 @@
 //! time, and checks invariants over the log. See ARCHITECTURE.md for the map.
 
 pub mod clock;
+pub mod control;
 pub mod events;
 pub mod exit;
 pub mod invariants;

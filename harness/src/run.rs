@@ -162,7 +162,7 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
 fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
     let recorder = Recorder::new();
     recorder
-        .scope(|| world::simulate(&prepared.scenario, seed, &prepared.trace, &recorder))
+        .scope(|| world::simulate(&prepared.scenario, seed, &prepared.trace, &recorder, &[]))
         .map_err(RunError::Sim)
 }
 

@@ -19,6 +19,7 @@ use stampede_fakes::{
 };
 use stampede_system::{Engine, StoreConfig, Worker};
 
+use crate::control::{Control, apply_due};
 use crate::events::{EventLog, Recorder};
 use crate::net::{SimDialer, serve};
 use crate::rng::sub_seed;
@@ -175,7 +176,11 @@ pub fn simulate(
     seed: u64,
     trace: &Trace,
     recorder: &Recorder,
+    controls: &[Control],
 ) -> Result<SimOutput, SimError> {
+    let mut pending = controls.to_vec();
+    pending.sort_by_key(|c| c.at);
+    let mut providers = BTreeMap::new();
     let lakes = lake_directory(scenario, seed);
     let submissions = submissions(scenario, &lakes, trace)?;
     let duration = scenario.duration.0;
@@ -197,6 +202,7 @@ pub fn simulate(
         let host = provider_host(region);
         endpoints.insert(region.clone(), format!("http://{host}:{S3_PORT}"));
         let provider = ProviderRegion::new(region, ProviderConfig::default(), Arc::new(SimClock));
+        providers.insert(region.clone(), provider.clone());
         let iam = Iam::new(
             sub_seed(seed, &format!("iam/{region}")),
             lakes.clone(),
@@ -253,6 +259,7 @@ pub fn simulate(
     let mut steps = 0;
     while sim.elapsed() < duration {
         recorder.set_now(sim.elapsed());
+        apply_due(&mut pending, sim.elapsed(), &mut sim, &providers, recorder);
         sim.step().map_err(|e| SimError::Host {
             at: sim.elapsed(),
             message: e.to_string(),

@@ -1,0 +1,135 @@
+//! Faults and operator actions on the provider, applied by the harness at virtual times: the
+//! controls the provider model offers (freeze, thaw, throttle, latency, fleet capacity) and
+//! the simulator's own (a region's provider host down and up). Each is logged as an event on
+//! `stampede::fault` when it takes effect.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use stampede_fakes::ProviderRegion;
+
+use crate::events::Recorder;
+use crate::world::provider_host;
+
+/// The target of fault events.
+pub const FAULT_EVENTS: &str = "stampede::fault";
+
+/// What happens to a region's provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderAction {
+    /// Freeze an account for a while: every call from it is refused as the provider does.
+    Freeze {
+        /// The 12-digit account.
+        account: String,
+        /// How long until it thaws.
+        duration: Duration,
+    },
+    /// Thaw an account now.
+    Thaw {
+        /// The 12-digit account.
+        account: String,
+    },
+    /// Limit an api to a rate, for every account.
+    Throttle {
+        /// The api, e.g. `AssumeRole`.
+        api: String,
+        /// Calls per second.
+        rate_per_s: f64,
+    },
+    /// Add latency to every call.
+    Latency {
+        /// The added latency.
+        extra: Duration,
+    },
+    /// Keep only this fraction (0 to 1) of the metadata fleet in service.
+    FleetCapacity {
+        /// The fraction in service.
+        fraction: f64,
+    },
+    /// The region's provider host goes down: connections are refused, nothing answers.
+    RegionDown,
+    /// The region's provider host comes back (its services restart; stored data survives).
+    RegionUp,
+}
+
+/// An action at a virtual time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Control {
+    /// When it takes effect.
+    pub at: Duration,
+    /// Which region.
+    pub region: String,
+    /// What.
+    pub action: ProviderAction,
+}
+
+impl ProviderAction {
+    fn describe(&self) -> (&'static str, Vec<(&'static str, Value)>) {
+        match self {
+            Self::Freeze { account, duration } => (
+                "freeze",
+                vec![
+                    ("account", json!(account)),
+                    ("duration_ms", json!(duration.as_millis() as u64)),
+                ],
+            ),
+            Self::Thaw { account } => ("thaw", vec![("account", json!(account))]),
+            Self::Throttle { api, rate_per_s } => (
+                "throttle",
+                vec![("api", json!(api)), ("rate_per_s", json!(rate_per_s))],
+            ),
+            Self::Latency { extra } => (
+                "latency",
+                vec![("extra_ms", json!(extra.as_millis() as u64))],
+            ),
+            Self::FleetCapacity { fraction } => {
+                ("fleet_capacity", vec![("fraction", json!(fraction))])
+            }
+            Self::RegionDown => ("region_down", vec![]),
+            Self::RegionUp => ("region_up", vec![]),
+        }
+    }
+}
+
+/// Applies every control whose time has come, in order, and logs each.
+pub fn apply_due(
+    pending: &mut Vec<Control>,
+    now: Duration,
+    sim: &mut turmoil::Sim<'_>,
+    providers: &BTreeMap<String, ProviderRegion>,
+    recorder: &Recorder,
+) {
+    while pending.first().is_some_and(|c| c.at <= now) {
+        let control = pending.remove(0);
+        let Some(provider) = providers.get(&control.region) else {
+            continue;
+        };
+        match &control.action {
+            // Between steps no host runs, so the provider's clock cannot be read: the
+            // simulation's time is the same clock.
+            ProviderAction::Freeze { account, duration } => {
+                provider.model().freeze(account, now + *duration)
+            }
+            ProviderAction::Thaw { account } => {
+                provider.model().thaw(account);
+            }
+            ProviderAction::Throttle { api, rate_per_s } => {
+                provider.model().throttle(api, *rate_per_s)
+            }
+            ProviderAction::Latency { extra } => provider.model().set_extra_latency(*extra),
+            ProviderAction::FleetCapacity { fraction } => {
+                provider.model().set_fleet_available(*fraction)
+            }
+            ProviderAction::RegionDown => sim.crash(provider_host(&control.region)),
+            ProviderAction::RegionUp => sim.bounce(provider_host(&control.region)),
+        }
+        let (name, fields) = control.action.describe();
+        let mut fields: BTreeMap<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        fields.insert("region".into(), json!(control.region));
+        recorder.push(FAULT_EVENTS, name, fields);
+    }
+}

@@ -1,0 +1,98 @@
+//! Provider controls at virtual times, on the smoke world: a freeze of the system's account and
+//! a regional outage each make the queries in their window fail, and only those.
+
+use std::time::Duration;
+
+use stampede::control::{Control, ProviderAction};
+use stampede::events::{EventLog, Recorder};
+use stampede::world::simulate;
+use stampede_fakes::iam::SYSTEM_ACCOUNT;
+
+use crate::scenario;
+
+fn run(controls: &[Control]) -> EventLog {
+    let prepared = stampede::prepare(&scenario("smoke.yaml")).unwrap();
+    let recorder = Recorder::new();
+    recorder
+        .scope(|| simulate(&prepared.scenario, 7, &prepared.trace, &recorder, controls))
+        .unwrap()
+        .log
+}
+
+/// (submit second, answered status) of every query.
+fn answers(log: &EventLog) -> Vec<(u64, u64)> {
+    let submitted: Vec<u64> = log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "submitted")
+        .map(|e| e.time().as_secs())
+        .collect();
+    let mut answered: Vec<(u64, u64)> = log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "answered")
+        .map(|e| (e.u64("seq").unwrap(), e.u64("status").unwrap()))
+        .collect();
+    answered.sort();
+    answered
+        .into_iter()
+        .map(|(seq, status)| (submitted[seq as usize], status))
+        .collect()
+}
+
+#[test]
+fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
+    let region = "eu-west-1".to_string();
+    let controls = vec![
+        Control {
+            at: Duration::from_secs(50),
+            region: region.clone(),
+            action: ProviderAction::Freeze {
+                account: SYSTEM_ACCOUNT.into(),
+                duration: Duration::from_secs(20),
+            },
+        },
+        Control {
+            at: Duration::from_secs(110),
+            region: region.clone(),
+            action: ProviderAction::RegionDown,
+        },
+        Control {
+            at: Duration::from_secs(130),
+            region,
+            action: ProviderAction::RegionUp,
+        },
+    ];
+    let log = run(&controls);
+    let faults: Vec<(u64, &str)> = log
+        .of("stampede::fault")
+        .map(|e| (e.time().as_secs(), e.name.as_str()))
+        .collect();
+    assert_eq!(
+        faults,
+        vec![(50, "freeze"), (110, "region_down"), (130, "region_up")]
+    );
+    // The query at 60 s meets the freeze, the one at 120 s the outage; all others succeed.
+    let failed: Vec<u64> = answers(&log)
+        .into_iter()
+        .filter(|(_, status)| *status != 200)
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(failed, vec![60, 120]);
+    let frozen_calls = log
+        .of("stampede::provider")
+        .filter(|e| e.str("outcome") == Some("frozen"))
+        .count();
+    assert!(
+        frozen_calls > 0,
+        "S3 answered AccountProblem during the freeze"
+    );
+    let during_outage = log
+        .of("stampede::provider")
+        .filter(|e| {
+            e.name == "call"
+                && (Duration::from_secs(110)..Duration::from_secs(130)).contains(&e.time())
+        })
+        .count();
+    assert_eq!(during_outage, 0, "a region that is down answers nothing");
+    // Without the controls every query succeeds.
+    assert!(answers(&run(&[])).iter().all(|(_, status)| *status == 200));
+}
