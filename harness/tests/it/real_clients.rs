@@ -501,3 +501,99 @@ async fn sts_sqs_and_glue_verify_signatures() {
         Some("InvalidClientTokenId")
     );
 }
+
+#[tokio::test]
+async fn sdk_sqs_send_receive_delete_and_redrive_on_loopback() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let (l, url) = listen().await;
+    let lakes = LakeDirectory {
+        seed: 1,
+        count: 1,
+        tenants: 1,
+        regions: vec![REGION.into()],
+        files_per_lake: 1,
+        rows_per_file: 1,
+    };
+    let region = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
+    let queue =
+        stampede_fakes::sqs::SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
+    tokio::spawn(serve_tcp(l, TowerToHyperService::new(queue.router())));
+    let p = system_principal();
+    let credentials = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(
+        Arc::new(TcpDialer),
+        &url,
+        REGION,
+        credentials,
+        epoch(),
+    ));
+    let dlq = sqs
+        .create_queue()
+        .queue_name("dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = arn.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+    // Visibility 0 and one receive allowed: no waiting, and the second receive redrives.
+    let queue = sqs
+        .create_queue()
+        .queue_name("work")
+        .attributes(QueueAttributeName::VisibilityTimeout, "0")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!("{{\"deadLetterTargetArn\":\"{arn}\",\"maxReceiveCount\":1}}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("keep")
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("done")
+        .send()
+        .await
+        .unwrap();
+    let got = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, vec!["keep", "done"]);
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(got.messages()[1].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let again = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        again.messages().is_empty(),
+        "past maxReceiveCount the message left the queue"
+    );
+    let dead = sqs.receive_message().queue_url(&dlq).send().await.unwrap();
+    assert_eq!(dead.messages()[0].body(), Some("keep"));
+}
