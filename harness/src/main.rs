@@ -51,7 +51,7 @@ enum FakesCommand {
     /// Serve the provider's services on 127.0.0.1 until stopped, and print the environment a
     /// client needs as `export` lines (`eval "$(stampede fakes serve &)"` style).
     Serve {
-        /// A scenario file whose world (lakes, first region) and seed to serve
+        /// A scenario file whose world (lakes, first region, provider quotas) and seed to serve
         /// [default: 20 lakes of 4 tenants in eu-west-1, seed 0]
         #[arg(long)]
         config: Option<PathBuf>,
@@ -149,22 +149,28 @@ fn validate_command(files: &[PathBuf]) -> ExitCode {
 }
 
 fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
-    let lakes = match config {
+    let (lakes, provider) = match config {
         Some(path) => match stampede::scenario::load(path) {
-            Ok(s) => stampede::world::lake_directory(&s, s.seed),
+            Ok(s) => (
+                stampede::world::lake_directory(&s, s.seed),
+                stampede::world::provider_config(&s).0,
+            ),
             Err(e) => {
                 eprintln!("error: {e}");
                 return Exit::Usage.into();
             }
         },
-        None => stampede_fakes::LakeDirectory {
-            seed: 0,
-            count: 20,
-            tenants: 4,
-            regions: vec!["eu-west-1".into()],
-            files_per_lake: 2,
-            rows_per_file: 500,
-        },
+        None => (
+            stampede_fakes::LakeDirectory {
+                seed: 0,
+                count: 20,
+                tenants: 4,
+                regions: vec!["eu-west-1".into()],
+                files_per_lake: 2,
+                rows_per_file: 500,
+            },
+            stampede_fakes::ProviderConfig::default(),
+        ),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -177,13 +183,7 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let served = match stampede::serve::start(
-            lakes,
-            stampede_fakes::ProviderConfig::default(),
-            port_base,
-        )
-        .await
-        {
+        let served = match stampede::serve::start(lakes, provider, port_base).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot listen on 127.0.0.1: {e}");

@@ -54,6 +54,99 @@ pub struct World {
     /// Network latency between hosts. Default: 1ms to 20ms.
     #[serde(default)]
     pub network: NetworkSpec,
+    /// How the cloud provider behaves: quotas, the metadata fleet, the freeze policy, other
+    /// customers. Default: the `aws-like` preset.
+    #[serde(default)]
+    pub provider: ProviderSpec,
+}
+
+/// The provider of every region. Omitted fields keep the preset's values.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// The starting point. Only `aws-like` exists.
+    #[serde(default)]
+    pub preset: ProviderPreset,
+    /// Quota per api name (`AssumeRole`, `GetTable`, `SendMessage`, ...), per account and
+    /// region. Default: none.
+    #[serde(default)]
+    pub quotas: std::collections::BTreeMap<String, QuotaSpec>,
+    /// The regional metadata fleet (IMDS, STS, catalog).
+    #[serde(default)]
+    pub fleet: FleetSpec,
+    /// When an account is frozen.
+    #[serde(default)]
+    pub freeze: FreezeSpec,
+    /// Other customers' steady calls to the fleet.
+    #[serde(default)]
+    pub background: BackgroundSpec,
+    /// S3 reads per second per partitioned prefix. Default: 5500.
+    #[serde(default)]
+    pub s3_prefix_reads_per_s: Option<f64>,
+    /// S3 writes per second per partitioned prefix. Default: 3500.
+    #[serde(default)]
+    pub s3_prefix_writes_per_s: Option<f64>,
+}
+
+/// Provider presets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderPreset {
+    /// Quotas and limits after the public AWS documentation.
+    #[default]
+    AwsLike,
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaSpec {
+    /// Calls per second, refilled steadily.
+    pub rate_per_s: f64,
+    /// Calls admitted at once from a full bucket.
+    pub burst: f64,
+}
+
+/// The metadata fleet. Defaults: 16 servers, 4ms, slowdown 1.0, 1s timeout, 2s queue.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// Parallel workers.
+    pub servers: Option<u32>,
+    /// Service time of a call on an idle fleet.
+    pub base_service: Option<Span>,
+    /// How much slower calls get at full utilisation (1.0 = twice as slow).
+    pub slowdown: Option<f64>,
+    /// When the client gives up.
+    pub timeout: Option<Span>,
+    /// Longest queue wait before a call is shed.
+    pub max_queue_wait: Option<Span>,
+}
+
+/// The freeze policy. Defaults: over 0.9 for 5m, frozen 2h, culprit share 0.5.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeSpec {
+    /// Fleet utilisation above which a second counts as abusive.
+    pub fleet_util_over: Option<f64>,
+    /// How long the fleet must stay above it.
+    #[serde(rename = "for")]
+    pub sustained: Option<Span>,
+    /// How long the account stays frozen.
+    pub freeze_for: Option<Span>,
+    /// The share of the fleet's calls that makes an account the culprit.
+    pub min_share: Option<f64>,
+}
+
+/// Other customers. Default: none.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackgroundSpec {
+    /// How many accounts.
+    #[serde(default)]
+    pub accounts: u32,
+    /// Calls per second from each. Default: 5.
+    pub rate_per_s: Option<f64>,
 }
 
 /// The lakes, generated from the seed when first read.
@@ -430,6 +523,29 @@ mod tests {
     fn bad_duration_is_located() {
         let text = GOOD.replace("10m", "ten minutes");
         check_err(&text, 2, 11, "duration", "invalid duration");
+    }
+
+    #[test]
+    fn provider_settings_parse_and_reject_unknown_keys() {
+        let text = GOOD.replace(
+            "  lakes: { count: 4 }\n",
+            "  lakes: { count: 4 }\n  provider:\n    quotas: { AssumeRole: { rate_per_s: 20, burst: 40 } }\n    freeze: { fleet_util_over: 0.8, for: 10s, freeze_for: 30m }\n    background: { accounts: 3 }\n",
+        );
+        let s = parse(Path::new("s.yaml"), &text).unwrap();
+        assert_eq!(s.world.provider.quotas["AssumeRole"].burst, 40.0);
+        assert_eq!(
+            s.world.provider.freeze.sustained.map(|d| d.0),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(s.world.provider.background.accounts, 3);
+        let bad = text.replace("freeze_for: 30m", "freeze_for: 30m, thaw: now");
+        check_err(
+            &bad,
+            8,
+            64,
+            "world.provider.freeze.thaw",
+            "unknown field `thaw`",
+        );
     }
 
     #[test]

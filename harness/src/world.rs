@@ -11,6 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::SYSTEM_ACCOUNT;
 use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::provider::{BackgroundLoad, Limit};
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{
@@ -122,6 +123,46 @@ pub fn lake_directory(scenario: &Scenario, seed: u64) -> LakeDirectory {
     }
 }
 
+/// The provider configuration of a scenario: the preset with the scenario's overrides.
+pub fn provider_config(scenario: &Scenario) -> (ProviderConfig, BackgroundLoad) {
+    let spec = &scenario.world.provider;
+    let mut config = ProviderConfig::default();
+    for (api, q) in &spec.quotas {
+        config.quotas.insert(
+            api.clone(),
+            Limit {
+                rate_per_s: q.rate_per_s,
+                burst: q.burst,
+            },
+        );
+    }
+    let f = &spec.fleet;
+    config.fleet.servers = f.servers.unwrap_or(config.fleet.servers);
+    config.fleet.base_service = f.base_service.map_or(config.fleet.base_service, |s| s.0);
+    config.fleet.slowdown = f.slowdown.unwrap_or(config.fleet.slowdown);
+    config.fleet.timeout = f.timeout.map_or(config.fleet.timeout, |s| s.0);
+    config.fleet.max_queue_wait = f
+        .max_queue_wait
+        .map_or(config.fleet.max_queue_wait, |s| s.0);
+    let z = &spec.freeze;
+    config.abuse.fleet_util_over = z.fleet_util_over.unwrap_or(config.abuse.fleet_util_over);
+    config.abuse.sustained = z.sustained.map_or(config.abuse.sustained, |s| s.0);
+    config.abuse.freeze_for = z.freeze_for.map_or(config.abuse.freeze_for, |s| s.0);
+    config.abuse.min_share = z.min_share.unwrap_or(config.abuse.min_share);
+    config.s3_prefix_reads_per_s = spec
+        .s3_prefix_reads_per_s
+        .unwrap_or(config.s3_prefix_reads_per_s);
+    config.s3_prefix_writes_per_s = spec
+        .s3_prefix_writes_per_s
+        .unwrap_or(config.s3_prefix_writes_per_s);
+    let mut background = BackgroundLoad {
+        accounts: spec.background.accounts,
+        ..BackgroundLoad::default()
+    };
+    background.rate_per_s = spec.background.rate_per_s.unwrap_or(background.rate_per_s);
+    (config, background)
+}
+
 /// Resolves every trace record to a submission: which lakes, which worker.
 pub fn submissions(
     scenario: &Scenario,
@@ -197,11 +238,12 @@ pub fn simulate(
         .build();
 
     let principal = system_principal();
+    let (provider_config, background) = provider_config(scenario);
     let mut endpoints = BTreeMap::new();
     for region in &scenario.world.regions {
         let host = provider_host(region);
         endpoints.insert(region.clone(), format!("http://{host}:{S3_PORT}"));
-        let provider = ProviderRegion::new(region, ProviderConfig::default(), Arc::new(SimClock));
+        let provider = ProviderRegion::new(region, provider_config.clone(), Arc::new(SimClock));
         providers.insert(region.clone(), provider.clone());
         let iam = Iam::new(
             sub_seed(seed, &format!("iam/{region}")),
@@ -226,6 +268,7 @@ pub fn simulate(
             let glue = TowerToHyperService::new(glue.router());
             let provider = provider.clone();
             async move {
+                tokio::task::spawn_local(provider.clone().run_background(background));
                 tokio::task::spawn_local(provider.run());
                 tokio::task::spawn_local(serve(STS_PORT, sts));
                 tokio::task::spawn_local(serve(IMDS_PORT, imds));
@@ -274,4 +317,45 @@ pub fn simulate(
         replies,
         steps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_scenario_overrides_the_preset() {
+        let text = "name: t\nduration: 1m\nworld:\n  regions: [r]\n  lakes: { count: 1 }\n  provider:\n    quotas: { GetTable: { rate_per_s: 7, burst: 9 } }\n    fleet: { servers: 3, timeout: 250ms }\n    freeze: { for: 10s }\n    background: { accounts: 2, rate_per_s: 1.5 }\n    s3_prefix_reads_per_s: 100\ntraffic:\n  replay: t.jsonl\n";
+        let scenario = crate::scenario::parse(Path::new("t.yaml"), text).unwrap();
+        let (config, background) = provider_config(&scenario);
+        let preset = ProviderConfig::default();
+        assert_eq!(
+            config.quotas["GetTable"],
+            Limit {
+                rate_per_s: 7.0,
+                burst: 9.0
+            }
+        );
+        assert_eq!(
+            (config.fleet.servers, config.fleet.timeout),
+            (3, Duration::from_millis(250))
+        );
+        assert_eq!(
+            config.fleet.base_service, preset.fleet.base_service,
+            "unset keeps the preset"
+        );
+        assert_eq!(config.abuse.sustained, Duration::from_secs(10));
+        assert_eq!(config.abuse.freeze_for, preset.abuse.freeze_for);
+        assert_eq!(config.s3_prefix_reads_per_s, 100.0);
+        assert_eq!(config.s3_prefix_writes_per_s, preset.s3_prefix_writes_per_s);
+        assert_eq!(
+            background,
+            BackgroundLoad {
+                accounts: 2,
+                rate_per_s: 1.5
+            }
+        );
+    }
 }
