@@ -1,5 +1,6 @@
-//! Provider controls at virtual times, on the smoke world: a freeze of the system's account and
-//! a regional outage each make the queries in their window fail, and only those.
+//! Provider controls at virtual times, on the smoke world: a freeze of the system's account, a
+//! regional outage and a throttle each fail the query in their window, and only that one;
+//! added latency slows the query it covers.
 
 use std::time::Duration;
 
@@ -57,8 +58,38 @@ fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
         },
         Control {
             at: Duration::from_secs(130),
-            region,
+            region: region.clone(),
             action: ProviderAction::RegionUp,
+        },
+        Control {
+            at: Duration::from_secs(170),
+            region: region.clone(),
+            action: ProviderAction::Throttle {
+                api: "GetObject".into(),
+                rate_per_s: 0.01,
+            },
+        },
+        Control {
+            at: Duration::from_secs(200),
+            region: region.clone(),
+            action: ProviderAction::Throttle {
+                api: "GetObject".into(),
+                rate_per_s: 1e9,
+            },
+        },
+        Control {
+            at: Duration::from_secs(230),
+            region: region.clone(),
+            action: ProviderAction::Latency {
+                extra: Duration::from_millis(500),
+            },
+        },
+        Control {
+            at: Duration::from_secs(260),
+            region,
+            action: ProviderAction::Latency {
+                extra: Duration::ZERO,
+            },
         },
     ];
     let log = run(&controls);
@@ -68,15 +99,29 @@ fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
         .collect();
     assert_eq!(
         faults,
-        vec![(50, "freeze"), (110, "region_down"), (130, "region_up")]
+        vec![
+            (50, "freeze"),
+            (110, "region_down"),
+            (130, "region_up"),
+            (170, "throttle"),
+            (200, "throttle"),
+            (230, "latency"),
+            (260, "latency")
+        ]
     );
-    // The query at 60 s meets the freeze, the one at 120 s the outage; all others succeed.
+    // The query at 60 s meets the freeze, the one at 120 s the outage, the one at 180 s the
+    // throttle; all others succeed.
     let failed: Vec<u64> = answers(&log)
         .into_iter()
         .filter(|(_, status)| *status != 200)
         .map(|(t, _)| t)
         .collect();
-    assert_eq!(failed, vec![60, 120]);
+    assert_eq!(failed, vec![60, 120, 180]);
+    let throttled = log
+        .of("stampede::provider")
+        .filter(|e| e.str("outcome") == Some("throttled"))
+        .count();
+    assert!(throttled > 0, "S3 answered SlowDown while throttled");
     let frozen_calls = log
         .of("stampede::provider")
         .filter(|e| e.str("outcome") == Some("frozen"))
@@ -93,6 +138,22 @@ fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
         })
         .count();
     assert_eq!(during_outage, 0, "a region that is down answers nothing");
-    // Without the controls every query succeeds.
-    assert!(answers(&run(&[])).iter().all(|(_, status)| *status == 200));
+    // Without the controls every query succeeds, and the one at 240 s answers faster.
+    let baseline = run(&[]);
+    assert!(answers(&baseline).iter().all(|(_, status)| *status == 200));
+    let took = |log: &EventLog| {
+        let at = |name: &str| {
+            log.of("stampede::traffic")
+                .find(|e| e.name == name && e.u64("seq") == Some(8))
+                .unwrap()
+                .time()
+        };
+        at("answered") - at("submitted")
+    };
+    assert!(
+        took(&log) >= took(&baseline) + Duration::from_secs(1),
+        "{:?} against {:?}",
+        took(&log),
+        took(&baseline)
+    );
 }

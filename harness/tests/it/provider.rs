@@ -366,3 +366,49 @@ fn s3_prefix_limit_holds_in_simulation() {
         "the rest is throttled with SlowDown: {throttled}"
     );
 }
+
+#[test]
+fn a_throttled_imds_drops_requests_instead_of_answering() {
+    let mut config = ProviderConfig::default();
+    config.quotas.insert(
+        "GetToken".into(),
+        Limit {
+            rate_per_s: 0.01,
+            burst: 2.0,
+        },
+    );
+    let outcome = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = outcome.clone();
+    // The SDK's credential fetch takes the first token; the next two PUTs meet the empty bucket.
+    let log = simulate(
+        config,
+        BackgroundLoad::default(),
+        Duration::from_secs(30),
+        move |_sts| async move {
+            for _ in 0..2 {
+                let req = http::Request::put("http://provider:9200/latest/api/token")
+                    .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                    .body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap();
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    stampede_system::http_client::send_collect(&SimDialer, req),
+                )
+                .await;
+                seen.borrow_mut()
+                    .push(answer.map(|r| r.map(|r| r.status().as_u16()).ok()));
+            }
+        },
+    );
+    let outcome = outcome.borrow();
+    assert_eq!(outcome[0], Ok(Some(200)), "one token left in the bucket");
+    assert!(
+        outcome[1].is_err(),
+        "the throttled request is never answered: the client times out"
+    );
+    let throttled = log
+        .of("stampede::provider")
+        .filter(|e| e.str("api") == Some("GetToken") && e.str("outcome") == Some("throttled"))
+        .count();
+    assert_eq!(throttled, 1);
+}
