@@ -235,6 +235,8 @@ pub struct Traffic {
 pub enum InvariantName {
     /// Every accepted query ends exactly once.
     NoLostQueries,
+    /// The provider never froze the system's account.
+    NeverFrozen,
     /// The same seed gives the same event-log digest.
     Deterministic,
 }
@@ -244,6 +246,7 @@ impl InvariantName {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoLostQueries => "no_lost_queries",
+            Self::NeverFrozen => "never_frozen",
             Self::Deterministic => "deterministic",
         }
     }

@@ -1,12 +1,14 @@
 //! Invariants: pure checkers over the event log, each answering pass, fail with a witness, or
 //! unknown with a reason (after Jepsen's checkers).
 
+mod never_frozen;
 mod no_lost_queries;
 
 use serde::Serialize;
 
 use crate::events::{Event, EventLog};
 
+pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
 
 /// How many offending events a witness shows at most.
@@ -65,6 +67,7 @@ pub struct Witness {
 pub fn check_log(name: &str, log: &EventLog) -> Option<Verdict> {
     match name {
         "no_lost_queries" => Some(no_lost_queries(log)),
+        "never_frozen" => Some(never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT])),
         _ => None,
     }
 }

@@ -210,6 +210,9 @@ fn sustained_overload_freezes_the_loud_account_and_hurts_the_others() {
         thaw >= Duration::from_secs(30) && thaw <= Duration::from_secs(31),
         "thawed on time: {thaw:?}"
     );
+    // The never_frozen invariant sees it.
+    let verdict = stampede::invariants::never_frozen(&log, &[SYSTEM_ACCOUNT]);
+    assert_eq!(verdict.word(), "fail");
     // Calls while frozen are refused as frozen.
     assert!(calls(&log, SYSTEM_ACCOUNT, "AssumeRole").any(|e| e.str("outcome") == Some("frozen")));
     // Background accounts: clean before the overload, failing during it.
