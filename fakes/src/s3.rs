@@ -282,10 +282,16 @@ impl ObjectStoreFake {
         }
     }
 
-    /// Whether the caller may read `bucket` (the source of a copy).
-    fn admit_read_of(&self, creds: Option<&str>, bucket: &str) -> S3Result<()> {
+    /// The object a copy reads, if the caller may read it.
+    fn copy_source(&self, creds: Option<&str>, source: &CopySource) -> S3Result<StoredObject> {
+        let CopySource::Bucket { bucket, key, .. } = source else {
+            return Err(s3_error!(
+                NotImplemented,
+                "Copies from access points are not supported"
+            ));
+        };
         match self.identity(creds) {
-            Some(who) if self.iam.may_read(&who, bucket) => Ok(()),
+            Some(who) if self.iam.may_read(&who, bucket) => self.get(bucket, key),
             _ => Err(s3_error!(AccessDenied, "Access Denied")),
         }
     }
@@ -722,24 +728,11 @@ impl S3 for ObjectStoreFake {
             Some(&input.key),
             ak.as_deref(),
         );
-        let CopySource::Bucket {
-            bucket: from_bucket,
-            key: from_key,
-            ..
-        } = &input.copy_source
-        else {
-            call.finish(CallOutcome::Error("NotImplemented".into()), 0);
-            return Err(s3_error!(
-                NotImplemented,
-                "Copies from access points are not supported"
-            ));
-        };
         let admitted = self
             .admit(ak.as_deref(), "CopyObject", &input.bucket, &input.key, true)
             .await;
         let result = admitted
-            .and_then(|()| self.admit_read_of(ak.as_deref(), from_bucket))
-            .and_then(|()| self.get(from_bucket, from_key))
+            .and_then(|()| self.copy_source(ak.as_deref(), &input.copy_source))
             .and_then(|source| {
                 let copy = StoredObject::new(source.data, self.next_put_time())
                     .with_attributes(source.attributes);
@@ -870,18 +863,6 @@ impl S3 for ObjectStoreFake {
             Some(&input.key),
             ak.as_deref(),
         );
-        let CopySource::Bucket {
-            bucket: from_bucket,
-            key: from_key,
-            ..
-        } = &input.copy_source
-        else {
-            call.finish(CallOutcome::Error("NotImplemented".into()), 0);
-            return Err(s3_error!(
-                NotImplemented,
-                "Copies from access points are not supported"
-            ));
-        };
         if input.copy_source_range.is_some() {
             call.finish(CallOutcome::Error("NotImplemented".into()), 0);
             return Err(s3_error!(
@@ -899,8 +880,7 @@ impl S3 for ObjectStoreFake {
             )
             .await;
         let result = admitted
-            .and_then(|()| self.admit_read_of(ak.as_deref(), from_bucket))
-            .and_then(|()| self.get(from_bucket, from_key))
+            .and_then(|()| self.copy_source(ak.as_deref(), &input.copy_source))
             .and_then(|source| {
                 let mut state = self.lock();
                 let (_, _, _, parts) = state

@@ -32,6 +32,7 @@ struct Fakes {
     sts: String,
     imds: String,
     glue: String,
+    sqs: String,
 }
 
 async fn listen() -> (tokio::net::TcpListener, String) {
@@ -69,6 +70,9 @@ async fn start_fakes() -> Fakes {
     let (l, glue) = listen().await;
     let catalog = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
     tokio::spawn(serve_tcp(l, TowerToHyperService::new(catalog.router())));
+    let (l, sqs) = listen().await;
+    let queue = stampede_fakes::sqs::SqsFake::new(provider.clone(), iam.clone());
+    tokio::spawn(serve_tcp(l, TowerToHyperService::new(queue.router())));
     let (l, imds) = listen().await;
     tokio::spawn(serve_tcp(
         l,
@@ -79,6 +83,7 @@ async fn start_fakes() -> Fakes {
         sts,
         imds,
         glue,
+        sqs,
     }
 }
 
@@ -460,22 +465,10 @@ async fn sts_sqs_and_glue_verify_signatures() {
         aws_sdk_glue::error::ProvideErrorMetadata::code(&err.into_service_error()),
         Some("InvalidSignatureException")
     );
-    let (l, sqs_url) = listen().await;
-    let lakes = LakeDirectory {
-        seed: 1,
-        count: 1,
-        tenants: 1,
-        regions: vec![REGION.into()],
-        files_per_lake: 1,
-        rows_per_file: 1,
-    };
-    let region = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
-    let queue =
-        stampede_fakes::sqs::SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
-    tokio::spawn(serve_tcp(l, TowerToHyperService::new(queue.router())));
+    let sqs_url = &fakes.sqs;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config(
         Arc::new(TcpDialer),
-        &sqs_url,
+        sqs_url,
         REGION,
         wrong(),
         epoch(),
@@ -505,24 +498,13 @@ async fn sts_sqs_and_glue_verify_signatures() {
 #[tokio::test]
 async fn sdk_sqs_send_receive_delete_and_redrive_on_loopback() {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let (l, url) = listen().await;
-    let lakes = LakeDirectory {
-        seed: 1,
-        count: 1,
-        tenants: 1,
-        regions: vec![REGION.into()],
-        files_per_lake: 1,
-        rows_per_file: 1,
-    };
-    let region = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
-    let queue =
-        stampede_fakes::sqs::SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
-    tokio::spawn(serve_tcp(l, TowerToHyperService::new(queue.router())));
+    let fakes = start_fakes().await;
+    let url = &fakes.sqs;
     let p = system_principal();
     let credentials = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
     let sqs = aws_sdk_sqs::Client::new(&sdk_config(
         Arc::new(TcpDialer),
-        &url,
+        url,
         REGION,
         credentials,
         epoch(),
