@@ -116,7 +116,7 @@ fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode
         "{}",
         output::summary(&report, Some(&dir), &replay_command(path, report.seed))
     );
-    if !report.violated().is_empty() {
+    if !report.unexpected().is_empty() {
         Exit::Violated.into()
     } else if !report.inconclusive().is_empty() {
         Exit::Inconclusive.into()

@@ -115,7 +115,33 @@ impl RunReport {
             .collect()
     }
 
-    /// Whether any invariant could not be decided.
+    /// What makes the run fail against its `expect`: violations not expected, and expected
+    /// violations that did not happen. Empty when the run is as expected.
+    pub fn unexpected(&self) -> Vec<String> {
+        let expected: Vec<&str> = self
+            .prepared
+            .scenario
+            .expect
+            .violated
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
+        let violated = self.violated();
+        let mut out: Vec<String> = violated
+            .iter()
+            .filter(|v| !expected.contains(v))
+            .map(|v| format!("{v} violated"))
+            .collect();
+        out.extend(
+            expected
+                .iter()
+                .filter(|e| !violated.contains(e))
+                .map(|e| format!("{e} expected to be violated, but held")),
+        );
+        out
+    }
+
+    /// Invariants that could not be decided.
     pub fn inconclusive(&self) -> Vec<&str> {
         self.verdicts
             .iter()
@@ -139,11 +165,10 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
                 let second = simulate_once(&prepared, seed)?;
                 deterministic(&first.log, &second.log)
             }
-            other => invariants::check_log(other.as_str(), &first.log).unwrap_or_else(|| {
-                Verdict::Unknown {
+            other => invariants::check_log(other.as_str(), &first.log, &prepared.scenario)
+                .unwrap_or_else(|| Verdict::Unknown {
                     why: "no checker in this build".into(),
-                }
-            }),
+                }),
         };
         verdicts.insert(name.as_str().to_string(), verdict);
     }

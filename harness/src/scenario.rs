@@ -37,6 +37,19 @@ pub struct Scenario {
     /// The invariants checked after the run, by name (see INVARIANTS.md).
     #[serde(default)]
     pub invariants: Vec<InvariantName>,
+    /// What the run must show. A scenario that reproduces an outage names the invariants the
+    /// outage violates: the run passes when exactly those fail.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// What a run must show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Invariants that must fail. Each must also be listed under `invariants`.
+    #[serde(default)]
+    pub violated: Vec<InvariantName>,
 }
 
 fn default_tick() -> Span {
@@ -211,12 +224,24 @@ pub struct SystemSpec {
     /// Worker hosts per region. Default: 1.
     #[serde(default = "one")]
     pub workers_per_region: u32,
+    /// The end of the switchboard to start from: `naive` or `hardened`. Default: `hardened`.
+    #[serde(default = "hardened")]
+    pub preset: stampede_system::Preset,
+    /// Single mechanisms switched on or off over the preset, by name.
+    #[serde(default)]
+    pub switches: stampede_system::config::SwitchOverrides,
+}
+
+fn hardened() -> stampede_system::Preset {
+    stampede_system::Preset::Hardened
 }
 
 impl Default for SystemSpec {
     fn default() -> Self {
         Self {
             workers_per_region: 1,
+            preset: hardened(),
+            switches: Default::default(),
         }
     }
 }
@@ -237,6 +262,9 @@ pub enum InvariantName {
     NoLostQueries,
     /// The provider never froze the system's account.
     NeverFrozen,
+    /// Every (account, service, api) of the system stays within its quota in every 1 s, 10 s
+    /// and 60 s window.
+    ProviderQuota,
     /// The same seed gives the same event-log digest.
     Deterministic,
 }
@@ -247,6 +275,7 @@ impl InvariantName {
         match self {
             Self::NoLostQueries => "no_lost_queries",
             Self::NeverFrozen => "never_frozen",
+            Self::ProviderQuota => "provider_quota",
             Self::Deterministic => "deterministic",
         }
     }

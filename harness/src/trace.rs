@@ -26,50 +26,7 @@ pub struct Header {
     pub version: u32,
 }
 
-/// One submitted query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Record {
-    /// Submit time, milliseconds from the start of the trace. Non-decreasing down the file.
-    pub t_ms: u64,
-    /// The tenant the researcher works for.
-    pub tenant: String,
-    /// Who submitted it.
-    pub user: String,
-    /// The query, against the `telemetry` table.
-    pub sql: String,
-    /// Which lakes it runs over.
-    pub lakes: LakeSelector,
-    /// Scheduling class. Default: `batch`.
-    #[serde(default)]
-    pub priority: Priority,
-    /// How long the user is willing to wait, from submission, if bounded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_ms: Option<u64>,
-}
-
-/// Which lakes a query runs over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum LakeSelector {
-    /// Every lake of the world.
-    All,
-    /// Every lake of one tenant.
-    Tenant(String),
-    /// These lakes, by index.
-    Ids(Vec<u32>),
-}
-
-/// Scheduling class of a query.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    /// A person is waiting.
-    Interactive,
-    /// Nobody is watching closely.
-    #[default]
-    Batch,
-}
+pub use stampede_system::api::{LakeSelector, Priority, Record};
 
 /// A parsed trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,19 +2,25 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
+use stampede_system::api::ErrorBody;
 use stampede_system::http_client::send_collect;
-use stampede_system::{Answer, LakeRef, QueryRequest, QueryResponse};
+use stampede_system::{Answer, Phase, Record, Status};
 
 use crate::net::SimDialer;
 
 /// The target of the replay client's events.
 pub const TRAFFIC_EVENTS: &str = "stampede::traffic";
+
+/// How often the client asks about a query it is waiting for.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How many times the client comes back after being told to (429 or 503 with `Retry-After`).
+pub const RESUBMITS: u32 = 5;
 
 /// One query to submit, resolved against the world.
 #[derive(Debug, Clone)]
@@ -23,10 +29,10 @@ pub struct Submission {
     pub seq: u64,
     /// When to submit, from the start of the run.
     pub at: Duration,
-    /// The worker that gets it, as `host:port`.
-    pub worker: (String, u16),
-    /// The request body.
-    pub request: QueryRequest,
+    /// The coordinator that gets it, as `host:port`.
+    pub coordinator: (String, u16),
+    /// The query.
+    pub record: Record,
 }
 
 /// What came back for one submission.
@@ -34,7 +40,8 @@ pub struct Submission {
 pub struct Reply {
     /// The submission's position in the trace.
     pub seq: u64,
-    /// HTTP status, or 0 when no response arrived.
+    /// 200 when the query succeeded; otherwise the refusal's HTTP status, or 500 failed,
+    /// 504 deadline exceeded, 499 cancelled; 0 when no answer came.
     pub status: u16,
     /// The rows, when the query succeeded, normalised (sorted).
     pub answer: Option<Answer>,
@@ -60,57 +67,136 @@ pub async fn replay(
     Ok(())
 }
 
+async fn exchange(method: http::Method, uri: String, body: Bytes) -> Option<http::Response<Bytes>> {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body))
+        .expect("a valid request");
+    send_collect(&SimDialer, req).await.ok()
+}
+
+fn status_code(phase: Phase) -> u16 {
+    match phase {
+        Phase::Succeeded => 200,
+        Phase::Failed => 500,
+        Phase::DeadlineExceeded => 504,
+        Phase::Cancelled => 499,
+        Phase::Queued | Phase::Running => 0,
+    }
+}
+
 async fn submit(sub: Submission) -> Reply {
     let seq = sub.seq;
+    let base = format!("http://{}:{}", sub.coordinator.0, sub.coordinator.1);
     tracing::info!(
         target: TRAFFIC_EVENTS,
         seq,
-        tenant = %sub.request.tenant,
-        lakes = sub.request.lakes.len() as u64,
-        worker = %sub.worker.0,
+        tenant = %sub.record.tenant,
+        coordinator = %sub.coordinator.0,
         "submitted"
     );
-    let body = serde_json::to_vec(&sub.request).expect("a request serialises");
-    let req = http::Request::post(format!(
-        "http://{}:{}/v1/queries",
-        sub.worker.0, sub.worker.1
-    ))
-    .header(http::header::CONTENT_TYPE, "application/json")
-    .body(Full::new(Bytes::from(body)))
-    .expect("a valid request");
-    let dialer: Arc<SimDialer> = Arc::new(SimDialer);
-    match send_collect(dialer.as_ref(), req).await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let parsed: Option<QueryResponse> = serde_json::from_slice(resp.body()).ok();
-            let answer = parsed
-                .as_ref()
-                .and_then(|p| p.answer.clone())
-                .map(Answer::normalised);
-            let rows = answer.as_ref().map_or(0, |a| a.rows.len() as u64);
-            tracing::info!(
-                target: TRAFFIC_EVENTS,
-                seq,
-                status,
-                query_id = parsed.as_ref().map_or("", |p| p.query_id.as_str()),
-                rows,
-                rows_digest = %answer.as_ref().map(rows_digest).unwrap_or_default(),
-                "answered"
-            );
-            Reply {
-                seq,
-                status,
-                answer,
+    let body = Bytes::from(serde_json::to_vec(&sub.record).expect("a record serialises"));
+    let unanswered = |why: &str| {
+        tracing::info!(target: TRAFFIC_EVENTS, seq, error = %why, "unanswered");
+        Reply {
+            seq,
+            status: 0,
+            answer: None,
+        }
+    };
+    let mut tries = 0;
+    let accepted: Status = loop {
+        let Some(resp) = exchange(
+            http::Method::POST,
+            format!("{base}/v1/queries"),
+            body.clone(),
+        )
+        .await
+        else {
+            return unanswered("no answer to the submission");
+        };
+        let status = resp.status().as_u16();
+        if status == 202 {
+            match serde_json::from_slice(resp.body()) {
+                Ok(s) => break s,
+                Err(e) => return unanswered(&format!("bad status body: {e}")),
             }
         }
-        Err(e) => {
-            tracing::info!(target: TRAFFIC_EVENTS, seq, error = %e, "unanswered");
-            Reply {
-                seq,
-                status: 0,
-                answer: None,
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let error: Option<ErrorBody> = serde_json::from_slice(resp.body()).ok();
+        tracing::info!(
+            target: TRAFFIC_EVENTS,
+            seq,
+            status,
+            retry_after_s = retry_after.unwrap_or(0),
+            error = %error.map(|e| e.error).unwrap_or_default(),
+            "refused"
+        );
+        match retry_after {
+            Some(s) if (status == 429 || status == 503) && tries < RESUBMITS => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_secs(s)).await;
+            }
+            _ => {
+                return Reply {
+                    seq,
+                    status,
+                    answer: None,
+                };
             }
         }
+    };
+    let id = accepted.query_id;
+    let mut misses = 0;
+    let last = loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        let Some(resp) = exchange(
+            http::Method::GET,
+            format!("{base}/v1/queries/{id}"),
+            Bytes::new(),
+        )
+        .await
+        else {
+            // The coordinator may be restarting: keep asking for a while.
+            misses += 1;
+            if misses > 600 {
+                return unanswered("the coordinator stopped answering");
+            }
+            continue;
+        };
+        let Ok(status) = serde_json::from_slice::<Status>(resp.body()) else {
+            misses += 1;
+            if misses > 600 {
+                return unanswered("no status for the query");
+            }
+            continue;
+        };
+        if status.phase.is_terminal() {
+            break status;
+        }
+    };
+    let answer = last.answer.map(Answer::normalised);
+    let rows = answer.as_ref().map_or(0, |a| a.rows.len() as u64);
+    let status = status_code(last.phase);
+    tracing::info!(
+        target: TRAFFIC_EVENTS,
+        seq,
+        status,
+        query_id = %id,
+        rows,
+        rows_digest = %answer.as_ref().map(rows_digest).unwrap_or_default(),
+        "answered"
+    );
+    Reply {
+        seq,
+        status,
+        answer,
     }
 }
 
@@ -125,12 +211,4 @@ pub fn rows_digest(answer: &Answer) -> String {
         h.update([0x1e]);
     }
     hex::encode(&h.finalize()[..16])
-}
-
-/// The lakes as the system addresses them.
-pub fn lake_ref(bucket: String, region: &str) -> LakeRef {
-    LakeRef {
-        bucket,
-        region: region.to_string(),
-    }
 }

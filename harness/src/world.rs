@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
-use stampede_fakes::iam::SYSTEM_ACCOUNT;
+use stampede_fakes::iam::{SYSTEM_ACCOUNT, lake_role_arn};
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::provider::{BackgroundLoad, Limit};
 use stampede_fakes::sqs::SqsFake;
@@ -18,7 +18,10 @@ use stampede_fakes::{
     Clock, Iam, Identity, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig,
     ProviderRegion,
 };
-use stampede_system::{Engine, StoreConfig, Worker};
+use stampede_system::{
+    Cloud, Coordinator, CoordinatorSetup, Lake, MemoryJournal, RegionEndpoints, SystemConfig,
+    Worker, WorkerSetup,
+};
 
 use crate::control::{Control, apply_due};
 use crate::events::{EventLog, Recorder};
@@ -26,7 +29,7 @@ use crate::net::{SimDialer, serve};
 use crate::rng::sub_seed;
 use crate::scenario::Scenario;
 use crate::trace::{LakeSelector, Trace};
-use crate::traffic::{Reply, Submission, lake_ref, replay};
+use crate::traffic::{Reply, Submission, replay};
 
 /// Port of the object store on each provider host.
 pub const S3_PORT: u16 = 9000;
@@ -38,8 +41,8 @@ pub const IMDS_PORT: u16 = 9200;
 pub const SQS_PORT: u16 = 9300;
 /// Port of the catalog on each provider host.
 pub const GLUE_PORT: u16 = 9400;
-/// Port of each worker's query API.
-pub const WORKER_PORT: u16 = 8080;
+/// Port of each coordinator's query API.
+pub const COORDINATOR_PORT: u16 = 8080;
 /// Host of the replay client.
 pub const TRAFFIC_HOST: &str = "traffic";
 /// Where virtual wall-clock time starts: 2026-01-01T00:00:00Z.
@@ -61,6 +64,11 @@ pub fn system_principal() -> Identity {
 /// The provider host of a region.
 pub fn provider_host(region: &str) -> String {
     format!("provider-{region}")
+}
+
+/// The coordinator host of a region.
+pub fn coordinator_host(region: &str) -> String {
+    format!("coordinator-{region}")
 }
 
 /// The `k`th worker host of a region.
@@ -163,52 +171,108 @@ pub fn provider_config(scenario: &Scenario) -> (ProviderConfig, BackgroundLoad) 
     (config, background)
 }
 
-/// Resolves every trace record to a submission: which lakes, which worker.
+/// The lakes as the system knows them: its customer registry.
+pub fn lake_registry(lakes: &LakeDirectory) -> Vec<Lake> {
+    (0..lakes.count)
+        .map(|i| Lake {
+            id: i,
+            tenant: lakes.tenant(i),
+            region: lakes.region(i).to_string(),
+            bucket: lakes.bucket(i),
+            role_arn: lake_role_arn(i),
+        })
+        .collect()
+}
+
+/// The system's configuration in a scenario: the preset, the switches over it, and what the
+/// operators know of the provider (its documented quotas, how many nodes share them).
+pub fn system_config(scenario: &Scenario) -> SystemConfig {
+    let spec = &scenario.system;
+    let mut config = SystemConfig::preset(spec.preset);
+    config.switches = spec.switches.apply(config.switches);
+    for (api, q) in &scenario.world.provider.quotas {
+        config.tuning.provider_quotas.insert(
+            api.clone(),
+            stampede_system::config::ApiQuota {
+                rate_per_s: q.rate_per_s,
+                burst: q.burst,
+            },
+        );
+    }
+    config.tuning.nodes_per_region = spec.workers_per_region.max(1);
+    config
+}
+
+/// Resolves every trace record to a submission: when, and to which coordinator. Lake ids are
+/// checked here so that a bad trace fails before the run; the system resolves selectors itself.
 pub fn submissions(
     scenario: &Scenario,
     lakes: &LakeDirectory,
     trace: &Trace,
 ) -> Result<Vec<Submission>, SimError> {
-    let workers = scenario.system.workers_per_region;
+    let regions = &scenario.world.regions;
     let mut out = Vec::with_capacity(trace.records.len());
     for (seq, (record, &line)) in trace.records.iter().zip(&trace.lines).enumerate() {
-        let ids: Vec<u32> = match &record.lakes {
-            LakeSelector::All => (0..lakes.count).collect(),
-            LakeSelector::Tenant(t) => (0..lakes.count)
-                .filter(|&i| &lakes.tenant(i) == t)
-                .collect(),
-            LakeSelector::Ids(ids) => ids.clone(),
+        let count = match &record.lakes {
+            LakeSelector::All => lakes.count as usize,
+            LakeSelector::Tenant(t) => (0..lakes.count).filter(|&i| &lakes.tenant(i) == t).count(),
+            LakeSelector::Ids(ids) => {
+                if let Some(bad) = ids.iter().find(|&&i| i >= lakes.count) {
+                    return Err(SimError::Selector {
+                        line,
+                        message: format!(
+                            "lake {bad} does not exist (the world has {})",
+                            lakes.count
+                        ),
+                    });
+                }
+                ids.len()
+            }
         };
-        if let Some(bad) = ids.iter().find(|&&i| i >= lakes.count) {
-            return Err(SimError::Selector {
-                line,
-                message: format!("lake {bad} does not exist (the world has {})", lakes.count),
-            });
-        }
-        let Some(&first) = ids.first() else {
+        if count == 0 {
             return Err(SimError::Selector {
                 line,
                 message: "the selector matches no lake".into(),
             });
-        };
-        let region = lakes.region(first);
-        let worker = worker_host(region, seq as u32 % workers);
+        }
+        let region = &regions[seq % regions.len()];
         out.push(Submission {
             seq: seq as u64,
             at: Duration::from_millis(record.t_ms),
-            worker: (worker, WORKER_PORT),
-            request: stampede_system::QueryRequest {
-                tenant: record.tenant.clone(),
-                user: record.user.clone(),
-                sql: record.sql.clone(),
-                lakes: ids
-                    .iter()
-                    .map(|&i| lake_ref(lakes.bucket(i), lakes.region(i)))
-                    .collect(),
-            },
+            coordinator: (coordinator_host(region), COORDINATOR_PORT),
+            record: record.clone(),
         });
     }
     Ok(out)
+}
+
+/// What a system node boots its cloud clients from. Each boot (the first, and every restart
+/// after a crash) starts with fresh state: empty caches, closed breakers, full rate limits.
+struct NodeCloud {
+    name: String,
+    region: String,
+    config: SystemConfig,
+    endpoints: BTreeMap<String, RegionEndpoints>,
+    seed: u64,
+    epoch: SystemTime,
+}
+
+impl NodeCloud {
+    fn boot(&self) -> Arc<Cloud> {
+        let guard = Arc::new(stampede_system::guard::Guard::new(
+            self.config.clone(),
+            self.seed,
+        ));
+        let dialer = Arc::new(SimDialer);
+        Arc::new(Cloud::new(
+            &self.name,
+            &self.region,
+            dialer,
+            guard,
+            self.endpoints.clone(),
+            self.epoch,
+        ))
+    }
 }
 
 /// Builds the world of `scenario` and runs it for its duration with `seed`.
@@ -239,10 +303,8 @@ pub fn simulate(
 
     let principal = system_principal();
     let (provider_config, background) = provider_config(scenario);
-    let mut endpoints = BTreeMap::new();
     for region in &scenario.world.regions {
         let host = provider_host(region);
-        endpoints.insert(region.clone(), format!("http://{host}:{S3_PORT}"));
         let provider = ProviderRegion::new(region, provider_config.clone(), Arc::new(SimClock));
         providers.insert(region.clone(), provider.clone());
         let iam = Iam::new(
@@ -278,21 +340,73 @@ pub fn simulate(
             }
         });
     }
-    let store_config = StoreConfig {
-        s3_endpoints: endpoints,
-        access_key_id: principal.access_key_id.clone(),
-        secret_access_key: principal.secret_access_key.clone(),
-    };
+    let registry = Arc::new(lake_registry(&lakes));
+    let config = system_config(scenario);
+    let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
+    let endpoints: BTreeMap<String, RegionEndpoints> = scenario
+        .world
+        .regions
+        .iter()
+        .map(|r| {
+            let host = provider_host(r);
+            let endpoints = RegionEndpoints {
+                s3: format!("http://{host}:{S3_PORT}"),
+                sts: format!("http://{host}:{STS_PORT}"),
+                sqs: format!("http://{host}:{SQS_PORT}"),
+                glue: format!("http://{host}:{GLUE_PORT}"),
+                imds: format!("http://{host}:{IMDS_PORT}"),
+            };
+            (r.clone(), endpoints)
+        })
+        .collect();
     for region in &scenario.world.regions {
+        let name = coordinator_host(region);
+        let setup = CoordinatorSetup {
+            name: name.clone(),
+            url: format!("http://{name}:{COORDINATOR_PORT}"),
+            lakes: registry.clone(),
+            audit: Arc::new(MemoryJournal::default()),
+            journal: Arc::new(MemoryJournal::default()),
+            epoch,
+        };
+        let node = NodeCloud {
+            name: name.clone(),
+            region: region.clone(),
+            config: config.clone(),
+            endpoints: endpoints.clone(),
+            seed: sub_seed(seed, &name),
+            epoch,
+        };
+        sim.host(name.clone(), move || {
+            let coordinator = Coordinator::new(setup.clone(), node.boot());
+            let service = TowerToHyperService::new(coordinator.router());
+            async move {
+                let recovering = coordinator.clone();
+                tokio::task::spawn_local(async move { recovering.recover().await });
+                serve(COORDINATOR_PORT, service).await
+            }
+        });
         for k in 0..scenario.system.workers_per_region {
             let name = worker_host(region, k);
-            let config = store_config.clone();
-            let host_name = name.clone();
+            let setup = WorkerSetup {
+                name: name.clone(),
+                lakes: registry.clone(),
+                epoch,
+            };
+            let node = NodeCloud {
+                name: name.clone(),
+                region: region.clone(),
+                config: config.clone(),
+                endpoints: endpoints.clone(),
+                seed: sub_seed(seed, &name),
+                epoch,
+            };
             sim.host(name, move || {
-                let engine = Engine::new(Arc::new(SimDialer), config.clone());
-                let worker = Worker::new(host_name.clone(), engine);
-                let service = TowerToHyperService::new(worker.router());
-                async move { serve(WORKER_PORT, service).await }
+                let worker = Worker::new(setup.clone(), node.boot(), Arc::new(SimDialer));
+                async move {
+                    worker.run().await;
+                    Ok(())
+                }
             });
         }
     }

@@ -20,6 +20,7 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+use crate::guard::{Body as GuardBody, Guard, GuardError};
 use crate::http_client::{ExchangeError, send};
 use crate::transport::Dialer;
 
@@ -27,12 +28,24 @@ use crate::transport::Dialer;
 #[derive(Clone)]
 pub struct DialerHttpClient {
     dialer: Arc<dyn Dialer>,
+    guard: Option<Arc<Guard>>,
 }
 
 impl DialerHttpClient {
     /// A client over `dialer`.
     pub fn new(dialer: Arc<dyn Dialer>) -> Self {
-        Self { dialer }
+        Self {
+            dialer,
+            guard: None,
+        }
+    }
+
+    /// A client over `dialer` whose requests pass `guard`.
+    pub fn guarded(dialer: Arc<dyn Dialer>, guard: Arc<Guard>) -> Self {
+        Self {
+            dialer,
+            guard: Some(guard),
+        }
     }
 }
 
@@ -52,6 +65,7 @@ impl HttpClient for DialerHttpClient {
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(Connector {
             dialer: self.dialer.clone(),
+            guard: self.guard.clone(),
             read_timeout: settings.read_timeout(),
         })
     }
@@ -60,6 +74,7 @@ impl HttpClient for DialerHttpClient {
 #[derive(Debug)]
 struct Connector {
     dialer: Arc<dyn Dialer>,
+    guard: Option<Arc<Guard>>,
     read_timeout: Option<Duration>,
 }
 
@@ -67,8 +82,33 @@ impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let dialer = self.dialer.clone();
         let read_timeout = self.read_timeout;
+        let guard = self.guard.clone();
         HttpConnectorFuture::new(async move {
             let request = to_http(request)?;
+            if let Some(guard) = guard {
+                let (parts, body) = request.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| ConnectorError::user(e.into()))?
+                    .to_bytes();
+                let response = guard
+                    .exchange(dialer.clone(), http::Request::from_parts(parts, bytes))
+                    .await
+                    .map_err(guard_error)?;
+                let (parts, body) = response.into_parts();
+                let bytes = match body {
+                    GuardBody::Read(b) => b,
+                    GuardBody::Streaming(b) => b
+                        .collect()
+                        .await
+                        .map_err(|e| ConnectorError::io(e.into()))?
+                        .to_bytes(),
+                };
+                let response = http::Response::from_parts(parts, SdkBody::from(bytes));
+                return HttpResponse::try_from(response)
+                    .map_err(|e| ConnectorError::other(e.into(), None));
+            }
             let exchange = async {
                 let response = send(dialer.as_ref(), request)
                     .await
@@ -107,12 +147,22 @@ fn to_http(request: HttpRequest) -> Result<http::Request<Full<Bytes>>, Connector
     ))
 }
 
+fn guard_error(e: GuardError) -> ConnectorError {
+    match e {
+        GuardError::Exchange(x) => connector_error(x),
+        GuardError::Timeout { .. } => ConnectorError::timeout(e.into()),
+        GuardError::BreakerOpen(_) | GuardError::Deadline(_) => {
+            ConnectorError::other(e.into(), None)
+        }
+    }
+}
+
 fn connector_error(e: ExchangeError) -> ConnectorError {
     match e {
         ExchangeError::Connect { .. } => ConnectorError::io(e.into()).never_connected(),
         ExchangeError::NoHost(_) => ConnectorError::user(e.into()),
         ExchangeError::Http(ref h) if h.is_timeout() => ConnectorError::timeout(e.into()),
-        ExchangeError::Http(_) => ConnectorError::io(e.into()),
+        ExchangeError::Http(_) | ExchangeError::Aborted(_) => ConnectorError::io(e.into()),
     }
 }
 
@@ -161,11 +211,28 @@ pub fn sdk_config(
     credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
     epoch: SystemTime,
 ) -> aws_config::SdkConfig {
+    sdk_config_over(
+        DialerHttpClient::new(dialer),
+        endpoint,
+        region,
+        credentials,
+        epoch,
+    )
+}
+
+/// [`sdk_config`] over a given client (a guarded one, say).
+pub fn sdk_config_over(
+    client: DialerHttpClient,
+    endpoint: &str,
+    region: &str,
+    credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
+    epoch: SystemTime,
+) -> aws_config::SdkConfig {
     use aws_config::retry::RetryConfig;
     use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(DialerHttpClient::new(dialer))
+        .http_client(client)
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region.to_string()))
         .credentials_provider(

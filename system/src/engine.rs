@@ -1,54 +1,35 @@
-//! Runs a researcher's SQL with DataFusion over the Parquet files of a set of lakes.
-//!
-//! Each lake is a bucket read through `object_store`'s S3 client; the lakes are unioned into
-//! the `telemetry` view the SQL is written against.
+//! DataFusion's three jobs in the system: validate a query against the telemetry schema before
+//! anything costs a provider call; run one lake's fragment (the query's columns, read from the
+//! lake's Parquet through `object_store`); merge the fragments and run the query over them.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::catalog::MemTable;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use object_store::aws::AmazonS3Builder;
-use object_store::{ObjectStore, RetryConfig};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
 use url::Url;
-
-use crate::http_client::DialerConnector;
-use crate::transport::Dialer;
 
 /// The name of the table every query is written against.
 pub const TABLE: &str = "telemetry";
 
-/// Where a lake's table lives inside its bucket.
-pub const TABLE_PREFIX: &str = "telemetry/";
-
 /// Partitions DataFusion plans with. Fixed, so that a plan does not depend on the machine's cores.
 pub const TARGET_PARTITIONS: usize = 4;
-
-/// One lake to read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LakeRef {
-    /// Its bucket.
-    pub bucket: String,
-    /// The region the bucket lives in.
-    pub region: String,
-}
-
-/// How to reach the object store of each region, and as whom.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// S3 endpoint by region, e.g. `http://provider-eu-west-1:9000`.
-    pub s3_endpoints: BTreeMap<String, String>,
-    /// Access key id the system signs with.
-    pub access_key_id: String,
-    /// Secret the system signs with.
-    pub secret_access_key: String,
-}
 
 /// A query's answer: column names and rows of display-formatted cells, in the engine's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,120 +46,6 @@ impl Answer {
         self.rows.sort();
         self
     }
-}
-
-/// Why a query could not be answered, by who is at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// The query selects no lakes.
-    #[error("the query selects no lakes")]
-    NoLakes,
-    /// A lake is in a region the system has no endpoint for.
-    #[error("no object store endpoint for region `{0}`")]
-    UnknownRegion(String),
-    /// A bucket name that cannot be a URL host.
-    #[error("bad bucket name `{0}`")]
-    BadBucket(String),
-    /// The object store client could not be built.
-    #[error("object store: {0}")]
-    Store(#[from] object_store::Error),
-    /// Planning or execution failed (bad SQL, unreadable data, provider errors).
-    #[error("{0}")]
-    DataFusion(#[from] DataFusionError),
-}
-
-/// Reads lakes through S3 clients that dial over the given transport.
-#[derive(Debug, Clone)]
-pub struct Engine {
-    dialer: Arc<dyn Dialer>,
-    config: StoreConfig,
-}
-
-impl Engine {
-    /// An engine reaching the stores of `config` over `dialer`.
-    pub fn new(dialer: Arc<dyn Dialer>, config: StoreConfig) -> Self {
-        Self { dialer, config }
-    }
-
-    fn store(&self, lake: &LakeRef) -> Result<Arc<dyn ObjectStore>, EngineError> {
-        let endpoint = self
-            .config
-            .s3_endpoints
-            .get(&lake.region)
-            .ok_or_else(|| EngineError::UnknownRegion(lake.region.clone()))?;
-        // object_store's own retries are off: retrying belongs to the system, and its backoff
-        // would draw on unseeded randomness.
-        let retry = RetryConfig {
-            max_retries: 0,
-            retry_timeout: std::time::Duration::ZERO,
-            ..RetryConfig::default()
-        };
-        let store = AmazonS3Builder::new()
-            .with_http_connector(DialerConnector::new(self.dialer.clone()))
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_virtual_hosted_style_request(false)
-            .with_region(&lake.region)
-            .with_bucket_name(&lake.bucket)
-            .with_access_key_id(&self.config.access_key_id)
-            .with_secret_access_key(&self.config.secret_access_key)
-            .with_retry(retry)
-            .build()?;
-        Ok(Arc::new(store))
-    }
-
-    /// Runs `sql` over the union of `lakes`. Only queries are allowed: no DDL, DML or `SET`.
-    pub async fn query(&self, sql: &str, lakes: &[LakeRef]) -> Result<Answer, EngineError> {
-        if lakes.is_empty() {
-            return Err(EngineError::NoLakes);
-        }
-        let config = SessionConfig::new().with_target_partitions(TARGET_PARTITIONS);
-        // DataFusion 55 caches Parquet footers by object path alone, checked only by size and
-        // last-modified time. Every lake has the same keys in its own bucket, so two lakes'
-        // files of equal size and time would share a footer and the query would read one
-        // lake's data with the other's offsets: wrong answers or decode errors. Off it goes.
-        let caches = CacheManagerConfig::default().with_metadata_cache_limit(0);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_cache_manager(caches)
-            .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        let mut selects = Vec::with_capacity(lakes.len());
-        for lake in lakes {
-            let url = Url::parse(&format!("s3://{}", lake.bucket))
-                .map_err(|_| EngineError::BadBucket(lake.bucket.clone()))?;
-            ctx.register_object_store(&url, self.store(lake)?);
-            let table = table_name(&lake.bucket);
-            let location = format!("s3://{}/{TABLE_PREFIX}", lake.bucket);
-            ctx.register_parquet(&table, &location, ParquetReadOptions::default())
-                .await?;
-            selects.push(format!("SELECT * FROM {table}"));
-        }
-        let view = ctx
-            .sql(&format!("SELECT * FROM ({})", selects.join(" UNION ALL ")))
-            .await?;
-        ctx.register_table(TABLE, view.into_view())?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = ctx.sql_with_options(sql, options).await?;
-        let columns = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let batches = df.collect().await?;
-        Ok(Answer {
-            columns,
-            rows: rows_of(&batches)?,
-        })
-    }
-}
-
-/// The SQL identifier a lake's table is registered under.
-fn table_name(bucket: &str) -> String {
-    bucket.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
 }
 
 /// Formats every cell of `batches` as text.
@@ -201,4 +68,249 @@ pub fn rows_of(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionEr
         }
     }
     Ok(rows)
+}
+
+/// The telemetry schema every lake's table has: `ts`, `src_ip`, `dst_ip`, `domain`, `sha256`,
+/// `bytes`.
+pub fn telemetry_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            false,
+        ),
+        Field::new("src_ip", DataType::Utf8, false),
+        Field::new("dst_ip", DataType::Utf8, false),
+        Field::new("domain", DataType::Utf8, false),
+        Field::new("sha256", DataType::Utf8, false),
+        Field::new("bytes", DataType::Int64, false),
+    ]))
+}
+
+/// A query that failed validation, with where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct SqlError {
+    /// 1-based line of the offending token.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A valid query and the columns its fragments must read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The query.
+    pub sql: String,
+    /// Columns of `telemetry` it reads (at least one, so that counts still count rows).
+    pub columns: Vec<String>,
+}
+
+fn session() -> Result<SessionContext, DataFusionError> {
+    let mut config = SessionConfig::new().with_target_partitions(TARGET_PARTITIONS);
+    config.options_mut().sql_parser.collect_spans = true;
+    // DataFusion 55 caches Parquet footers by object path alone, checked only by size and
+    // last-modified time. Every lake has the same keys in its own bucket, so two lakes'
+    // files of equal size and time would share a footer and the query would read one
+    // lake's data with the other's offsets: wrong answers or decode errors. Off it goes.
+    let caches = CacheManagerConfig::default().with_metadata_cache_limit(0);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(caches)
+        .build_arc()?;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+fn sql_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Where an error points: DataFusion's diagnostic span, or the parser's `Line: l, Column: c`.
+fn position(e: &DataFusionError) -> (u64, u64) {
+    if let Some(span) = e.diagnostic().and_then(|d| d.span) {
+        return (span.start.line, span.start.column);
+    }
+    let text = e.to_string();
+    let number_after = |tag: &str| {
+        let at = text.find(tag)? + tag.len();
+        text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u64>()
+            .ok()
+    };
+    match (number_after("Line: "), number_after("Column: ")) {
+        (Some(l), Some(c)) => (l, c),
+        _ => (1, 1),
+    }
+}
+
+/// Validates `sql` against the telemetry schema, reading nothing: plans it over an empty table.
+pub async fn validate(sql: &str) -> Result<Plan, SqlError> {
+    let invalid = |e: DataFusionError| {
+        let (line, column) = position(&e);
+        SqlError {
+            line,
+            column,
+            message: e.strip_backtrace(),
+        }
+    };
+    let ctx = session().map_err(invalid)?;
+    let empty = MemTable::try_new(telemetry_schema(), vec![vec![]]).map_err(invalid)?;
+    ctx.register_table(TABLE, Arc::new(empty))
+        .map_err(invalid)?;
+    let df = ctx
+        .sql_with_options(sql, sql_options())
+        .await
+        .map_err(invalid)?;
+    let plan = ctx.state().optimize(df.logical_plan()).map_err(invalid)?;
+    let schema = telemetry_schema();
+    let mut used = std::collections::BTreeSet::new();
+    let mut scans = 0;
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scans += 1;
+            match &scan.projection {
+                Some(p) => used.extend(p.iter().copied()),
+                None => used.extend(0..schema.fields().len()),
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(invalid)?;
+    if scans == 0 {
+        return Err(SqlError {
+            line: 1,
+            column: 1,
+            message: format!("the query reads no lake: it must select from `{TABLE}`"),
+        });
+    }
+    if used.is_empty() {
+        used.insert(0);
+    }
+    Ok(Plan {
+        sql: sql.to_string(),
+        columns: used
+            .into_iter()
+            .map(|i| schema.field(i).name().clone())
+            .collect(),
+    })
+}
+
+/// Reads `columns` of one lake's `files` (`s3://bucket/key`) through `store`.
+pub async fn fragment(
+    store: Arc<dyn ObjectStore>,
+    bucket: &str,
+    files: &[String],
+    columns: &[String],
+) -> Result<Vec<RecordBatch>, DataFusionError> {
+    let ctx = session()?;
+    let url = Url::parse(&format!("s3://{bucket}"))
+        .map_err(|e| DataFusionError::Plan(format!("bad bucket `{bucket}`: {e}")))?;
+    ctx.register_object_store(&url, store);
+    let urls = files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(telemetry_schema());
+    ctx.register_table(TABLE, Arc::new(ListingTable::try_new(config)?))?;
+    let list = columns
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.sql(&format!("SELECT {list} FROM {TABLE}"))
+        .await?
+        .collect()
+        .await
+}
+
+/// Runs `plan` over the fragments of every lake.
+pub async fn merge(plan: &Plan, fragments: Vec<RecordBatch>) -> Result<Answer, DataFusionError> {
+    let ctx = session()?;
+    let full = telemetry_schema();
+    let schema: SchemaRef = Arc::new(Schema::new(
+        plan.columns
+            .iter()
+            .map(|c| full.field_with_name(c).cloned())
+            .collect::<Result<Vec<_>, _>>()?,
+    ));
+    let table = MemTable::try_new(schema, vec![fragments])?;
+    ctx.register_table(TABLE, Arc::new(table))?;
+    let df = ctx.sql_with_options(&plan.sql, sql_options()).await?;
+    let columns = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let batches = df.collect().await?;
+    Ok(Answer {
+        columns,
+        rows: rows_of(&batches)?,
+    })
+}
+
+/// Batches as an Arrow IPC stream.
+pub fn to_ipc(batches: &[RecordBatch], schema: &SchemaRef) -> Result<Vec<u8>, DataFusionError> {
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, schema)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
+/// Batches from an Arrow IPC stream.
+pub fn from_ipc(bytes: &[u8]) -> Result<Vec<RecordBatch>, DataFusionError> {
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The schema of a fragment of `plan`.
+pub fn fragment_schema(columns: &[String]) -> Result<SchemaRef, DataFusionError> {
+    let full = telemetry_schema();
+    Ok(Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| full.field_with_name(c).cloned())
+            .collect::<Result<Vec<_>, _>>()?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn validation_finds_the_columns_and_points_at_errors() {
+        let p = validate("SELECT domain, count(*) FROM telemetry WHERE bytes > 10 GROUP BY domain")
+            .await
+            .unwrap();
+        assert_eq!(p.columns, vec!["domain", "bytes"]);
+        let p = validate("SELECT count(*) FROM telemetry").await.unwrap();
+        assert_eq!(p.columns, vec!["ts"]);
+        let e = validate("SELECT domain\nFROM telemetry\nWHERE nope = 1")
+            .await
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 7), "{e}");
+        let e = validate("SELECT domain FROM telemetry WHER x")
+            .await
+            .unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        assert!(e.column > 1, "{e}");
+        assert!(validate("DROP TABLE telemetry").await.is_err());
+        assert!(validate("SELECT 1").await.is_err(), "reads no lake");
+    }
 }

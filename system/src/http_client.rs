@@ -17,6 +17,7 @@ use object_store::client::{
     HttpResponseBody, HttpService,
 };
 
+use crate::guard::{Body as GuardBody, Guard, GuardError};
 use crate::transport::Dialer;
 
 /// Why an HTTP exchange failed below the HTTP level.
@@ -38,6 +39,9 @@ pub enum ExchangeError {
     /// The exchange broke after connecting.
     #[error("http: {0}")]
     Http(#[from] hyper::Error),
+    /// The task running the exchange ended abnormally.
+    #[error("exchange aborted: {0}")]
+    Aborted(String),
 }
 
 /// Sends one request on a fresh connection and returns the response with its body streaming.
@@ -100,16 +104,29 @@ where
     Ok(Response::from_parts(parts, bytes))
 }
 
-/// An `object_store` HTTP connector that sends every request over a [`Dialer`].
+/// An `object_store` HTTP connector that sends every request over a [`Dialer`], through the
+/// node's [`Guard`] when it has one.
 #[derive(Debug, Clone)]
 pub struct DialerConnector {
     dialer: Arc<dyn Dialer>,
+    guard: Option<Arc<Guard>>,
 }
 
 impl DialerConnector {
     /// A connector over `dialer`.
     pub fn new(dialer: Arc<dyn Dialer>) -> Self {
-        Self { dialer }
+        Self {
+            dialer,
+            guard: None,
+        }
+    }
+
+    /// A connector over `dialer` whose requests pass `guard`.
+    pub fn guarded(dialer: Arc<dyn Dialer>, guard: Arc<Guard>) -> Self {
+        Self {
+            dialer,
+            guard: Some(guard),
+        }
     }
 }
 
@@ -122,6 +139,33 @@ impl HttpConnector for DialerConnector {
 #[async_trait]
 impl HttpService for DialerConnector {
     async fn call(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        if let Some(guard) = &self.guard {
+            let (parts, body) = req.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| HttpError::new(HttpErrorKind::Request, e))?
+                .to_bytes();
+            let resp = guard
+                .exchange(self.dialer.clone(), Request::from_parts(parts, bytes))
+                .await
+                .map_err(|e| {
+                    let kind = match e {
+                        GuardError::Exchange(ExchangeError::Http(_)) => HttpErrorKind::Request,
+                        GuardError::Timeout { .. } => HttpErrorKind::Timeout,
+                        _ => HttpErrorKind::Connect,
+                    };
+                    HttpError::new(kind, e)
+                })?;
+            let (parts, body) = resp.into_parts();
+            let body = match body {
+                GuardBody::Read(bytes) => HttpResponseBody::from(bytes),
+                GuardBody::Streaming(b) => HttpResponseBody::new(
+                    b.map_err(|e| HttpError::new(HttpErrorKind::Interrupted, e)),
+                ),
+            };
+            return Ok(HttpResponse::from_parts(parts, body));
+        }
         let resp = send(self.dialer.as_ref(), req).await.map_err(|e| {
             let kind = match e {
                 ExchangeError::Http(_) => HttpErrorKind::Request,

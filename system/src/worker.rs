@@ -1,133 +1,243 @@
-//! The worker's HTTP API: accepts a query, runs it over its lakes, answers with the rows.
+//! A worker: takes tasks from its region's queue and, for each, gets the lake's credentials
+//! (IMDS, then AssumeRole), its table from the catalog, reads its Parquet through
+//! `object_store`, runs the fragment with DataFusion, and sends it to the query's coordinator.
+//! A task is deleted from the queue only once its coordinator has the fragment, so a crashed
+//! worker or coordinator loses nothing: the queue hands the task out again.
 //!
-//! Events (target `stampede::query`): `accepted`, then exactly one of `succeeded` or `failed`,
-//! each with the `query_id`.
+//! Events (target [`TASK_EVENTS`]): `task_done` and `task_failed` (with `final` when the query
+//! is told), each with `query_id` and `lake`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
-use datafusion::error::DataFusionError;
-use serde::{Deserialize, Serialize};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use bytes::Bytes;
+use http_body_util::Full;
 
-use crate::engine::{Answer, Engine, EngineError, LakeRef};
+use crate::cloud::{Cloud, Lake};
+use crate::coordinator::{FRAGMENT_ERROR, Task};
+use crate::engine;
+use crate::guard::DEADLINE;
+use crate::http_client::send_collect;
+use crate::transport::Dialer;
 
-/// The target of query lifecycle events.
-pub const QUERY_EVENTS: &str = "stampede::query";
+/// The target of task events.
+pub const TASK_EVENTS: &str = "stampede::task";
 
-/// A query as submitted to a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    /// The tenant the researcher works for.
-    pub tenant: String,
-    /// Who submitted it.
-    pub user: String,
-    /// SQL against the `telemetry` table.
-    pub sql: String,
-    /// The lakes to run it over.
-    pub lakes: Vec<LakeRef>,
-}
+/// How long one receive waits for messages.
+const LONG_POLL_S: i32 = 2;
 
-/// A worker's answer to a query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueryResponse {
-    /// The id the worker gave the query.
-    pub query_id: String,
-    /// The rows, when it succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<Answer>,
-    /// Why not, when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+/// Everything a worker is deployed with.
+#[derive(Debug, Clone)]
+pub struct WorkerSetup {
+    /// Its host name.
+    pub name: String,
+    /// Every lake the system serves.
+    pub lakes: Arc<Vec<Lake>>,
+    /// Virtual wall-clock time at tokio's start.
+    pub epoch: SystemTime,
 }
 
 /// A worker node.
 #[derive(Debug)]
 pub struct Worker {
-    name: String,
-    engine: Engine,
-    next_id: AtomicU64,
+    setup: WorkerSetup,
+    cloud: Arc<Cloud>,
+    dialer: Arc<dyn Dialer>,
+    start: tokio::time::Instant,
 }
 
 impl Worker {
-    /// A worker called `name` (its query ids start with it).
-    pub fn new(name: impl Into<String>, engine: Engine) -> Arc<Self> {
+    /// A worker.
+    pub fn new(setup: WorkerSetup, cloud: Arc<Cloud>, dialer: Arc<dyn Dialer>) -> Arc<Self> {
         Arc::new(Self {
-            name: name.into(),
-            engine,
-            next_id: AtomicU64::new(0),
+            setup,
+            cloud,
+            dialer,
+            start: tokio::time::Instant::now(),
         })
     }
 
-    /// The HTTP routes: `POST /v1/queries`.
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/v1/queries", post(submit))
-            .with_state(self.clone())
+    fn now_unix_ms(&self) -> u64 {
+        (self.setup.epoch + self.start.elapsed())
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
-    async fn run(&self, req: QueryRequest) -> (StatusCode, QueryResponse) {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let query_id = format!("{}-q{n}", self.name);
-        tracing::info!(
-            target: QUERY_EVENTS,
-            query_id = %query_id,
-            tenant = %req.tenant,
-            user = %req.user,
-            lakes = req.lakes.len() as u64,
-            "accepted"
-        );
-        match self.engine.query(&req.sql, &req.lakes).await {
-            Ok(answer) => {
-                tracing::info!(target: QUERY_EVENTS, query_id = %query_id, rows = answer.rows.len() as u64, "succeeded");
-                (
-                    StatusCode::OK,
-                    QueryResponse {
-                        query_id,
-                        answer: Some(answer),
-                        error: None,
-                    },
-                )
+    /// Takes and runs tasks until the host stops.
+    pub async fn run(self: Arc<Self>) {
+        let tuning = self.cloud.guard().config().tuning.clone();
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            tuning.task_concurrency.max(1) as usize
+        ));
+        let mut queue: Option<(aws_sdk_sqs::Client, String)> = None;
+        loop {
+            let (sqs, url) = match &queue {
+                Some(q) => q.clone(),
+                None => match self.cloud.task_queue(self.cloud.home()).await {
+                    Ok(q) => {
+                        queue = Some(q.clone());
+                        q
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            // Take only as many tasks as there are free slots.
+            let free = permits.available_permits().min(10);
+            if free == 0 {
+                let _ = permits.clone().acquire_owned().await.map(drop);
+                continue;
+            }
+            let received = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(free as i32)
+                .wait_time_seconds(LONG_POLL_S)
+                .visibility_timeout(tuning.task_visibility.as_secs() as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await;
+            let messages = match received {
+                Ok(out) => out.messages.unwrap_or_default(),
+                Err(_) => {
+                    // The credentials may have been the problem: connect afresh after a pause.
+                    queue = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for m in messages {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let me = self.clone();
+                let sqs = sqs.clone();
+                let url = url.clone();
+                tokio::spawn(async move {
+                    me.handle(&sqs, &url, m).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn handle(&self, sqs: &aws_sdk_sqs::Client, url: &str, m: aws_sdk_sqs::types::Message) {
+        let receipt = m.receipt_handle().unwrap_or_default().to_string();
+        let receives: u32 = m
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let Ok(task) = serde_json::from_str::<Task>(m.body().unwrap_or_default()) else {
+            // Not a task: nothing can ever run it.
+            let _ = sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(&receipt)
+                .send()
+                .await;
+            return;
+        };
+        let switches = self.cloud.guard().config().switches;
+        let tuning = &self.cloud.guard().config().tuning;
+        let deadline = task
+            .deadline_unix_ms
+            .filter(|_| switches.deadline_propagation);
+        let result = match deadline {
+            Some(at) if at <= self.now_unix_ms() => {
+                Err("deadline exceeded before the task started".to_string())
+            }
+            Some(at) => {
+                let left = Duration::from_millis(at - self.now_unix_ms());
+                DEADLINE
+                    .scope(tokio::time::Instant::now() + left, self.compute(&task))
+                    .await
+            }
+            None => self.compute(&task).await,
+        };
+        let (reply, last) = match result {
+            Ok(ipc) => {
+                tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, bytes = ipc.len() as u64, "task_done");
+                (self.reply(&task, Ok(ipc)).await, true)
             }
             Err(e) => {
-                let (status, reason) = classify(&e);
-                tracing::info!(target: QUERY_EVENTS, query_id = %query_id, reason, error = %e, "failed");
-                (
-                    status,
-                    QueryResponse {
-                        query_id,
-                        answer: None,
-                        error: Some(e.to_string()),
-                    },
-                )
+                let last =
+                    receives >= tuning.task_receives.max(1) || e.starts_with("deadline exceeded");
+                tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
+                if last {
+                    (self.reply(&task, Err(e)).await, true)
+                } else {
+                    (false, false)
+                }
             }
+        };
+        if reply && last {
+            let _ = sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(&receipt)
+                .send()
+                .await;
         }
     }
-}
 
-async fn submit(
-    State(worker): State<Arc<Worker>>,
-    Json(req): Json<QueryRequest>,
-) -> (StatusCode, Json<QueryResponse>) {
-    let (status, body) = worker.run(req).await;
-    (status, Json(body))
-}
+    async fn compute(&self, task: &Task) -> Result<Vec<u8>, String> {
+        let lake = self
+            .setup
+            .lakes
+            .iter()
+            .find(|l| l.id == task.lake)
+            .ok_or_else(|| format!("unknown lake {}", task.lake))?;
+        let creds = self
+            .cloud
+            .lake_credentials(lake)
+            .await
+            .map_err(|e| e.to_string())?;
+        let files = self
+            .cloud
+            .lake_files(lake, creds.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let store = self
+            .cloud
+            .lake_store(lake, &creds)
+            .map_err(|e| e.to_string())?;
+        let batches = engine::fragment(store, &lake.bucket, &files, &task.columns)
+            .await
+            .map_err(|e| e.strip_backtrace())?;
+        let schema = engine::fragment_schema(&task.columns).map_err(|e| e.to_string())?;
+        engine::to_ipc(&batches, &schema).map_err(|e| e.to_string())
+    }
 
-/// Maps an engine error to an HTTP status and a stable reason word for the event log.
-fn classify(e: &EngineError) -> (StatusCode, &'static str) {
-    match e {
-        EngineError::NoLakes | EngineError::BadBucket(_) | EngineError::UnknownRegion(_) => {
-            (StatusCode::BAD_REQUEST, "bad_request")
-        }
-        EngineError::DataFusion(
-            DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..),
-        ) => (StatusCode::BAD_REQUEST, "invalid_sql"),
-        EngineError::Store(_) | EngineError::DataFusion(_) => {
-            (StatusCode::BAD_GATEWAY, "execution")
+    /// Sends the fragment (or the reason there is none) to the coordinator. Whether it landed:
+    /// taken, or no longer wanted.
+    async fn reply(&self, task: &Task, fragment: Result<Vec<u8>, String>) -> bool {
+        let uri = format!(
+            "{}/v1/queries/{}/fragments/{}",
+            task.reply_to, task.query_id, task.lake
+        );
+        let mut req = http::Request::post(uri);
+        let body = match fragment {
+            Ok(ipc) => Bytes::from(ipc),
+            Err(e) => {
+                let reason: String = e
+                    .chars()
+                    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+                    .take(200)
+                    .collect();
+                req = req.header(FRAGMENT_ERROR, reason);
+                Bytes::new()
+            }
+        };
+        let Ok(req) = req.body(Full::new(body)) else {
+            return false;
+        };
+        match send_collect(self.dialer.as_ref(), req).await {
+            Ok(resp) => resp.status().is_success() || resp.status() == http::StatusCode::GONE,
+            Err(_) => false,
         }
     }
 }

@@ -3,13 +3,16 @@
 
 mod never_frozen;
 mod no_lost_queries;
+mod provider_quota;
 
 use serde::Serialize;
 
 use crate::events::{Event, EventLog};
+use crate::scenario::Scenario;
 
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
+pub use provider_quota::{Quota, provider_quota};
 
 /// How many offending events a witness shows at most.
 pub const WITNESS_EVENTS: usize = 5;
@@ -64,10 +67,29 @@ pub struct Witness {
 
 /// The checkers that read only the log, by name. `deterministic` needs two runs and lives in
 /// [`crate::run`].
-pub fn check_log(name: &str, log: &EventLog) -> Option<Verdict> {
+pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
     match name {
         "no_lost_queries" => Some(no_lost_queries(log)),
         "never_frozen" => Some(never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT])),
+        "provider_quota" => {
+            let quotas = scenario
+                .world
+                .provider
+                .quotas
+                .iter()
+                .map(|(api, q)| {
+                    let quota = Quota {
+                        rate_per_s: q.rate_per_s,
+                        burst: q.burst,
+                    };
+                    (api.clone(), quota)
+                })
+                .collect();
+            // Background accounts are other customers; every other account is the system's
+            // own or a lake's, which the system calls as.
+            let background = |a: &str| a.len() == 12 && a.starts_with('2');
+            Some(provider_quota(log, &quotas, |a| !background(a)))
+        }
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use stampede::trace::LakeSelector;
 use stampede::world::{lake_directory, submissions};
 use stampede_system::engine::rows_of;
 
@@ -66,17 +67,18 @@ fn simulated_answers_equal_direct_datafusion() {
     for (sub, reply) in subs.iter().zip(&report.replies) {
         assert_eq!(reply.status, 200, "query {} failed", sub.seq);
         let answer = reply.answer.as_ref().expect("a succeeded query has rows");
-        let ids: Vec<u32> = sub
-            .request
-            .lakes
-            .iter()
-            .map(|l| lakes.lake_of_bucket(&l.bucket).unwrap())
-            .collect();
-        let expected = rt.block_on(direct(&sub.request.sql, &lakes, &ids));
+        let ids: Vec<u32> = match &sub.record.lakes {
+            LakeSelector::All => (0..lakes.count).collect(),
+            LakeSelector::Tenant(t) => (0..lakes.count)
+                .filter(|&i| &lakes.tenant(i) == t)
+                .collect(),
+            LakeSelector::Ids(ids) => ids.clone(),
+        };
+        let expected = rt.block_on(direct(&sub.record.sql, &lakes, &ids));
         assert_eq!(
             answer.rows, expected,
             "query {}: {}",
-            sub.seq, sub.request.sql
+            sub.seq, sub.record.sql
         );
         non_empty += usize::from(!expected.is_empty());
     }
@@ -88,5 +90,14 @@ fn simulated_answers_equal_direct_datafusion() {
     assert_eq!(
         report.replies[0].answer.as_ref().unwrap().rows,
         vec![vec!["5000".to_string()]]
+    );
+}
+
+#[test]
+fn the_system_validates_against_the_schema_the_lakes_have() {
+    // Written twice on purpose: the system knows nothing of the fakes.
+    assert_eq!(
+        stampede_system::engine::telemetry_schema(),
+        stampede_fakes::lakes::telemetry_schema()
     );
 }

@@ -1,0 +1,184 @@
+//! `provider_quota`: for each (account, service, api) with a quota and each window W in
+//! {1 s, 10 s, 60 s}, the calls the provider received in any window `[t, t+W)` stay within
+//! what its token bucket admits in W: `burst + rate · W`. Windows start at every call (two
+//! pointers over the sorted start times). Calls count whatever their outcome: a throttled call
+//! still reached the provider.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Verdict, WITNESS_EVENTS, Witness};
+use crate::events::{Event, EventLog};
+
+/// The target the provider reports calls on.
+pub const PROVIDER_TARGET: &str = "stampede::provider";
+
+/// The windows checked.
+pub const WINDOWS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+
+/// A quota: sustained rate and burst.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quota {
+    /// Calls per second.
+    pub rate_per_s: f64,
+    /// Bucket size.
+    pub burst: f64,
+}
+
+impl Quota {
+    /// Calls the bucket admits in a window of `w`.
+    pub fn within(&self, w: Duration) -> u64 {
+        (self.burst + self.rate_per_s * w.as_secs_f64()).floor() as u64
+    }
+}
+
+/// When a call reached the provider: its event's time less its latency.
+fn started(e: &Event) -> u64 {
+    e.t_us.saturating_sub(e.u64("latency_us").unwrap_or(0))
+}
+
+/// The worst window found: how far over (ratio), the key, its calls, the count, the quota, W.
+type Excess<'a> = (f64, String, Vec<&'a Event>, u64, u64, Duration);
+
+/// Checks every account for which `owned` is true against `quotas` (by api name).
+pub fn provider_quota(
+    log: &EventLog,
+    quotas: &BTreeMap<String, Quota>,
+    owned: impl Fn(&str) -> bool,
+) -> Verdict {
+    if quotas.is_empty() {
+        return Verdict::Unknown {
+            why: "the scenario's provider has no quotas to check against".into(),
+        };
+    }
+    let mut calls: BTreeMap<(&str, &str, &str), Vec<&Event>> = BTreeMap::new();
+    for e in log.of(PROVIDER_TARGET).filter(|e| e.name == "call") {
+        let (Some(account), Some(service), Some(api)) =
+            (e.str("account"), e.str("service"), e.str("api"))
+        else {
+            continue;
+        };
+        if quotas.contains_key(api) && owned(account) {
+            calls.entry((account, service, api)).or_default().push(e);
+        }
+    }
+    let mut checked = 0u64;
+    let mut worst: Option<Excess<'_>> = None;
+    for ((account, service, api), mut events) in calls {
+        events.sort_by_key(|e| started(e));
+        let quota = quotas[api];
+        checked += events.len() as u64;
+        for w in WINDOWS {
+            let allowed = quota.within(w);
+            let width = w.as_micros() as u64;
+            let mut end = 0;
+            for start in 0..events.len() {
+                let t0 = started(events[start]);
+                while end < events.len() && started(events[end]) < t0 + width {
+                    end += 1;
+                }
+                let n = (end - start) as u64;
+                if n > allowed {
+                    let excess = n as f64 / allowed.max(1) as f64;
+                    if worst.as_ref().is_none_or(|(x, ..)| excess > *x) {
+                        worst = Some((
+                            excess,
+                            format!("{account} {service}:{api}"),
+                            events[start..end].to_vec(),
+                            n,
+                            allowed,
+                            w,
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    match worst {
+        None => Verdict::Pass {
+            counts: json!({ "calls_checked": checked })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        },
+        Some((_, key, events, n, allowed, w)) => Verdict::Fail {
+            witness: Witness {
+                summary: format!(
+                    "{key}: {n} calls in the {}s window from t={:.3}s, where the quota admits {allowed}",
+                    w.as_secs(),
+                    started(events[0]) as f64 / 1e6
+                ),
+                counts: json!({ "calls": n, "allowed": allowed, "window_s": w.as_secs() })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                events: events.into_iter().take(WITNESS_EVENTS).cloned().collect(),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(t_us: u64, account: &str) -> Event {
+        Event {
+            t_us,
+            host: "provider-r".into(),
+            target: PROVIDER_TARGET.into(),
+            name: "call".into(),
+            fields: BTreeMap::from([
+                ("account".to_string(), json!(account)),
+                ("service".to_string(), json!("sts")),
+                ("api".to_string(), json!("AssumeRole")),
+                ("outcome".to_string(), json!("ok")),
+                ("latency_us".to_string(), json!(0)),
+            ]),
+        }
+    }
+
+    fn quotas() -> BTreeMap<String, Quota> {
+        BTreeMap::from([(
+            "AssumeRole".to_string(),
+            Quota {
+                rate_per_s: 10.0,
+                burst: 5.0,
+            },
+        )])
+    }
+
+    #[test]
+    fn calls_at_the_quota_pass() {
+        // 5 at once (the burst), then 10 a second for a minute.
+        let mut events: Vec<Event> = (0..5).map(|_| call(0, "a")).collect();
+        events.extend((1..=600).map(|k| call(k * 100_000, "a")));
+        let log = EventLog::from_events(events);
+        assert_eq!(provider_quota(&log, &quotas(), |_| true).word(), "pass");
+    }
+
+    #[test]
+    fn a_burst_over_the_bucket_fails_and_others_do_not_count() {
+        let mut events: Vec<Event> = (0..16).map(|k| call(k * 10_000, "a")).collect();
+        events.extend((0..100).map(|k| call(k, "background")));
+        let log = EventLog::from_events(events);
+        let Verdict::Fail { witness } = provider_quota(&log, &quotas(), |a| a == "a") else {
+            panic!("16 calls in 1 s exceed 5 + 10")
+        };
+        assert_eq!(witness.counts["calls"], json!(16));
+        assert_eq!(witness.counts["allowed"], json!(15));
+        let only_background =
+            EventLog::from_events((0..100).map(|k| call(k, "background")).collect());
+        assert_eq!(
+            provider_quota(&only_background, &quotas(), |a| a == "a").word(),
+            "pass"
+        );
+    }
+}

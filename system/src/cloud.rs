@@ -1,0 +1,396 @@
+//! The node's clients to the cloud, all behind the node's [`Guard`]: the instance's
+//! credentials from IMDS (aws-config's IMDS client), a lake role's from STS (aws-sdk-sts), a
+//! lake's table from the catalog (aws-sdk-glue), tasks through the queue (aws-sdk-sqs), and
+//! Parquet through `object_store`. Credentials and table metadata are cached with coalescing
+//! when the `credential_cache` switch is on.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, RetryConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::aws_http::{DialerHttpClient, EpochClock, TokioSleep, sdk_config_over};
+use crate::guard::cache::{CoalescingCache, Lookup};
+use crate::guard::{Guard, MECHANISM_EVENTS};
+use crate::http_client::DialerConnector;
+use crate::transport::Dialer;
+
+/// The catalog database every lake's table lives in.
+pub const DATABASE: &str = "telemetry_lake";
+
+/// Where each service of a region answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionEndpoints {
+    /// The object store.
+    pub s3: String,
+    /// STS.
+    pub sts: String,
+    /// The queue.
+    pub sqs: String,
+    /// The catalog.
+    pub glue: String,
+    /// The instance metadata service the region's nodes use.
+    pub imds: String,
+}
+
+/// A lake the system serves: who owns it, where it lives, the role to read it as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lake {
+    /// Its number.
+    pub id: u32,
+    /// The tenant that owns it.
+    pub tenant: String,
+    /// Its region.
+    pub region: String,
+    /// Its bucket.
+    pub bucket: String,
+    /// The role the system assumes to read it.
+    pub role_arn: String,
+}
+
+/// Why a cloud operation failed, as text (shared between coalesced callers).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CloudError(pub String);
+
+impl CloudError {
+    fn of(what: &str, e: impl std::fmt::Display) -> Self {
+        Self(format!("{what}: {e}"))
+    }
+}
+
+/// The node's cloud clients.
+#[derive(Debug)]
+pub struct Cloud {
+    node: String,
+    dialer: Arc<dyn Dialer>,
+    guard: Arc<Guard>,
+    epoch: SystemTime,
+    home: String,
+    endpoints: BTreeMap<String, RegionEndpoints>,
+    start: tokio::time::Instant,
+    credentials: CoalescingCache<Credentials, CloudError>,
+    tables: CoalescingCache<Vec<String>, CloudError>,
+}
+
+impl Cloud {
+    /// Clients for node `node` in region `home`.
+    pub fn new(
+        node: &str,
+        home: &str,
+        dialer: Arc<dyn Dialer>,
+        guard: Arc<Guard>,
+        endpoints: BTreeMap<String, RegionEndpoints>,
+        epoch: SystemTime,
+    ) -> Self {
+        Self {
+            node: node.to_string(),
+            dialer,
+            guard,
+            epoch,
+            home: home.to_string(),
+            endpoints,
+            start: tokio::time::Instant::now(),
+            credentials: CoalescingCache::default(),
+            tables: CoalescingCache::default(),
+        }
+    }
+
+    /// The node's guard.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
+    }
+
+    /// The node's home region.
+    pub fn home(&self) -> &str {
+        &self.home
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn endpoints(&self, region: &str) -> Result<&RegionEndpoints, CloudError> {
+        self.endpoints
+            .get(region)
+            .ok_or_else(|| CloudError(format!("no endpoints for region `{region}`")))
+    }
+
+    fn http(&self) -> DialerHttpClient {
+        DialerHttpClient::guarded(self.dialer.clone(), self.guard.clone())
+    }
+
+    /// SDK configuration for `region`'s `endpoint`, signing as `credentials`.
+    pub fn sdk(
+        &self,
+        endpoint: &str,
+        region: &str,
+        credentials: Credentials,
+    ) -> aws_config::SdkConfig {
+        sdk_config_over(self.http(), endpoint, region, credentials, self.epoch)
+    }
+
+    /// How long credentials expiring at `expiry` may be cached from now: the cache's TTL, cut
+    /// five minutes short of expiry.
+    fn cache_until(&self, expiry: Option<SystemTime>) -> Duration {
+        let ttl = self.guard.config().tuning.cache_ttl;
+        let left = expiry
+            .and_then(|e| e.duration_since(self.epoch + self.start.elapsed()).ok())
+            .map_or(ttl, |l| l.saturating_sub(Duration::from_secs(300)));
+        self.now() + ttl.min(left)
+    }
+
+    /// Looks `key` up in `cache` (or fetches straight through with the switch off) and reports
+    /// the lookup.
+    async fn cached<V, Fut>(
+        &self,
+        cache: &CoalescingCache<V, CloudError>,
+        kind: &'static str,
+        key: &str,
+        fetch: Fut,
+    ) -> Result<V, CloudError>
+    where
+        V: Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(V, Duration), CloudError>> + Send + 'static,
+    {
+        if !self.guard.config().switches.credential_cache {
+            return fetch.await.map(|(v, _)| v);
+        }
+        let (result, lookup) = cache.get(key, self.now(), || fetch).await;
+        if lookup != Lookup::Miss || result.is_ok() {
+            tracing::info!(target: MECHANISM_EVENTS, cache = kind, key, "{}", lookup.event());
+        }
+        result
+    }
+
+    /// Forgets cached credentials and metadata.
+    pub fn flush_caches(&self) {
+        self.credentials.clear();
+        self.tables.clear();
+    }
+
+    /// The instance role's credentials, from the home region's IMDS.
+    pub async fn instance_credentials(&self) -> Result<Credentials, CloudError> {
+        let endpoint = self.endpoints(&self.home)?.imds.clone();
+        let provider = aws_config::provider_config::ProviderConfig::empty()
+            .with_http_client(self.http())
+            .with_sleep_impl(TokioSleep)
+            .with_time_source(EpochClock::new(self.epoch));
+        let client = aws_config::imds::Client::builder()
+            .endpoint(&endpoint)
+            .map_err(|e| CloudError::of("imds endpoint", e))?
+            .max_attempts(1)
+            .configure(&provider)
+            .build();
+        let epoch = self.epoch;
+        let start = self.start;
+        let ttl = self.guard.config().tuning.cache_ttl;
+        let now = self.now();
+        let fetch = async move {
+            const PATH: &str = "/latest/meta-data/iam/security-credentials/";
+            let role: String = client
+                .get(PATH)
+                .await
+                .map_err(|e| CloudError::of("imds", e))?
+                .into();
+            let role = role.lines().next().unwrap_or("").trim().to_string();
+            let doc: String = client
+                .get(format!("{PATH}{role}"))
+                .await
+                .map_err(|e| CloudError::of("imds", e))?
+                .into();
+            let doc: ImdsCredentials =
+                serde_json::from_str(&doc).map_err(|e| CloudError::of("imds credentials", e))?;
+            let expiry = humantime::parse_rfc3339(&doc.expiration).ok();
+            let creds = Credentials::new(
+                doc.access_key_id,
+                doc.secret_access_key,
+                Some(doc.token),
+                expiry,
+                "imds",
+            );
+            let left = expiry
+                .and_then(|e| e.duration_since(epoch + start.elapsed()).ok())
+                .map_or(ttl, |l| l.saturating_sub(Duration::from_secs(300)));
+            Ok((creds, now + ttl.min(left)))
+        };
+        self.cached(&self.credentials, "credentials", "instance", fetch)
+            .await
+    }
+
+    /// Credentials for `lake`'s role, from STS in the lake's region.
+    pub async fn lake_credentials(&self, lake: &Lake) -> Result<Credentials, CloudError> {
+        let instance = self.instance_credentials().await?;
+        let sdk = self.sdk(&self.endpoints(&lake.region)?.sts, &lake.region, instance);
+        let client = aws_sdk_sts::Client::new(&sdk);
+        let arn = lake.role_arn.clone();
+        let session = self.node.clone();
+        let epoch = self.epoch;
+        let start = self.start;
+        let ttl = self.guard.config().tuning.cache_ttl;
+        let now = self.now();
+        let fetch = async move {
+            let out = client
+                .assume_role()
+                .role_arn(&arn)
+                .role_session_name(session)
+                .send()
+                .await
+                .map_err(|e| {
+                    CloudError::of("AssumeRole", aws_sdk_sts::error::DisplayErrorContext(e))
+                })?;
+            let c = out
+                .credentials()
+                .ok_or_else(|| CloudError("AssumeRole answered no credentials".into()))?;
+            let expiry = SystemTime::try_from(*c.expiration()).ok();
+            let creds = Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                expiry,
+                "sts",
+            );
+            let left = expiry
+                .and_then(|e| e.duration_since(epoch + start.elapsed()).ok())
+                .map_or(ttl, |l| l.saturating_sub(Duration::from_secs(300)));
+            Ok((creds, now + ttl.min(left)))
+        };
+        self.cached(&self.credentials, "credentials", &lake.role_arn, fetch)
+            .await
+    }
+
+    /// The Parquet files of `lake`'s table, from its catalog (GetTable, then every page of
+    /// GetPartitions), as `s3://bucket/key` locations.
+    pub async fn lake_files(
+        &self,
+        lake: &Lake,
+        creds: Credentials,
+    ) -> Result<Vec<String>, CloudError> {
+        let sdk = self.sdk(&self.endpoints(&lake.region)?.glue, &lake.region, creds);
+        let client = aws_sdk_glue::Client::new(&sdk);
+        let until = self.cache_until(None);
+        let fetch = async move {
+            let table = client
+                .get_table()
+                .database_name(DATABASE)
+                .name("telemetry")
+                .send()
+                .await
+                .map_err(|e| {
+                    CloudError::of("GetTable", aws_sdk_glue::error::DisplayErrorContext(e))
+                })?;
+            let has_partitions = table
+                .table()
+                .is_some_and(|t| !t.partition_keys().is_empty());
+            let mut files = Vec::new();
+            if !has_partitions {
+                if let Some(loc) = table
+                    .table()
+                    .and_then(|t| t.storage_descriptor())
+                    .and_then(|s| s.location())
+                {
+                    files.push(loc.to_string());
+                }
+                return Ok((files, until));
+            }
+            let mut token: Option<String> = None;
+            loop {
+                let page = client
+                    .get_partitions()
+                    .database_name(DATABASE)
+                    .table_name("telemetry")
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        CloudError::of("GetPartitions", aws_sdk_glue::error::DisplayErrorContext(e))
+                    })?;
+                files.extend(
+                    page.partitions()
+                        .iter()
+                        .filter_map(|p| p.storage_descriptor()?.location().map(str::to_string)),
+                );
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+            Ok((files, until))
+        };
+        self.cached(&self.tables, "table", &lake.bucket, fetch)
+            .await
+    }
+
+    /// An object store for `lake`'s bucket, signing as `creds`, through the guard.
+    pub fn lake_store(
+        &self,
+        lake: &Lake,
+        creds: &Credentials,
+    ) -> Result<Arc<dyn ObjectStore>, CloudError> {
+        let retry = RetryConfig {
+            max_retries: 0,
+            retry_timeout: Duration::ZERO,
+            ..RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_http_connector(DialerConnector::guarded(
+                self.dialer.clone(),
+                self.guard.clone(),
+            ))
+            .with_endpoint(&self.endpoints(&lake.region)?.s3)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_region(&lake.region)
+            .with_bucket_name(&lake.bucket)
+            .with_access_key_id(creds.access_key_id())
+            .with_secret_access_key(creds.secret_access_key())
+            .with_retry(retry);
+        if let Some(token) = creds.session_token() {
+            builder = builder.with_token(token);
+        }
+        Ok(Arc::new(
+            builder
+                .build()
+                .map_err(|e| CloudError::of("object store", e))?,
+        ))
+    }
+
+    /// The task queue of `region` (created if missing: creating is idempotent) and a client
+    /// for it, as the instance.
+    pub async fn task_queue(
+        &self,
+        region: &str,
+    ) -> Result<(aws_sdk_sqs::Client, String), CloudError> {
+        let sqs = self.sqs(region).await?;
+        let url = sqs
+            .create_queue()
+            .queue_name(crate::coordinator::TASK_QUEUE)
+            .send()
+            .await
+            .map_err(|e| CloudError::of("CreateQueue", aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        Ok((sqs, url))
+    }
+
+    /// A queue client in `region`, as the instance.
+    pub async fn sqs(&self, region: &str) -> Result<aws_sdk_sqs::Client, CloudError> {
+        let creds = self.instance_credentials().await?;
+        let sdk = self.sdk(&self.endpoints(region)?.sqs, region, creds);
+        Ok(aws_sdk_sqs::Client::new(&sdk))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ImdsCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    token: String,
+    expiration: String,
+}

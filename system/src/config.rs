@@ -1,0 +1,332 @@
+//! The system's configuration: every protective mechanism is a named switch, and two presets
+//! name the ends — `naive`, the system as it was on the day of the outage, and `hardened`.
+//!
+//! A deployment starts from a preset and overrides single switches or tunings; the result is
+//! plain data, serialisable, so a run records exactly what ran.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The two ends of the switchboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Every mechanism off: the system as it was on the day of the outage.
+    Naive,
+    /// Every mechanism on.
+    Hardened,
+}
+
+/// The protective mechanisms, each on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switches {
+    /// Cache credentials and table metadata, and coalesce concurrent fetches of one key.
+    pub credential_cache: bool,
+    /// Client-side rate limits per provider api, sized below the provider's quota (GCRA).
+    pub rate_limit: bool,
+    /// Halve an api's local rate on a throttle, grow it back slowly (AIMD).
+    pub adaptive_rate: bool,
+    /// Full jitter on retry delays; off, every retry waits exactly the base delay.
+    pub retry_jitter: bool,
+    /// A retry budget: retries at most a fraction of requests (Finagle, SRE).
+    pub retry_budget: bool,
+    /// Circuit breakers per provider api.
+    pub circuit_breaker: bool,
+    /// A bounded admission queue with priorities, per-tenant fair share and shedding with
+    /// `Retry-After`.
+    pub admission_control: bool,
+    /// Ramp the task dispatch rate back up after a freeze, a throttle storm or an outage.
+    pub drain_controller: bool,
+    /// Carry each query's deadline to every task and call; drop work already too late.
+    pub deadline_propagation: bool,
+    /// Jittered restarts, slow start and gradual cache warm-up when a region comes back.
+    pub failback_ramp: bool,
+    /// Validate a pushed config, canary it on a subset of nodes, fall back to the last known
+    /// good one on failure.
+    pub config_canary: bool,
+}
+
+impl Switches {
+    /// All off or all on.
+    pub fn all(on: bool) -> Self {
+        Self {
+            credential_cache: on,
+            rate_limit: on,
+            adaptive_rate: on,
+            retry_jitter: on,
+            retry_budget: on,
+            circuit_breaker: on,
+            admission_control: on,
+            drain_controller: on,
+            deadline_propagation: on,
+            failback_ramp: on,
+            config_canary: on,
+        }
+    }
+}
+
+/// Single switches set over a preset; unset ones keep the preset's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchOverrides {
+    /// Overrides `credential_cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_cache: Option<bool>,
+    /// Overrides `rate_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<bool>,
+    /// Overrides `adaptive_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_rate: Option<bool>,
+    /// Overrides `retry_jitter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_jitter: Option<bool>,
+    /// Overrides `retry_budget`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<bool>,
+    /// Overrides `circuit_breaker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<bool>,
+    /// Overrides `admission_control`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission_control: Option<bool>,
+    /// Overrides `drain_controller`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_controller: Option<bool>,
+    /// Overrides `deadline_propagation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_propagation: Option<bool>,
+    /// Overrides `failback_ramp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failback_ramp: Option<bool>,
+    /// Overrides `config_canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_canary: Option<bool>,
+}
+
+impl SwitchOverrides {
+    /// `base` with these overrides.
+    pub fn apply(&self, base: Switches) -> Switches {
+        let mut s = base;
+        if let Some(v) = self.credential_cache {
+            s.credential_cache = v;
+        }
+        if let Some(v) = self.rate_limit {
+            s.rate_limit = v;
+        }
+        if let Some(v) = self.adaptive_rate {
+            s.adaptive_rate = v;
+        }
+        if let Some(v) = self.retry_jitter {
+            s.retry_jitter = v;
+        }
+        if let Some(v) = self.retry_budget {
+            s.retry_budget = v;
+        }
+        if let Some(v) = self.circuit_breaker {
+            s.circuit_breaker = v;
+        }
+        if let Some(v) = self.admission_control {
+            s.admission_control = v;
+        }
+        if let Some(v) = self.drain_controller {
+            s.drain_controller = v;
+        }
+        if let Some(v) = self.deadline_propagation {
+            s.deadline_propagation = v;
+        }
+        if let Some(v) = self.failback_ramp {
+            s.failback_ramp = v;
+        }
+        if let Some(v) = self.config_canary {
+            s.config_canary = v;
+        }
+        s
+    }
+}
+
+/// A provider api's quota as the operators know it from the provider's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiQuota {
+    /// Sustained calls per second, per account and region.
+    pub rate_per_s: f64,
+    /// Calls a full bucket admits at once.
+    pub burst: f64,
+}
+
+/// Numbers the mechanisms run with. Defaults in [`Tuning::default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tuning {
+    /// The provider's quotas per api (`AssumeRole`, `GetTable`, ...). Default: none known.
+    pub provider_quotas: BTreeMap<String, ApiQuota>,
+    /// The share of a quota the whole fleet may use. Default: 0.8.
+    pub quota_fraction: f64,
+    /// Nodes sharing one account's quota in a region; each takes an equal part. Default: 1.
+    pub nodes_per_region: u32,
+    /// Attempts per provider call, the first included. Default: 3 (naive: 5).
+    pub max_attempts: u32,
+    /// First retry delay. Default: 100 ms.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_base: Duration,
+    /// Longest retry delay. Default: 10 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub retry_cap: Duration,
+    /// Retries allowed per request over the budget window. Default: 0.1.
+    pub retry_budget_ratio: f64,
+    /// Retries allowed per second regardless of requests. Default: 1.
+    pub retry_budget_min_per_s: f64,
+    /// Consecutive failures that open a breaker. Default: 5.
+    pub breaker_failures: u32,
+    /// How long a breaker stays open before a probe. Default: 5 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub breaker_open_for: Duration,
+    /// Queries running at once on a coordinator. Default: 4.
+    pub max_running_queries: u32,
+    /// Queries waiting for admission on a coordinator. Default: 64.
+    pub max_queued_queries: u32,
+    /// Tasks a worker runs at once. Default: 8.
+    pub task_concurrency: u32,
+    /// How long to wait for one provider call. Default: 5 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub call_timeout: Duration,
+    /// How long cached credentials and metadata live (capped by the credentials' expiry).
+    /// Default: 15 min.
+    #[serde(with = "humantime_serde_compat")]
+    pub cache_ttl: Duration,
+    /// How long the drain controller takes to ramp from 10 % to full rate. Default: 60 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub drain_ramp: Duration,
+    /// A task's message is retried by the queue this many times before its query fails.
+    /// Default: 3.
+    pub task_receives: u32,
+    /// How long a task stays invisible to other workers once taken. Default: 60 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub task_visibility: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            provider_quotas: BTreeMap::new(),
+            quota_fraction: 0.8,
+            nodes_per_region: 1,
+            max_attempts: 3,
+            retry_base: Duration::from_millis(100),
+            retry_cap: Duration::from_secs(10),
+            retry_budget_ratio: 0.1,
+            retry_budget_min_per_s: 1.0,
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(5),
+            max_running_queries: 4,
+            max_queued_queries: 64,
+            task_concurrency: 8,
+            call_timeout: Duration::from_secs(5),
+            cache_ttl: Duration::from_secs(900),
+            drain_ramp: Duration::from_secs(60),
+            task_receives: 3,
+            task_visibility: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The whole configuration of a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    /// Which mechanisms are on.
+    pub switches: Switches,
+    /// Their numbers.
+    pub tuning: Tuning,
+}
+
+impl SystemConfig {
+    /// A preset's configuration.
+    pub fn preset(preset: Preset) -> Self {
+        match preset {
+            Preset::Naive => Self {
+                switches: Switches::all(false),
+                tuning: Tuning {
+                    max_attempts: 5,
+                    retry_base: Duration::from_secs(1),
+                    task_concurrency: 32,
+                    ..Tuning::default()
+                },
+            },
+            Preset::Hardened => Self {
+                switches: Switches::all(true),
+                tuning: Tuning::default(),
+            },
+        }
+    }
+
+    /// The local limit of one node for `api`: its equal part of `quota_fraction` of the
+    /// provider's quota. GCRA with rate r and burst b admits b + r·t calls in any interval t,
+    /// so N nodes together admit N·b + f·R·t, under the provider's B + R·t when N·b ≤ B.
+    pub fn node_limit(&self, api: &str) -> Option<ApiQuota> {
+        let q = self.tuning.provider_quotas.get(api)?;
+        let nodes = f64::from(self.tuning.nodes_per_region.max(1));
+        let f = self.tuning.quota_fraction.clamp(0.01, 1.0);
+        Some(ApiQuota {
+            rate_per_s: (f * q.rate_per_s / nodes).max(0.01),
+            burst: (f * q.burst / nodes).floor().max(1.0),
+        })
+    }
+}
+
+/// Durations as humantime strings (`250ms`, `5s`, `2h`) in serialised configs.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_limits_add_up_to_less_than_the_quota() {
+        let mut c = SystemConfig::preset(Preset::Hardened);
+        c.tuning.provider_quotas.insert(
+            "AssumeRole".into(),
+            ApiQuota {
+                rate_per_s: 100.0,
+                burst: 100.0,
+            },
+        );
+        c.tuning.nodes_per_region = 4;
+        let l = c.node_limit("AssumeRole").unwrap();
+        assert_eq!(l.rate_per_s, 20.0);
+        assert_eq!(l.burst, 20.0);
+        for w in [1.0, 10.0, 60.0] {
+            assert!(4.0 * (l.burst + l.rate_per_s * w) <= 100.0 + 100.0 * w);
+        }
+        assert_eq!(c.node_limit("GetTable"), None);
+    }
+
+    #[test]
+    fn presets_are_the_two_ends() {
+        assert_eq!(
+            SystemConfig::preset(Preset::Naive).switches,
+            Switches::all(false)
+        );
+        assert_eq!(
+            SystemConfig::preset(Preset::Hardened).switches,
+            Switches::all(true)
+        );
+    }
+}

@@ -1,0 +1,660 @@
+//! The coordinator: takes queries over HTTP, validates them before any provider call, admits
+//! them, fans each out as one task per lake into its region's durable queue, collects the
+//! fragments workers send back, and merges them with DataFusion.
+//!
+//! Durable state lives outside the process, in a [`Journal`]: the audit log (every submission,
+//! in the native trace format) and the query journal (accepted, ended). A coordinator that
+//! restarts re-plans every query the journal has accepted and not ended; the fragments are
+//! keyed by (query, lake), so redelivered work is harmless.
+//!
+//! Events (target [`QUERY_EVENTS`]): `accepted`, `queued`, `started`, `progress`, and exactly one
+//! of `succeeded`, `failed`, `cancelled`, `deadline_exceeded` per accepted query; `refused`
+//! (invalid SQL, no query id) and `shed` (429 with `Retry-After`) for what was never accepted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use datafusion::arrow::array::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ErrorBody, LakeSelector, Phase, Priority, Record, Status};
+use crate::cloud::{Cloud, Lake};
+use crate::engine::{self, Plan};
+use crate::guard::admission::{Admission, Decision};
+
+/// The target of query lifecycle events.
+pub const QUERY_EVENTS: &str = "stampede::query";
+
+/// The target of the audit log's events.
+pub const AUDIT_EVENTS: &str = "stampede::audit";
+
+/// The queue every region's tasks go through.
+pub const TASK_QUEUE: &str = "stampede-tasks";
+
+/// The header a worker sets on a fragment that could not be computed.
+pub const FRAGMENT_ERROR: &str = "x-stampede-fragment-error";
+
+/// How often a running query reports progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Durable storage: lines appended, read back after a restart. The deployment provides it
+/// (a database or a disk in production, memory that outlives a crashed host in a simulation).
+pub trait Journal: Send + Sync + std::fmt::Debug {
+    /// Appends one line.
+    fn append(&self, line: String);
+    /// Every line so far.
+    fn lines(&self) -> Vec<String>;
+}
+
+/// A journal in memory.
+#[derive(Debug, Default)]
+pub struct MemoryJournal(Mutex<Vec<String>>);
+
+impl Journal for MemoryJournal {
+    fn append(&self, line: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// One task on the queue: a lake's fragment of a query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The query.
+    pub query_id: String,
+    /// The lake.
+    pub lake: u32,
+    /// Columns to read.
+    pub columns: Vec<String>,
+    /// Where to send the fragment: the coordinator's base URL.
+    pub reply_to: String,
+    /// The query's deadline as Unix milliseconds, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_unix_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Accepted {
+        query_id: String,
+        record: Box<Record>,
+        lakes: Vec<u32>,
+        plan: Plan,
+        deadline_unix_ms: Option<u64>,
+    },
+    Ended {
+        query_id: String,
+    },
+}
+
+/// Everything a coordinator is deployed with.
+#[derive(Debug, Clone)]
+pub struct CoordinatorSetup {
+    /// Its host name.
+    pub name: String,
+    /// Its base URL as workers reach it.
+    pub url: String,
+    /// Every lake the system serves.
+    pub lakes: Arc<Vec<Lake>>,
+    /// The audit log.
+    pub audit: Arc<dyn Journal>,
+    /// The query journal.
+    pub journal: Arc<dyn Journal>,
+    /// Virtual wall-clock time at tokio's start.
+    pub epoch: SystemTime,
+}
+
+struct Query {
+    record: Record,
+    plan: Plan,
+    lakes: Vec<u32>,
+    phase: Phase,
+    fragments: BTreeMap<u32, Vec<RecordBatch>>,
+    rows_so_far: u64,
+    started: Option<tokio::time::Instant>,
+    deadline_unix_ms: Option<u64>,
+    answer: Option<engine::Answer>,
+    error: Option<String>,
+}
+
+impl Query {
+    fn new(record: Record, plan: Plan, lakes: Vec<u32>, deadline_unix_ms: Option<u64>) -> Self {
+        Self {
+            record,
+            plan,
+            lakes,
+            phase: Phase::Queued,
+            fragments: BTreeMap::new(),
+            rows_so_far: 0,
+            started: None,
+            deadline_unix_ms,
+            answer: None,
+            error: None,
+        }
+    }
+}
+
+struct Inner {
+    queries: BTreeMap<String, Query>,
+    admission: Admission,
+    next: u64,
+}
+
+/// A coordinator node.
+pub struct Coordinator {
+    setup: CoordinatorSetup,
+    cloud: Arc<Cloud>,
+    inner: Mutex<Inner>,
+    start: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("name", &self.setup.name)
+            .finish()
+    }
+}
+
+fn priority_rank(p: Priority) -> u8 {
+    match p {
+        Priority::Interactive => 1,
+        Priority::Batch => 0,
+    }
+}
+
+impl Coordinator {
+    /// A coordinator; call [`Coordinator::recover`] once it can reach the cloud.
+    pub fn new(setup: CoordinatorSetup, cloud: Arc<Cloud>) -> Arc<Self> {
+        let t = &cloud.guard().config().tuning;
+        let admission = if cloud.guard().config().switches.admission_control {
+            Admission::new(
+                t.max_running_queries,
+                t.max_queued_queries,
+                Duration::from_secs(30),
+            )
+        } else {
+            Admission::new(u32::MAX, u32::MAX, Duration::from_secs(30))
+        };
+        let next = setup
+            .journal
+            .lines()
+            .iter()
+            .filter(|l| l.contains("\"accepted\""))
+            .count() as u64;
+        Arc::new(Self {
+            setup,
+            cloud,
+            inner: Mutex::new(Inner {
+                queries: BTreeMap::new(),
+                admission,
+                next,
+            }),
+            start: tokio::time::Instant::now(),
+        })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now_unix_ms(&self) -> u64 {
+        (self.setup.epoch + self.start.elapsed())
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// The HTTP routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/queries", post(submit))
+            .route("/v1/queries/{id}", get(status).delete(cancel))
+            .route("/v1/queries/{id}/fragments/{lake}", post(fragment))
+            .with_state(self.clone())
+    }
+
+    /// Re-plans every query the journal accepted and did not end (after a crash), then serves.
+    pub async fn recover(self: &Arc<Self>) {
+        let mut open: BTreeMap<String, Entry> = BTreeMap::new();
+        for line in self.setup.journal.lines() {
+            match serde_json::from_str::<Entry>(&line) {
+                Ok(e @ Entry::Accepted { .. }) => {
+                    if let Entry::Accepted { query_id, .. } = &e {
+                        open.insert(query_id.clone(), e.clone());
+                    }
+                }
+                Ok(Entry::Ended { query_id }) => {
+                    open.remove(&query_id);
+                }
+                Err(_) => {}
+            }
+        }
+        for (id, entry) in open {
+            let Entry::Accepted {
+                record,
+                lakes,
+                plan,
+                deadline_unix_ms,
+                ..
+            } = entry
+            else {
+                continue;
+            };
+            tracing::info!(target: QUERY_EVENTS, query_id = %id, lakes = lakes.len() as u64, "recovered");
+            let decision = {
+                let mut inner = self.inner();
+                let d = inner
+                    .admission
+                    .offer(&id, &record.tenant, priority_rank(record.priority));
+                inner.queries.insert(
+                    id.clone(),
+                    Query::new(*record, plan, lakes, deadline_unix_ms),
+                );
+                d
+            };
+            self.arm_deadline(&id, deadline_unix_ms);
+            if decision == Decision::Run {
+                self.clone().start_query(id);
+            }
+        }
+    }
+
+    fn resolve(&self, selector: &LakeSelector) -> Vec<u32> {
+        let lakes = &self.setup.lakes;
+        match selector {
+            LakeSelector::All => lakes.iter().map(|l| l.id).collect(),
+            LakeSelector::Tenant(t) => lakes
+                .iter()
+                .filter(|l| &l.tenant == t)
+                .map(|l| l.id)
+                .collect(),
+            LakeSelector::Ids(ids) => ids
+                .iter()
+                .copied()
+                .filter(|i| lakes.iter().any(|l| l.id == *i))
+                .collect(),
+        }
+    }
+
+    async fn submit(self: &Arc<Self>, record: Record) -> Response {
+        // The audit log records what arrived, before anything else can go wrong.
+        let audit = Record {
+            t_ms: self.start.elapsed().as_millis() as u64,
+            ..record.clone()
+        };
+        let line = serde_json::to_string(&audit).unwrap_or_default();
+        tracing::info!(target: AUDIT_EVENTS, record = %line, "submission");
+        self.setup.audit.append(line);
+
+        let plan = match engine::validate(&record.sql).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, reason = "invalid_sql", line = e.line, column = e.column, "refused");
+                let body = ErrorBody {
+                    error: format!(
+                        "invalid SQL at line {}, column {}: {}",
+                        e.line, e.column, e.message
+                    ),
+                    sql: Some(e),
+                    retry_after_s: None,
+                };
+                return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+        };
+        let lakes = self.resolve(&record.lakes);
+        if lakes.is_empty() {
+            tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, reason = "no_lakes", "refused");
+            let body = ErrorBody {
+                error: "the lake selector matches no lake".into(),
+                sql: None,
+                retry_after_s: None,
+            };
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+        let deadline_unix_ms = record.deadline_ms.map(|d| self.now_unix_ms() + d);
+        let (id, decision) = {
+            let mut inner = self.inner();
+            let id = format!("{}-q{}", self.setup.name, inner.next);
+            let decision =
+                inner
+                    .admission
+                    .offer(&id, &record.tenant, priority_rank(record.priority));
+            if let Decision::Shed { retry_after } = decision {
+                drop(inner);
+                let secs = retry_after.as_secs().max(1);
+                tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, retry_after_s = secs, "shed");
+                let body = ErrorBody {
+                    error: "overloaded: try again later".into(),
+                    sql: None,
+                    retry_after_s: Some(secs),
+                };
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            inner.next += 1;
+            let entry = Entry::Accepted {
+                query_id: id.clone(),
+                record: Box::new(record.clone()),
+                lakes: lakes.clone(),
+                plan: plan.clone(),
+                deadline_unix_ms,
+            };
+            self.setup
+                .journal
+                .append(serde_json::to_string(&entry).unwrap_or_default());
+            tracing::info!(
+                target: QUERY_EVENTS,
+                query_id = %id,
+                tenant = %record.tenant,
+                user = %record.user,
+                lakes = lakes.len() as u64,
+                priority = priority_rank(record.priority) as u64,
+                "accepted"
+            );
+            inner.queries.insert(
+                id.clone(),
+                Query::new(record, plan, lakes, deadline_unix_ms),
+            );
+            (id, decision)
+        };
+        self.arm_deadline(&id, deadline_unix_ms);
+        match decision {
+            Decision::Run => self.clone().start_query(id.clone()),
+            Decision::Queued { position } => {
+                tracing::info!(target: QUERY_EVENTS, query_id = %id, position = position as u64, "queued");
+            }
+            Decision::Shed { .. } => {}
+        }
+        let status = self.status_of(&id);
+        (StatusCode::ACCEPTED, Json(status)).into_response()
+    }
+
+    fn arm_deadline(self: &Arc<Self>, id: &str, deadline_unix_ms: Option<u64>) {
+        let Some(at) = deadline_unix_ms else {
+            return;
+        };
+        let wait = Duration::from_millis(at.saturating_sub(self.now_unix_ms()));
+        let me = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            me.end(
+                &id,
+                Phase::DeadlineExceeded,
+                Some("deadline exceeded".into()),
+            );
+        });
+    }
+
+    fn start_query(self: Arc<Self>, id: String) {
+        let (tasks, regions) = {
+            let mut inner = self.inner();
+            let Some(q) = inner.queries.get_mut(&id) else {
+                return;
+            };
+            if q.phase != Phase::Queued {
+                return;
+            }
+            q.phase = Phase::Running;
+            q.started = Some(tokio::time::Instant::now());
+            let mut by_region: BTreeMap<String, Vec<Task>> = BTreeMap::new();
+            for &lake in &q.lakes {
+                let Some(l) = self.setup.lakes.iter().find(|l| l.id == lake) else {
+                    continue;
+                };
+                by_region.entry(l.region.clone()).or_default().push(Task {
+                    query_id: id.clone(),
+                    lake,
+                    columns: q.plan.columns.clone(),
+                    reply_to: self.setup.url.clone(),
+                    deadline_unix_ms: q.deadline_unix_ms,
+                });
+            }
+            let regions: BTreeSet<String> = by_region.keys().cloned().collect();
+            (by_region, regions)
+        };
+        tracing::info!(target: QUERY_EVENTS, query_id = %id, regions = regions.len() as u64, "started");
+        let me = self.clone();
+        tokio::spawn(async move {
+            for (region, tasks) in tasks {
+                if let Err(e) = me.enqueue(&region, &tasks).await {
+                    me.end(
+                        &id,
+                        Phase::Failed,
+                        Some(format!("enqueue in {region}: {e}")),
+                    );
+                    return;
+                }
+            }
+            me.report_progress(id).await;
+        });
+    }
+
+    async fn enqueue(&self, region: &str, tasks: &[Task]) -> Result<(), String> {
+        let (sqs, url) = self
+            .cloud
+            .task_queue(region)
+            .await
+            .map_err(|e| e.to_string())?;
+        for chunk in tasks.chunks(10) {
+            let mut batch = sqs.send_message_batch().queue_url(&url);
+            for (i, task) in chunk.iter().enumerate() {
+                let entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(serde_json::to_string(task).unwrap_or_default())
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                batch = batch.entries(entry);
+            }
+            let out = batch
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            if let Some(f) = out.failed().first() {
+                return Err(format!("SendMessageBatch entry failed: {}", f.code()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn report_progress(&self, id: String) {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let status = self.status_of(&id);
+            if status.phase.is_terminal() {
+                return;
+            }
+            tracing::info!(
+                target: QUERY_EVENTS,
+                query_id = %id,
+                lakes_done = status.lakes_done as u64,
+                lakes_total = status.lakes_total as u64,
+                "progress"
+            );
+        }
+    }
+
+    fn status_of(&self, id: &str) -> Status {
+        let inner = self.inner();
+        let Some(q) = inner.queries.get(id) else {
+            return Status {
+                query_id: id.to_string(),
+                phase: Phase::Failed,
+                position: None,
+                lakes_done: 0,
+                lakes_total: 0,
+                rows_so_far: 0,
+                estimate_ms: None,
+                answer: None,
+                error: Some("unknown query".into()),
+            };
+        };
+        let done = q.fragments.len() as u32;
+        let total = q.lakes.len() as u32;
+        let estimate_ms = match (q.started, done) {
+            (Some(s), d) if d > 0 && d < total => {
+                let per = s.elapsed().as_millis() as u64 / u64::from(d);
+                Some(per * u64::from(total - d))
+            }
+            _ => None,
+        };
+        Status {
+            query_id: id.to_string(),
+            phase: q.phase,
+            position: None,
+            lakes_done: done,
+            lakes_total: total,
+            rows_so_far: q.rows_so_far,
+            estimate_ms,
+            answer: q.answer.clone(),
+            error: q.error.clone(),
+        }
+    }
+
+    /// Ends query `id` in `phase` unless it has ended already; frees its admission slot.
+    fn end(self: &Arc<Self>, id: &str, phase: Phase, error: Option<String>) {
+        let (tenant, next) = {
+            let mut inner = self.inner();
+            let Some(q) = inner.queries.get_mut(id) else {
+                return;
+            };
+            if q.phase.is_terminal() {
+                return;
+            }
+            let was_queued = q.phase == Phase::Queued;
+            q.phase = phase;
+            q.error = error.clone();
+            q.fragments.clear();
+            let tenant = q.record.tenant.clone();
+            self.setup.journal.append(
+                serde_json::to_string(&Entry::Ended {
+                    query_id: id.to_string(),
+                })
+                .unwrap_or_default(),
+            );
+            let rows = q.answer.as_ref().map_or(0, |a| a.rows.len() as u64);
+            match (&error, phase) {
+                (_, Phase::Succeeded) => {
+                    tracing::info!(target: QUERY_EVENTS, query_id = %id, rows, "succeeded")
+                }
+                (Some(e), _) => {
+                    tracing::info!(target: QUERY_EVENTS, query_id = %id, error = %e, "{}", phase.event())
+                }
+                (None, _) => {
+                    tracing::info!(target: QUERY_EVENTS, query_id = %id, "{}", phase.event())
+                }
+            }
+            let next = if was_queued {
+                inner.admission.withdraw(id);
+                Vec::new()
+            } else {
+                inner.admission.finish(&tenant)
+            };
+            (tenant, next)
+        };
+        let _ = tenant;
+        for id in next {
+            self.clone().start_query(id);
+        }
+    }
+
+    async fn take_fragment(
+        self: &Arc<Self>,
+        id: &str,
+        lake: u32,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        if let Some(reason) = headers.get(FRAGMENT_ERROR).and_then(|v| v.to_str().ok()) {
+            self.end(id, Phase::Failed, Some(format!("lake {lake}: {reason}")));
+            return StatusCode::OK;
+        }
+        let batches = match engine::from_ipc(&body) {
+            Ok(b) => b,
+            Err(_) => return StatusCode::BAD_REQUEST,
+        };
+        let complete = {
+            let mut inner = self.inner();
+            let Some(q) = inner.queries.get_mut(id) else {
+                // Not ours (any more): the worker may drop it.
+                return StatusCode::GONE;
+            };
+            if q.phase != Phase::Running || !q.lakes.contains(&lake) {
+                return StatusCode::GONE;
+            }
+            if !q.fragments.contains_key(&lake) {
+                q.rows_so_far += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                q.fragments.insert(lake, batches);
+            }
+            (q.fragments.len() == q.lakes.len())
+                .then(|| (q.plan.clone(), std::mem::take(&mut q.fragments)))
+        };
+        if let Some((plan, fragments)) = complete {
+            let all: Vec<RecordBatch> = fragments.into_values().flatten().collect();
+            match engine::merge(&plan, all).await {
+                Ok(answer) => {
+                    let answer = answer.normalised();
+                    if let Some(q) = self.inner().queries.get_mut(id) {
+                        q.answer = Some(answer);
+                    }
+                    self.end(id, Phase::Succeeded, None);
+                }
+                Err(e) => self.end(id, Phase::Failed, Some(format!("merge: {e}"))),
+            }
+        }
+        StatusCode::OK
+    }
+}
+
+async fn submit(State(c): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Record>(&body) {
+        Ok(record) => c.submit(record).await,
+        Err(e) => {
+            let body = ErrorBody {
+                error: format!("bad request body: {e}"),
+                sql: None,
+                retry_after_s: None,
+            };
+            (StatusCode::BAD_REQUEST, Json(body)).into_response()
+        }
+    }
+}
+
+async fn status(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    if !c.inner().queries.contains_key(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    Json(c.status_of(&id)).into_response()
+}
+
+async fn cancel(State(c): State<Arc<Coordinator>>, Path(id): Path<String>) -> Response {
+    if !c.inner().queries.contains_key(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    c.end(&id, Phase::Cancelled, None);
+    Json(c.status_of(&id)).into_response()
+}
+
+async fn fragment(
+    State(c): State<Arc<Coordinator>>,
+    Path((id, lake)): Path<(String, u32)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    c.take_fragment(&id, lake, &headers, body).await
+}

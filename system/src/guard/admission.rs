@@ -1,0 +1,166 @@
+//! Admission control on a coordinator: a bounded number of queries run at once, the rest wait
+//! in a bounded queue ordered by priority, then by the tenant with the fewest running (fair
+//! share), then by arrival. A full queue sheds with a `Retry-After` estimate.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A query's priority; interactive goes first.
+pub type Priority = u8;
+
+/// The decision on an offered query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Start it now.
+    Run,
+    /// Wait; `position` from 1.
+    Queued {
+        /// Place in the queue.
+        position: u32,
+    },
+    /// Refused: come back after this long.
+    Shed {
+        /// The `Retry-After` to send.
+        retry_after: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Waiting {
+    id: String,
+    tenant: String,
+    priority: Priority,
+    seq: u64,
+}
+
+/// The admission state of one coordinator.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    max_running: u32,
+    max_queued: u32,
+    running: BTreeMap<String, u32>,
+    queue: Vec<Waiting>,
+    seq: u64,
+    typical: Duration,
+}
+
+impl Admission {
+    /// Room for `max_running` at once and `max_queued` waiting; `typical` is how long a query
+    /// usually takes, for `Retry-After` estimates.
+    pub fn new(max_running: u32, max_queued: u32, typical: Duration) -> Self {
+        Self {
+            max_running: max_running.max(1),
+            max_queued,
+            running: BTreeMap::new(),
+            queue: Vec::new(),
+            seq: 0,
+            typical,
+        }
+    }
+
+    fn running_total(&self) -> u32 {
+        self.running.values().sum()
+    }
+
+    /// Queries waiting.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Offers a query.
+    pub fn offer(&mut self, id: &str, tenant: &str, priority: Priority) -> Decision {
+        if self.running_total() < self.max_running && self.queue.is_empty() {
+            *self.running.entry(tenant.to_string()).or_default() += 1;
+            return Decision::Run;
+        }
+        if self.queue.len() as u32 >= self.max_queued {
+            let waves = 1 + self.queue.len() as u32 / self.max_running;
+            return Decision::Shed {
+                retry_after: self.typical * waves,
+            };
+        }
+        self.seq += 1;
+        self.queue.push(Waiting {
+            id: id.to_string(),
+            tenant: tenant.to_string(),
+            priority,
+            seq: self.seq,
+        });
+        Decision::Queued {
+            position: self.queue.len() as u32,
+        }
+    }
+
+    /// A query of `tenant` finished (or was removed while waiting, with `id`): frees its slot
+    /// and answers the queries to start now.
+    pub fn finish(&mut self, tenant: &str) -> Vec<String> {
+        if let Some(n) = self.running.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.running.remove(tenant);
+            }
+        }
+        self.start_waiting()
+    }
+
+    /// Drops a waiting query (cancelled). Whether it was waiting.
+    pub fn withdraw(&mut self, id: &str) -> bool {
+        let before = self.queue.len();
+        self.queue.retain(|w| w.id != id);
+        before != self.queue.len()
+    }
+
+    fn start_waiting(&mut self) -> Vec<String> {
+        let mut started = Vec::new();
+        while self.running_total() < self.max_running && !self.queue.is_empty() {
+            let running = &self.running;
+            let best = self
+                .queue
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, w)| {
+                    (
+                        std::cmp::Reverse(w.priority),
+                        running.get(&w.tenant).copied().unwrap_or(0),
+                        w.seq,
+                    )
+                })
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            let w = self.queue.remove(best);
+            *self.running.entry(w.tenant).or_default() += 1;
+            started.push(w.id);
+        }
+        started
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_prioritised_fair_and_sheds_with_retry_after() {
+        let mut a = Admission::new(1, 3, Duration::from_secs(10));
+        assert_eq!(a.offer("q1", "t0", 0), Decision::Run);
+        assert_eq!(a.offer("q2", "t0", 0), Decision::Queued { position: 1 });
+        assert_eq!(a.offer("q3", "t1", 0), Decision::Queued { position: 2 });
+        assert_eq!(a.offer("q4", "t0", 9), Decision::Queued { position: 3 });
+        assert_eq!(
+            a.offer("q5", "t2", 9),
+            Decision::Shed {
+                retry_after: Duration::from_secs(40)
+            }
+        );
+        assert_eq!(a.finish("t0"), vec!["q4"], "priority first");
+        assert_eq!(a.finish("t0"), vec!["q2"], "then arrival, all tenants idle");
+        assert!(a.withdraw("q3"));
+        assert_eq!(a.finish("t0"), Vec::<String>::new());
+        let mut b = Admission::new(2, 9, Duration::from_secs(1));
+        b.offer("a1", "a", 0);
+        b.offer("a2", "a", 0);
+        b.offer("a3", "a", 0);
+        b.offer("b1", "b", 0);
+        assert_eq!(b.finish("a"), vec!["b1"], "tenant b has nothing running");
+    }
+}

@@ -1,0 +1,418 @@
+//! The system's protective mechanisms, applied where every provider call passes: the HTTP
+//! exchange under each client (the AWS SDK's and `object_store`'s, both with their own retries
+//! off). One [`Guard`] per node holds the state: rate limiters and breakers per api, the retry
+//! budget, the seeded RNG for jitter, and the caches.
+//!
+//! Every decision is an event on target [`MECHANISM_EVENTS`]: `throttled_locally`, `retry`,
+//! `retry_denied`, `breaker_opened`, `breaker_closed`, `breaker_rejected`, `rate_adjusted`,
+//! `cache_hit`, `cache_miss`, `cache_coalesced`, `deadline_dropped`.
+
+pub mod admission;
+pub mod breaker;
+pub mod cache;
+pub mod rate;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::SystemConfig;
+use crate::http_client::{ExchangeError, send};
+use crate::transport::Dialer;
+use breaker::{Breaker, Change};
+use rate::ApiLimiter;
+use retry::{Retry, RetryBudget};
+
+/// The target of mechanism decisions.
+pub const MECHANISM_EVENTS: &str = "stampede::mechanism";
+
+/// The window of the retry budget.
+pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+
+tokio::task_local! {
+    /// The deadline of the work the current task does, on tokio's clock.
+    pub static DEADLINE: tokio::time::Instant;
+}
+
+/// A response whose body is streaming (success) or already read (errors, which were read to
+/// classify them).
+#[derive(Debug)]
+pub enum Body {
+    /// Not yet read.
+    Streaming(hyper::body::Incoming),
+    /// Read whole.
+    Read(Bytes),
+}
+
+/// Why a guarded exchange gave no response.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// The exchange failed below HTTP, on every attempt allowed.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    /// No answer within the call timeout.
+    #[error("{api}: no answer within {after:?}")]
+    Timeout {
+        /// The api.
+        api: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The breaker of the api is open: failed fast without a call.
+    #[error("{0}: circuit breaker open")]
+    BreakerOpen(String),
+    /// The work's deadline has passed, or would before the next attempt.
+    #[error("{0}: deadline exceeded")]
+    Deadline(String),
+}
+
+struct State {
+    limiters: BTreeMap<String, ApiLimiter>,
+    breakers: BTreeMap<String, Breaker>,
+    budget: RetryBudget,
+    rng: ChaCha8Rng,
+    drain_factor: f64,
+}
+
+/// A node's mechanisms.
+pub struct Guard {
+    config: SystemConfig,
+    state: Mutex<State>,
+    start: tokio::time::Instant,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("switches", &self.config.switches)
+            .finish()
+    }
+}
+
+/// The api a request calls, from its shape: the JSON protocols' `x-amz-target`, the query
+/// protocol's `Action`, IMDS paths, or the S3 method.
+pub fn api_of(method: &Method, uri: &http::Uri, headers: &HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    let path = uri.path();
+    if path.starts_with("/latest/api/token") {
+        return "GetMetadataToken".into();
+    }
+    if path.starts_with("/latest/meta-data") {
+        return "GetMetadata".into();
+    }
+    if let Some((_, action)) = form_urlencoded::parse(body)
+        .chain(form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()))
+        .find(|(k, _)| k == "Action")
+    {
+        return action.into_owned();
+    }
+    let query = uri.query().unwrap_or("");
+    match *method {
+        Method::GET if query.contains("list-type=2") => "ListObjectsV2".into(),
+        Method::GET => "GetObject".into(),
+        Method::HEAD => "HeadObject".into(),
+        Method::PUT => "PutObject".into(),
+        Method::DELETE => "DeleteObject".into(),
+        Method::POST => "PostObject".into(),
+        _ => method.as_str().to_string(),
+    }
+}
+
+/// The error code in an error body: JSON `__type` (after any `#`) or XML `<Code>`.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        let t = v.get("__type").and_then(|t| t.as_str())?;
+        return Some(t.rsplit('#').next().unwrap_or(t).to_string());
+    }
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(text[start..end].to_string())
+}
+
+/// Whether a failed answer may be retried, from its status, code and headers.
+pub fn classify(status: StatusCode, code: Option<&str>, headers: &HeaderMap) -> Retry {
+    const THROTTLES: [&str; 7] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "TooManyRequestsException",
+        "RequestThrottled",
+    ];
+    let after = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64);
+    let throttled = status == StatusCode::TOO_MANY_REQUESTS
+        || code.is_some_and(|c| {
+            THROTTLES.contains(&c) || c.starts_with("AWS.SimpleQueueService.RequestThrottled")
+        });
+    if throttled || status.is_server_error() {
+        Retry::Yes { after, throttled }
+    } else {
+        Retry::No
+    }
+}
+
+impl Guard {
+    /// A node's guard, its jitter drawn from `seed`.
+    pub fn new(config: SystemConfig, seed: u64) -> Self {
+        let t = &config.tuning;
+        let budget = RetryBudget::new(
+            t.retry_budget_ratio,
+            t.retry_budget_min_per_s,
+            BUDGET_WINDOW,
+        );
+        Self {
+            state: Mutex::new(State {
+                limiters: BTreeMap::new(),
+                breakers: BTreeMap::new(),
+                budget,
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                drain_factor: 1.0,
+            }),
+            config,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The configuration it runs.
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Sets the drain controller's factor on every rate limit (1.0 is full rate).
+    pub fn set_drain_factor(&self, factor: f64) {
+        let mut st = self.state();
+        st.drain_factor = factor;
+        for l in st.limiters.values_mut() {
+            l.set_factor(factor);
+        }
+    }
+
+    /// Waits for a permit of `api`'s local rate limit, if it has one.
+    async fn acquire(&self, api: &str) {
+        if !self.config.switches.rate_limit {
+            return;
+        }
+        let mut reported = false;
+        loop {
+            let wait = {
+                let mut st = self.state();
+                let drain = st.drain_factor;
+                let Some(limit) = self.config.node_limit(api) else {
+                    return;
+                };
+                let limiter = st.limiters.entry(api.to_string()).or_insert_with(|| {
+                    let mut l = ApiLimiter::new(limit);
+                    l.set_factor(drain);
+                    l
+                });
+                match limiter.try_acquire() {
+                    Ok(()) => return,
+                    Err(wait) => wait,
+                }
+            };
+            if !reported {
+                reported = true;
+                tracing::info!(target: MECHANISM_EVENTS, api, wait_us = wait.as_micros() as u64, "throttled_locally");
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn breaker_allows(&self, api: &str) -> bool {
+        if !self.config.switches.circuit_breaker {
+            return true;
+        }
+        let now = self.now();
+        let t = &self.config.tuning;
+        let mut st = self.state();
+        st.breakers
+            .entry(api.to_string())
+            .or_insert_with(|| Breaker::new(t.breaker_failures, t.breaker_open_for))
+            .allow(now)
+    }
+
+    fn outcome(&self, api: &str, failed: bool, throttled: bool) {
+        let now = self.now();
+        let switches = self.config.switches;
+        let mut st = self.state();
+        if switches.circuit_breaker
+            && let Some(b) = st.breakers.get_mut(api)
+        {
+            match if failed { b.failure(now) } else { b.success() } {
+                Change::Opened => tracing::info!(target: MECHANISM_EVENTS, api, "breaker_opened"),
+                Change::Closed => tracing::info!(target: MECHANISM_EVENTS, api, "breaker_closed"),
+                Change::None => {}
+            }
+        }
+        if switches.adaptive_rate
+            && let Some(l) = st.limiters.get_mut(api)
+        {
+            let before = l.factor();
+            let after = if throttled {
+                l.on_throttle()
+            } else {
+                l.on_success()
+            };
+            if (after - before).abs() > f64::EPSILON && (throttled || after == 1.0) {
+                tracing::info!(target: MECHANISM_EVENTS, api, factor_permille = (after * 1000.0) as u64, "rate_adjusted");
+            }
+        }
+    }
+
+    /// One attempt with the call timeout; reports its outcome to the breaker and the adaptive
+    /// rate. A success comes back as `Ok`; a failure with whether it may be retried.
+    async fn attempt(
+        self: Arc<Self>,
+        dialer: Arc<dyn Dialer>,
+        api: String,
+        request: Request<Bytes>,
+    ) -> Result<Response<Body>, (Retry, Result<Response<Body>, GuardError>)> {
+        let timeout = self.config.tuning.call_timeout;
+        let request = request.map(http_body_util::Full::new);
+        let result = tokio::time::timeout(timeout, send(dialer.as_ref(), request)).await;
+        let retryable = Retry::Yes {
+            after: None,
+            throttled: false,
+        };
+        let (retry, answer) = match result {
+            Err(_) => (
+                retryable,
+                Err(GuardError::Timeout {
+                    api: api.clone(),
+                    after: timeout,
+                }),
+            ),
+            Ok(Err(e)) => (retryable, Err(e.into())),
+            Ok(Ok(resp))
+                if resp.status().is_success()
+                    || resp.status().is_redirection()
+                    || resp.status() == StatusCode::NOT_MODIFIED =>
+            {
+                self.outcome(&api, false, false);
+                return Ok(resp.map(Body::Streaming));
+            }
+            Ok(Ok(resp)) => {
+                let (rparts, rbody) = resp.into_parts();
+                match rbody.collect().await {
+                    Ok(b) => {
+                        let bytes = b.to_bytes();
+                        let code = error_code(&bytes);
+                        let retry = classify(rparts.status, code.as_deref(), &rparts.headers);
+                        (retry, Ok(Response::from_parts(rparts, Body::Read(bytes))))
+                    }
+                    Err(e) => (retryable, Err(GuardError::Exchange(ExchangeError::Http(e)))),
+                }
+            }
+        };
+        match retry {
+            // The dependency answered: not its failure, as far as the breaker goes.
+            Retry::No => self.outcome(&api, false, false),
+            Retry::Yes { throttled, .. } => self.outcome(&api, true, throttled),
+        }
+        Err((retry, answer))
+    }
+
+    /// Sends `req` through the mechanisms: deadline, breaker, rate limit, the attempt with a
+    /// timeout, and retries with backoff and budget. Error statuses come back as responses
+    /// (their bodies read) once retrying is over.
+    pub async fn exchange(
+        self: &Arc<Self>,
+        dialer: Arc<dyn Dialer>,
+        req: Request<Bytes>,
+    ) -> Result<Response<Body>, GuardError> {
+        let (parts, body) = req.into_parts();
+        let api = api_of(&parts.method, &parts.uri, &parts.headers, &body);
+        let switches = self.config.switches;
+        let tuning = &self.config.tuning;
+        let deadline = DEADLINE
+            .try_with(|d| *d)
+            .ok()
+            .filter(|_| switches.deadline_propagation);
+        let mut attempt = 1u32;
+        self.state().budget.deposit(self.now());
+        loop {
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
+                return Err(GuardError::Deadline(api));
+            }
+            if !self.breaker_allows(&api) {
+                tracing::info!(target: MECHANISM_EVENTS, api, "breaker_rejected");
+                return Err(GuardError::BreakerOpen(api));
+            }
+            self.acquire(&api).await;
+            // The attempt runs to its end in its own task, so its outcome reaches the breaker
+            // even when the caller gives up on it (DataFusion drops sibling reads on an error;
+            // a half-open breaker would otherwise wait forever for its probe).
+            let request = Request::from_parts(parts.clone(), body.clone());
+            let attempt_task =
+                tokio::spawn(self.clone().attempt(dialer.clone(), api.clone(), request));
+            let (retry, answer) = match attempt_task.await {
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(failed)) => failed,
+                Err(e) => (
+                    Retry::No,
+                    Err(GuardError::Exchange(ExchangeError::Aborted(e.to_string()))),
+                ),
+            };
+            let Retry::Yes { after, .. } = retry else {
+                return answer;
+            };
+            if attempt >= tuning.max_attempts.max(1) {
+                return answer;
+            }
+            if switches.retry_budget && !self.state().budget.withdraw(self.now()) {
+                tracing::info!(target: MECHANISM_EVENTS, api, attempt, "retry_denied");
+                return answer;
+            }
+            let backoff = {
+                let mut st = self.state();
+                retry::delay(
+                    attempt,
+                    tuning.retry_base,
+                    tuning.retry_cap,
+                    switches.retry_jitter,
+                    &mut st.rng,
+                )
+            };
+            let delay = after.map_or(backoff, |a| a.max(backoff));
+            if deadline.is_some_and(|d| tokio::time::Instant::now() + delay >= d) {
+                tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
+                return Err(GuardError::Deadline(api));
+            }
+            tracing::info!(
+                target: MECHANISM_EVENTS,
+                api,
+                attempt,
+                delay_us = delay.as_micros() as u64,
+                retry_after_us = after.map_or(0, |a| a.as_micros() as u64),
+                "retry"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+}
