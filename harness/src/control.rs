@@ -51,6 +51,17 @@ pub enum ProviderAction {
     RegionDown,
     /// The region's provider host comes back (its services restart; stored data survives).
     RegionUp,
+    /// A host of the world (a coordinator, a worker) crashes: its memory is gone. The region
+    /// is only a label here.
+    HostCrash {
+        /// The host.
+        host: String,
+    },
+    /// A crashed host starts again from scratch.
+    HostRestart {
+        /// The host.
+        host: String,
+    },
 }
 
 /// An action at a virtual time.
@@ -88,6 +99,8 @@ impl ProviderAction {
             }
             Self::RegionDown => ("region_down", vec![]),
             Self::RegionUp => ("region_up", vec![]),
+            Self::HostCrash { host } => ("host_crash", vec![("host", json!(host))]),
+            Self::HostRestart { host } => ("host_restart", vec![("host", json!(host))]),
         }
     }
 }
@@ -102,27 +115,28 @@ pub fn apply_due(
 ) {
     while pending.first().is_some_and(|c| c.at <= now) {
         let control = pending.remove(0);
-        let Some(provider) = providers.get(&control.region) else {
-            continue;
-        };
-        match &control.action {
+        let region = &control.region;
+        match (&control.action, providers.get(region)) {
+            (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
+            (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
+            (ProviderAction::RegionDown, Some(_)) => sim.crash(provider_host(region)),
+            (ProviderAction::RegionUp, Some(_)) => sim.bounce(provider_host(region)),
             // Between steps no host runs, so the provider's clock cannot be read: the
             // simulation's time is the same clock.
-            ProviderAction::Freeze { account, duration } => {
-                provider.model().freeze(account, now + *duration)
+            (ProviderAction::Freeze { account, duration }, Some(p)) => {
+                p.model().freeze(account, now + *duration)
             }
-            ProviderAction::Thaw { account } => {
-                provider.model().thaw(account);
+            (ProviderAction::Thaw { account }, Some(p)) => {
+                p.model().thaw(account);
             }
-            ProviderAction::Throttle { api, rate_per_s } => {
-                provider.model().throttle(api, *rate_per_s)
+            (ProviderAction::Throttle { api, rate_per_s }, Some(p)) => {
+                p.model().throttle(api, *rate_per_s)
             }
-            ProviderAction::Latency { extra } => provider.model().set_extra_latency(*extra),
-            ProviderAction::FleetCapacity { fraction } => {
-                provider.model().set_fleet_available(*fraction)
+            (ProviderAction::Latency { extra }, Some(p)) => p.model().set_extra_latency(*extra),
+            (ProviderAction::FleetCapacity { fraction }, Some(p)) => {
+                p.model().set_fleet_available(*fraction)
             }
-            ProviderAction::RegionDown => sim.crash(provider_host(&control.region)),
-            ProviderAction::RegionUp => sim.bounce(provider_host(&control.region)),
+            (_, None) => continue,
         }
         let (name, fields) = control.action.describe();
         let mut fields: BTreeMap<String, Value> = fields

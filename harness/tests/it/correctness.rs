@@ -13,39 +13,43 @@ use stampede_system::engine::rows_of;
 use crate::scenario;
 
 /// The same SQL over the same files, outside the simulation: every lake's files in one in-memory
-/// store under a prefix of its own, so no two files share a path.
-async fn direct(sql: &str, lakes: &stampede_fakes::LakeDirectory, ids: &[u32]) -> Vec<Vec<String>> {
-    let ctx = SessionContext::new();
+/// store under a prefix of its own (so no two files share a path), read as one table.
+pub async fn direct(
+    sql: &str,
+    lakes: &stampede_fakes::LakeDirectory,
+    ids: &[u32],
+) -> Vec<Vec<String>> {
+    // Every lake's files sit in subfolders of one prefix: list them all.
+    let config = datafusion::prelude::SessionConfig::new().set_bool(
+        "datafusion.execution.listing_table_ignore_subdirectory",
+        false,
+    );
+    let ctx = SessionContext::new_with_config(config);
     let store = Arc::new(InMemory::new());
     ctx.register_object_store(
         &url::Url::parse("memory://").unwrap(),
         store.clone() as Arc<dyn ObjectStore>,
     );
-    let mut selects = Vec::new();
     for &i in ids {
         let bucket = lakes.bucket(i);
         for key in lakes.keys() {
             let data = lakes.generate(i, &key);
             store
                 .put(
-                    &format!("{bucket}/{key}").as_str().into(),
+                    &format!("lakes/{bucket}/{key}").as_str().into(),
                     PutPayload::from(data),
                 )
                 .await
                 .unwrap();
         }
-        let table = format!("t{i}");
-        ctx.register_parquet(
-            &table,
-            &format!("memory:///{bucket}/telemetry/"),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .unwrap();
-        selects.push(format!("SELECT * FROM {table}"));
     }
-    let view = ctx.sql(&selects.join(" UNION ALL ")).await.unwrap();
-    ctx.register_table("telemetry", view.into_view()).unwrap();
+    ctx.register_parquet(
+        "telemetry",
+        "memory:///lakes/",
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
     let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     let mut rows = rows_of(&batches).unwrap();
     rows.sort();

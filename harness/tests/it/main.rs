@@ -8,6 +8,7 @@
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
+//! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
 
 mod cli;
 mod correctness;
@@ -17,6 +18,7 @@ mod malformed;
 mod provider;
 mod queue;
 mod real_clients;
+mod system;
 
 use std::path::PathBuf;
 
