@@ -22,7 +22,8 @@ fn smoke(c: &mut Criterion) {
     group.finish();
 }
 
-/// Five regions, each with a provider host and a worker: ten hosts, no traffic, one hour.
+/// Five regions, each with a provider host, a coordinator and a worker: fifteen hosts, no
+/// traffic, one hour.
 const IDLE_HOUR: &str = "
 name: idle-hour
 duration: 1h
@@ -49,14 +50,53 @@ fn idle_hour(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(100));
-    group.bench_function("10 hosts, 1 virtual hour, 10ms tick", |b| {
+    group.bench_function("15 hosts, 1 virtual hour, 10ms tick", |b| {
         b.iter(|| stampede::run(prepared.clone(), Some(1)).expect("idle runs"))
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, smoke, idle_hour, provider_calls);
+/// One query over 500 lakes, two workers, no quota to wait for: the fragments the whole system
+/// (queue, credentials, catalog, Parquet reads, DataFusion, merge) completes per wall second.
+const FANOUT: &str = "
+name: fanout-500
+duration: 2m
+tick: 20ms
+world:
+  regions: [eu-west-1]
+  lakes: { count: 500, tenants: 10, files_per_lake: 1, rows_per_file: 20 }
+system: { workers_per_region: 2 }
+traffic:
+  replay: fanout.jsonl
+";
+
+fn fragments(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("stampede-bench-fanout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("fanout.jsonl"),
+        "{\"format\":\"stampede-trace\",\"version\":1}\n{\"t_ms\":1000,\"tenant\":\"tenant-00\",\"user\":\"bench\",\"sql\":\"SELECT domain, count(*) FROM telemetry GROUP BY domain\",\"lakes\":\"all\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("fanout.yaml"), FANOUT).unwrap();
+    let prepared = stampede::prepare(&dir.join("fanout.yaml")).expect("fan-out scenario");
+    let mut group = c.benchmark_group("fragments");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(60))
+        .throughput(criterion::Throughput::Elements(500));
+    group.bench_function("one query over 500 lakes", |b| {
+        b.iter(|| {
+            let report = stampede::run(prepared.clone(), Some(1)).expect("fan-out runs");
+            assert_eq!(report.replies[0].status, 200);
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, smoke, idle_hour, provider_calls, fragments);
 criterion_main!(benches);
 
 /// Provider calls per wall second: the real SQS client sending `CALLS` messages, 50 at a time,

@@ -1,7 +1,7 @@
 //! One scenario's world on turmoil: the provider hosts, the system's workers, the replay client,
 //! and the step loop the harness owns.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -254,14 +254,27 @@ struct NodeCloud {
     config: SystemConfig,
     endpoints: BTreeMap<String, RegionEndpoints>,
     seed: u64,
-    epoch: SystemTime,
+    /// Virtual time now, as the step loop last set it: a node (re)booting reads it.
+    now: Rc<Cell<Duration>>,
 }
 
 impl NodeCloud {
+    /// Virtual wall-clock time at this boot, and whether it is a restart.
+    fn boot_epoch(&self) -> (SystemTime, bool) {
+        let now = self.now.get();
+        (
+            SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS) + now,
+            now > Duration::ZERO,
+        )
+    }
+
     fn boot(&self) -> Arc<Cloud> {
+        let (epoch, _) = self.boot_epoch();
+        // Each boot draws its own jitter: the seed mixes in the boot time.
+        let seed = self.seed ^ self.now.get().as_micros() as u64;
         let guard = Arc::new(stampede_system::guard::Guard::new(
             self.config.clone(),
-            self.seed,
+            seed,
         ));
         let dialer = Arc::new(SimDialer);
         Arc::new(Cloud::new(
@@ -270,7 +283,7 @@ impl NodeCloud {
             dialer,
             guard,
             self.endpoints.clone(),
-            self.epoch,
+            epoch,
         ))
     }
 }
@@ -343,6 +356,7 @@ pub fn simulate(
     let registry = Arc::new(lake_registry(&lakes));
     let config = system_config(scenario);
     let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
+    let now = Rc::new(Cell::new(Duration::ZERO));
     let endpoints: BTreeMap<String, RegionEndpoints> = scenario
         .world
         .regions
@@ -375,10 +389,14 @@ pub fn simulate(
             config: config.clone(),
             endpoints: endpoints.clone(),
             seed: sub_seed(seed, &name),
-            epoch,
+            now: now.clone(),
         };
         sim.host(name.clone(), move || {
-            let coordinator = Coordinator::new(setup.clone(), node.boot());
+            let setup = CoordinatorSetup {
+                epoch: node.boot_epoch().0,
+                ..setup.clone()
+            };
+            let coordinator = Coordinator::new(setup, node.boot());
             let service = TowerToHyperService::new(coordinator.router());
             async move {
                 let recovering = coordinator.clone();
@@ -392,6 +410,7 @@ pub fn simulate(
                 name: name.clone(),
                 lakes: registry.clone(),
                 epoch,
+                restarted: false,
             };
             let node = NodeCloud {
                 name: name.clone(),
@@ -399,10 +418,16 @@ pub fn simulate(
                 config: config.clone(),
                 endpoints: endpoints.clone(),
                 seed: sub_seed(seed, &name),
-                epoch,
+                now: now.clone(),
             };
             sim.host(name, move || {
-                let worker = Worker::new(setup.clone(), node.boot(), Arc::new(SimDialer));
+                let (epoch, restarted) = node.boot_epoch();
+                let setup = WorkerSetup {
+                    epoch,
+                    restarted,
+                    ..setup.clone()
+                };
+                let worker = Worker::new(setup, node.boot(), Arc::new(SimDialer));
                 async move {
                     worker.run().await;
                     Ok(())
@@ -416,6 +441,7 @@ pub fn simulate(
     let mut steps = 0;
     while sim.elapsed() < duration {
         recorder.set_now(sim.elapsed());
+        now.set(sim.elapsed());
         apply_due(&mut pending, sim.elapsed(), &mut sim, &providers, recorder);
         sim.step().map_err(|e| SimError::Host {
             at: sim.elapsed(),

@@ -201,6 +201,10 @@ pub struct Tuning {
     /// How long the drain controller takes to ramp from 10 % to full rate. Default: 60 s.
     #[serde(with = "humantime_serde_compat")]
     pub drain_ramp: Duration,
+    /// Under `failback_ramp`, a restarted node waits a random delay up to this long before it
+    /// takes work. Default: 10 s.
+    #[serde(with = "humantime_serde_compat")]
+    pub restart_jitter: Duration,
     /// A task's message is retried by the queue this many times before its query fails.
     /// Default: 3.
     pub task_receives: u32,
@@ -228,6 +232,7 @@ impl Default for Tuning {
             call_timeout: Duration::from_secs(5),
             cache_ttl: Duration::from_secs(900),
             drain_ramp: Duration::from_secs(60),
+            restart_jitter: Duration::from_secs(10),
             task_receives: 3,
             task_visibility: Duration::from_secs(60),
         }

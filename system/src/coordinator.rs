@@ -111,7 +111,7 @@ pub struct CoordinatorSetup {
     pub audit: Arc<dyn Journal>,
     /// The query journal.
     pub journal: Arc<dyn Journal>,
-    /// Virtual wall-clock time at tokio's start.
+    /// Wall-clock time when the node booted.
     pub epoch: SystemTime,
 }
 

@@ -34,8 +34,10 @@ pub struct WorkerSetup {
     pub name: String,
     /// Every lake the system serves.
     pub lakes: Arc<Vec<Lake>>,
-    /// Virtual wall-clock time at tokio's start.
+    /// Wall-clock time when the node booted.
     pub epoch: SystemTime,
+    /// Whether this boot is a restart (after a crash or a region's outage).
+    pub restarted: bool,
 }
 
 /// A worker node.
@@ -67,6 +69,12 @@ impl Worker {
     /// Takes and runs tasks until the host stops.
     pub async fn run(self: Arc<Self>) {
         let tuning = self.cloud.guard().config().tuning.clone();
+        if self.setup.restarted && self.cloud.guard().config().switches.failback_ramp {
+            // Jittered restart: a region's nodes coming back do not all knock at once.
+            let wait = self.cloud.guard().jitter(tuning.restart_jitter);
+            tracing::info!(target: crate::guard::MECHANISM_EVENTS, wait_us = wait.as_micros() as u64, "restart_jitter");
+            tokio::time::sleep(wait).await;
+        }
         let permits = Arc::new(tokio::sync::Semaphore::new(
             tuning.task_concurrency.max(1) as usize
         ));

@@ -33,6 +33,9 @@ use retry::{Retry, RetryBudget};
 /// The target of mechanism decisions.
 pub const MECHANISM_EVENTS: &str = "stampede::mechanism";
 
+/// Error codes of a frozen account: final, but the drain controller backs off on them.
+pub const FROZEN: [&str; 2] = ["AccountProblem", "AllAccessDisabled"];
+
 /// The window of the retry budget.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
@@ -78,7 +81,8 @@ struct State {
     breakers: BTreeMap<String, Breaker>,
     budget: RetryBudget,
     rng: ChaCha8Rng,
-    drain_factor: f64,
+    /// When the provider last pushed back (throttle, timeout, 5xx, frozen account).
+    trouble: Option<Duration>,
 }
 
 /// A node's mechanisms.
@@ -182,7 +186,8 @@ impl Guard {
                 breakers: BTreeMap::new(),
                 budget,
                 rng: ChaCha8Rng::seed_from_u64(seed),
-                drain_factor: 1.0,
+                // A node that boots under `failback_ramp` starts slow, as after trouble.
+                trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
             }),
             config,
             start: tokio::time::Instant::now(),
@@ -202,13 +207,32 @@ impl Guard {
         self.start.elapsed()
     }
 
-    /// Sets the drain controller's factor on every rate limit (1.0 is full rate).
-    pub fn set_drain_factor(&self, factor: f64) {
-        let mut st = self.state();
-        st.drain_factor = factor;
-        for l in st.limiters.values_mut() {
-            l.set_factor(factor);
+    /// The drain controller's factor now: 10 % right after trouble, ramping linearly to full
+    /// over `drain_ramp`; full when the switch is off or there was none.
+    fn drain_factor(&self, st: &State) -> f64 {
+        if !self.config.switches.drain_controller {
+            return 1.0;
         }
+        let Some(t0) = st.trouble else {
+            return 1.0;
+        };
+        let ramp = self.config.tuning.drain_ramp.as_secs_f64().max(0.001);
+        let since = self.now().saturating_sub(t0).as_secs_f64();
+        (0.1 + 0.9 * since / ramp).min(1.0)
+    }
+
+    /// Records that the provider pushed back now.
+    fn trouble(&self, st: &mut State) {
+        st.trouble = Some(self.now());
+    }
+
+    /// A random delay in `[0, max)` from the node's seeded RNG (jittered restarts).
+    pub fn jitter(&self, max: Duration) -> Duration {
+        let micros = max.as_micros() as u64;
+        if micros == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(rand::Rng::random_range(&mut self.state().rng, 0..micros))
     }
 
     /// Waits for a permit of `api`'s local rate limit, if it has one.
@@ -220,15 +244,15 @@ impl Guard {
         loop {
             let wait = {
                 let mut st = self.state();
-                let drain = st.drain_factor;
+                let drain = self.drain_factor(&st);
                 let Some(limit) = self.config.node_limit(api) else {
                     return;
                 };
-                let limiter = st.limiters.entry(api.to_string()).or_insert_with(|| {
-                    let mut l = ApiLimiter::new(limit);
-                    l.set_factor(drain);
-                    l
-                });
+                let limiter = st
+                    .limiters
+                    .entry(api.to_string())
+                    .or_insert_with(|| ApiLimiter::new(limit));
+                limiter.set_drain(drain);
                 match limiter.try_acquire() {
                     Ok(()) => return,
                     Err(wait) => wait,
@@ -259,6 +283,9 @@ impl Guard {
         let now = self.now();
         let switches = self.config.switches;
         let mut st = self.state();
+        if failed {
+            self.trouble(&mut st);
+        }
         if switches.circuit_breaker
             && let Some(b) = st.breakers.get_mut(api)
         {
@@ -322,6 +349,10 @@ impl Guard {
                         let bytes = b.to_bytes();
                         let code = error_code(&bytes);
                         let retry = classify(rparts.status, code.as_deref(), &rparts.headers);
+                        if code.as_deref().is_some_and(|c| FROZEN.contains(&c)) {
+                            let mut st = self.state();
+                            self.trouble(&mut st);
+                        }
                         (retry, Ok(Response::from_parts(rparts, Body::Read(bytes))))
                     }
                     Err(e) => (retryable, Err(GuardError::Exchange(ExchangeError::Http(e)))),

@@ -63,10 +63,13 @@ impl Clock for TokioClock {
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
 
-/// One api's local limit: GCRA at `factor` × the configured rate.
+/// One api's local limit: GCRA at the configured rate times two factors, the adaptive one
+/// (AIMD on throttles) and the drain controller's ramp.
 pub struct ApiLimiter {
     limit: ApiQuota,
-    factor: f64,
+    aimd: f64,
+    drain: f64,
+    effective: f64,
     floor: f64,
     clock: TokioClock,
     gcra: Gcra,
@@ -76,7 +79,8 @@ impl std::fmt::Debug for ApiLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiLimiter")
             .field("limit", &self.limit)
-            .field("factor", &self.factor)
+            .field("aimd", &self.aimd)
+            .field("drain", &self.drain)
             .finish()
     }
 }
@@ -99,7 +103,9 @@ impl ApiLimiter {
         Self {
             gcra: gcra(limit, 1.0, &clock),
             limit,
-            factor: 1.0,
+            aimd: 1.0,
+            drain: 1.0,
+            effective: 1.0,
             floor: 0.05,
             clock,
         }
@@ -113,35 +119,43 @@ impl ApiLimiter {
         })
     }
 
-    /// The provider throttled us: halve the rate (multiplicative decrease). Returns the factor.
+    /// The provider throttled us: halve the rate (multiplicative decrease). Returns the
+    /// adaptive factor.
     pub fn on_throttle(&mut self) -> f64 {
-        self.set_factor((self.factor * 0.5).max(self.floor))
+        self.aimd = (self.aimd * 0.5).max(self.floor);
+        self.rebuild();
+        self.aimd
     }
 
     /// A call went through: grow the rate back by 1 % of the limit (additive increase).
     pub fn on_success(&mut self) -> f64 {
-        if self.factor < 1.0 {
-            self.set_factor((self.factor + 0.01).min(1.0))
-        } else {
-            self.factor
+        if self.aimd < 1.0 {
+            self.aimd = (self.aimd + 0.01).min(1.0);
+            self.rebuild();
         }
+        self.aimd
     }
 
-    /// Sets the factor (the drain controller ramps it), rebuilding the GCRA when it changes
-    /// by more than 5 %, so a slow ramp does not reset the bucket on every call.
-    pub fn set_factor(&mut self, factor: f64) -> f64 {
-        let factor = factor.clamp(self.floor, 1.0);
-        if (factor - self.factor).abs() >= 0.05 * self.factor || factor == 1.0 && self.factor != 1.0
-        {
-            self.factor = factor;
+    /// Sets the drain controller's factor.
+    pub fn set_drain(&mut self, drain: f64) {
+        self.drain = drain.clamp(self.floor, 1.0);
+        self.rebuild();
+    }
+
+    /// Rebuilds the GCRA when the effective factor moved by 5 % or more (or back to full), so
+    /// that a slow ramp does not reset the bucket on every call.
+    fn rebuild(&mut self) {
+        let factor = (self.aimd * self.drain).clamp(self.floor, 1.0);
+        let moved = (factor - self.effective).abs() >= 0.05 * self.effective;
+        if moved || (factor == 1.0 && self.effective != 1.0) {
+            self.effective = factor;
             self.gcra = gcra(self.limit, factor, &self.clock);
         }
-        self.factor
     }
 
-    /// The current factor.
+    /// The adaptive factor.
     pub fn factor(&self) -> f64 {
-        self.factor
+        self.aimd
     }
 }
 
