@@ -62,6 +62,18 @@ pub enum ProviderAction {
         /// The host.
         host: String,
     },
+    /// An operator's HTTP POST to a host of the system (a config push, say), sent from the
+    /// `operator` client host.
+    Request {
+        /// The host.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// The path, e.g. `/v1/config`.
+        path: String,
+        /// The JSON body.
+        body: String,
+    },
 }
 
 /// An action at a virtual time.
@@ -101,6 +113,10 @@ impl ProviderAction {
             Self::RegionUp => ("region_up", vec![]),
             Self::HostCrash { host } => ("host_crash", vec![("host", json!(host))]),
             Self::HostRestart { host } => ("host_restart", vec![("host", json!(host))]),
+            Self::Request { host, path, .. } => (
+                "operator_request",
+                vec![("host", json!(host)), ("path", json!(path))],
+            ),
         }
     }
 }
@@ -117,6 +133,8 @@ pub fn apply_due(
         let control = pending.remove(0);
         let region = &control.region;
         match (&control.action, providers.get(region)) {
+            // Sent by the operator client, which logs it when it goes out.
+            (ProviderAction::Request { .. }, _) => continue,
             (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
             (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
             (ProviderAction::RegionDown, Some(_)) => sim.crash(provider_host(region)),
@@ -146,4 +164,32 @@ pub fn apply_due(
         fields.insert("region".into(), json!(control.region));
         recorder.push(FAULT_EVENTS, name, fields);
     }
+}
+
+/// The host operator requests come from.
+pub const OPERATOR_HOST: &str = "operator";
+
+/// Sends the `Request` controls of `controls` at their times, each logged with its answer.
+pub async fn operator(controls: Vec<Control>) -> turmoil::Result {
+    let start = tokio::time::Instant::now();
+    for c in controls {
+        let ProviderAction::Request {
+            host,
+            port,
+            path,
+            body,
+        } = c.action
+        else {
+            continue;
+        };
+        tokio::time::sleep_until(start + c.at).await;
+        let req = http::Request::post(format!("http://{host}:{port}{path}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        let status = stampede_system::http_client::send_collect(&crate::net::SimDialer, req)
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        tracing::info!(target: FAULT_EVENTS, host = %host, path = %path, status, "operator_request");
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use stampede_system::{
     Worker, WorkerSetup,
 };
 
-use crate::control::{Control, apply_due};
+use crate::control::{Control, OPERATOR_HOST, ProviderAction, apply_due, operator};
 use crate::events::{EventLog, Recorder};
 use crate::net::{SimDialer, serve};
 use crate::rng::sub_seed;
@@ -296,7 +296,10 @@ pub fn simulate(
     recorder: &Recorder,
     controls: &[Control],
 ) -> Result<SimOutput, SimError> {
-    let mut pending = controls.to_vec();
+    let (requests, mut pending): (Vec<Control>, Vec<Control>) = controls
+        .iter()
+        .cloned()
+        .partition(|c| matches!(c.action, ProviderAction::Request { .. }));
     pending.sort_by_key(|c| c.at);
     let mut providers = BTreeMap::new();
     let lakes = lake_directory(scenario, seed);
@@ -328,7 +331,7 @@ pub fn simulate(
         let config = ObjectStoreConfig {
             region: region.clone(),
             lakes: lakes.clone(),
-            buckets: Vec::new(),
+            buckets: vec![stampede_system::config_agent::CONFIG_BUCKET.to_string()],
         };
         let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
         let sts = StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS);
@@ -401,6 +404,7 @@ pub fn simulate(
             async move {
                 let recovering = coordinator.clone();
                 tokio::task::spawn_local(async move { recovering.recover().await });
+                tokio::task::spawn_local(coordinator.clone().run_config_agent());
                 serve(COORDINATOR_PORT, service).await
             }
         });
@@ -411,6 +415,8 @@ pub fn simulate(
                 lakes: registry.clone(),
                 epoch,
                 restarted: false,
+                // The first worker of each region is the canary for config pushes.
+                canary: k == 0,
             };
             let node = NodeCloud {
                 name: name.clone(),
@@ -437,6 +443,11 @@ pub fn simulate(
     }
     let replies = Rc::new(RefCell::new(Vec::new()));
     sim.client(TRAFFIC_HOST, replay(submissions, replies.clone()));
+    if !requests.is_empty() {
+        let mut requests = requests;
+        requests.sort_by_key(|c| c.at);
+        sim.client(OPERATOR_HOST, operator(requests));
+    }
 
     let mut steps = 0;
     while sim.elapsed() < duration {

@@ -359,6 +359,19 @@ impl Cloud {
         ))
     }
 
+    /// An object store for the system's own `bucket` in its home region, as the instance.
+    pub async fn own_store(&self, bucket: &str) -> Result<Arc<dyn ObjectStore>, CloudError> {
+        let creds = self.instance_credentials().await?;
+        let lake = Lake {
+            id: u32::MAX,
+            tenant: String::new(),
+            region: self.home.clone(),
+            bucket: bucket.to_string(),
+            role_arn: String::new(),
+        };
+        self.lake_store(&lake, &creds)
+    }
+
     /// The task queue of `region` (created if missing: creating is idempotent) and a client
     /// for it, as the instance.
     pub async fn task_queue(

@@ -283,6 +283,76 @@ impl SystemConfig {
     }
 }
 
+impl Tuning {
+    /// Checks the numbers are within sane bounds. Passing this is no proof that a config
+    /// works: a call timeout of 1 ms is valid and useless, which is what canaries are for.
+    pub fn validate(&self) -> Result<(), String> {
+        let t = self;
+        let checks: [(bool, &str); 8] = [
+            (
+                (1..=10).contains(&t.max_attempts),
+                "max_attempts must be 1 to 10",
+            ),
+            (
+                (1..=1024).contains(&t.task_concurrency),
+                "task_concurrency must be 1 to 1024",
+            ),
+            (
+                t.quota_fraction > 0.0 && t.quota_fraction <= 1.0,
+                "quota_fraction must be in (0, 1]",
+            ),
+            (!t.call_timeout.is_zero(), "call_timeout must be positive"),
+            (
+                t.retry_base <= t.retry_cap,
+                "retry_base must not exceed retry_cap",
+            ),
+            (
+                t.max_running_queries >= 1,
+                "max_running_queries must be at least 1",
+            ),
+            (t.task_receives >= 1, "task_receives must be at least 1"),
+            (
+                t.breaker_failures >= 1,
+                "breaker_failures must be at least 1",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err((*why).to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A config push: a version and tuning keys to change. Keys not named keep their values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDocument {
+    /// Strictly increasing.
+    pub version: u64,
+    /// Tuning keys and their new values, as in [`Tuning`].
+    #[serde(default)]
+    pub tuning: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ConfigDocument {
+    /// `base` with this document's changes, validated.
+    pub fn apply_to(&self, base: &SystemConfig) -> Result<SystemConfig, String> {
+        let mut tuning = serde_json::to_value(&base.tuning).map_err(|e| e.to_string())?;
+        let Some(fields) = tuning.as_object_mut() else {
+            return Err("tuning is not an object".into());
+        };
+        for (k, v) in &self.tuning {
+            fields.insert(k.clone(), v.clone());
+        }
+        let tuning: Tuning = serde_json::from_value(tuning).map_err(|e| e.to_string())?;
+        tuning.validate()?;
+        Ok(SystemConfig {
+            switches: base.switches,
+            tuning,
+        })
+    }
+}
+
 /// Durations as humantime strings (`250ms`, `5s`, `2h`) in serialised configs.
 mod humantime_serde_compat {
     use std::time::Duration;
@@ -321,6 +391,29 @@ mod tests {
             assert!(4.0 * (l.burst + l.rate_per_s * w) <= 100.0 + 100.0 * w);
         }
         assert_eq!(c.node_limit("GetTable"), None);
+    }
+
+    #[test]
+    fn a_config_document_changes_only_what_it_names_and_is_validated() {
+        let base = SystemConfig::preset(Preset::Hardened);
+        let doc: ConfigDocument = serde_json::from_str(
+            r#"{"version":2,"tuning":{"call_timeout":"1ms","task_concurrency":4}}"#,
+        )
+        .unwrap();
+        let c = doc.apply_to(&base).unwrap();
+        assert_eq!(c.tuning.call_timeout, Duration::from_millis(1));
+        assert_eq!(c.tuning.task_concurrency, 4);
+        assert_eq!(c.tuning.max_attempts, base.tuning.max_attempts);
+        let bad: ConfigDocument =
+            serde_json::from_str(r#"{"version":3,"tuning":{"task_concurrency":0}}"#).unwrap();
+        assert!(
+            bad.apply_to(&base)
+                .unwrap_err()
+                .contains("task_concurrency")
+        );
+        let unknown: ConfigDocument =
+            serde_json::from_str(r#"{"version":3,"tuning":{"no_such_knob":1}}"#).unwrap();
+        assert!(unknown.apply_to(&base).is_err());
     }
 
     #[test]

@@ -177,7 +177,8 @@ fn priority_rank(p: Priority) -> u8 {
 impl Coordinator {
     /// A coordinator; call [`Coordinator::recover`] once it can reach the cloud.
     pub fn new(setup: CoordinatorSetup, cloud: Arc<Cloud>) -> Arc<Self> {
-        let t = &cloud.guard().config().tuning;
+        let config = cloud.guard().config();
+        let t = &config.tuning;
         let admission = if cloud.guard().config().switches.admission_control {
             Admission::new(
                 t.max_running_queries,
@@ -221,7 +222,15 @@ impl Coordinator {
             .route("/v1/queries", post(submit))
             .route("/v1/queries/{id}", get(status).delete(cancel))
             .route("/v1/queries/{id}/fragments/{lake}", post(fragment))
+            .route("/v1/config", post(push_config))
             .with_state(self.clone())
+    }
+
+    /// Runs the node's config agent (coordinators are never canaries) until the host stops.
+    pub async fn run_config_agent(self: Arc<Self>) {
+        crate::config_agent::ConfigAgent::new(self.cloud.clone(), false)
+            .run()
+            .await
     }
 
     /// Re-plans every query the journal accepted and did not end (after a crash), then serves.
@@ -657,4 +666,29 @@ async fn fragment(
     body: Bytes,
 ) -> StatusCode {
     c.take_fragment(&id, lake, &headers, body).await
+}
+
+async fn push_config(State(c): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let doc: crate::config::ConfigDocument = match serde_json::from_slice(&body) {
+        Ok(d) => d,
+        Err(e) => {
+            let body = ErrorBody {
+                error: format!("bad config document: {e}"),
+                sql: None,
+                retry_after_s: None,
+            };
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    match crate::config_agent::publish(&c.cloud, &doc).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => {
+            let body = ErrorBody {
+                error: format!("could not store the config: {e}"),
+                sql: None,
+                retry_after_s: None,
+            };
+            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
+        }
+    }
 }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod aws_http;
 pub mod cloud;
 pub mod config;
+pub mod config_agent;
 pub mod coordinator;
 pub mod engine;
 pub mod guard;

@@ -38,6 +38,8 @@ pub struct WorkerSetup {
     pub epoch: SystemTime,
     /// Whether this boot is a restart (after a crash or a region's outage).
     pub restarted: bool,
+    /// Whether the node is in the canary set for config pushes.
+    pub canary: bool,
 }
 
 /// A worker node.
@@ -68,6 +70,8 @@ impl Worker {
 
     /// Takes and runs tasks until the host stops.
     pub async fn run(self: Arc<Self>) {
+        let agent = crate::config_agent::ConfigAgent::new(self.cloud.clone(), self.setup.canary);
+        tokio::spawn(agent.run());
         let tuning = self.cloud.guard().config().tuning.clone();
         if self.setup.restarted && self.cloud.guard().config().switches.failback_ramp {
             // Jittered restart: a region's nodes coming back do not all knock at once.
@@ -149,8 +153,9 @@ impl Worker {
                 .await;
             return;
         };
-        let switches = self.cloud.guard().config().switches;
-        let tuning = &self.cloud.guard().config().tuning;
+        let config = self.cloud.guard().config();
+        let switches = config.switches;
+        let tuning = &config.tuning;
         let deadline = task
             .deadline_unix_ms
             .filter(|_| switches.deadline_propagation);

@@ -14,6 +14,16 @@ use crate::correctness::direct;
 
 /// Writes a scenario and its trace into a folder of their own and prepares them.
 fn world(name: &str, lakes: u32, queries: &[(u64, &str)]) -> (stampede::Prepared, PathBuf) {
+    world_with(name, lakes, queries, "{ workers_per_region: 2 }")
+}
+
+/// [`world`] with the scenario's `system:` written out.
+fn world_with(
+    name: &str,
+    lakes: u32,
+    queries: &[(u64, &str)],
+    system: &str,
+) -> (stampede::Prepared, PathBuf) {
     let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut trace = String::from("{\"format\":\"stampede-trace\",\"version\":1}\n");
@@ -25,7 +35,7 @@ fn world(name: &str, lakes: u32, queries: &[(u64, &str)]) -> (stampede::Prepared
     }
     std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
     let yaml = format!(
-        "name: {name}\nduration: 5m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 10, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {{ workers_per_region: 2 }}\ntraffic:\n  replay: trace.jsonl\n"
+        "name: {name}\nduration: 5m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 10, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {system}\ntraffic:\n  replay: trace.jsonl\n"
     );
     let path = dir.join("scenario.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -110,30 +120,28 @@ fn invalid_sql_is_refused_with_its_position_before_any_provider_call() {
             .count(),
         0
     );
-    // The only provider calls in the whole run are the idle workers polling their queue.
+    // The only provider calls in the whole run are the nodes' own upkeep: workers polling
+    // their queue, config agents reading the config bucket, and the credentials for both.
+    let upkeep = |e: &&stampede::events::Event| {
+        let api = e.str("api").unwrap_or("");
+        [
+            "ReceiveMessage",
+            "CreateQueue",
+            "GetToken",
+            "GetRoleName",
+            "GetCredentials",
+        ]
+        .contains(&api)
+            || e.str("resource")
+                .is_some_and(|r| r.contains("stampede-config"))
+    };
     let calls: Vec<&str> = log
         .of("stampede::provider")
         .filter(|e| e.name == "call")
+        .filter(|e| !upkeep(e))
         .filter_map(|e| e.str("api"))
-        .filter(|api| {
-            ![
-                "ReceiveMessage",
-                "CreateQueue",
-                "GetToken",
-                "GetRoleName",
-                "GetCredentials",
-            ]
-            .contains(api)
-        })
         .collect();
     assert_eq!(calls, Vec::<&str>::new());
-    let after: usize = log
-        .of("stampede::provider")
-        .filter(|e| {
-            e.name == "call" && e.time() >= refused.time() && e.str("api") != Some("ReceiveMessage")
-        })
-        .count();
-    assert_eq!(after, 0, "nothing but idle polling after the refusal");
     cleanup(&dir);
 }
 
@@ -188,4 +196,87 @@ fn a_coordinator_crash_mid_query_loses_no_accepted_query() {
         "both queries answered after the restart"
     );
     cleanup(&dir);
+}
+
+/// A config that validates and breaks everything: every call times out.
+const BAD_CONFIG: &str = r#"{"version":1,"tuning":{"call_timeout":"1ms"}}"#;
+
+fn push_bad_config(preset: &str) -> EventLog {
+    let queries = [
+        (10_000, "SELECT count(*) FROM telemetry"),
+        (100_000, "SELECT count(*) FROM telemetry"),
+    ];
+    let system = format!("{{ preset: {preset}, workers_per_region: 3 }}");
+    let (prepared, dir) = world_with(&format!("config-{preset}"), 12, &queries, &system);
+    let push = Control {
+        at: Duration::from_secs(30),
+        region: "eu-west-1".into(),
+        action: ProviderAction::Request {
+            host: "coordinator-eu-west-1".into(),
+            port: 8080,
+            path: "/v1/config".into(),
+            body: BAD_CONFIG.into(),
+        },
+    };
+    let log = simulate_with(&prepared, &[push]);
+    cleanup(&dir);
+    log
+}
+
+fn config_events<'a>(log: &'a EventLog, name: &str) -> Vec<&'a str> {
+    log.of("stampede::config")
+        .filter(|e| e.name == name)
+        .map(|e| e.host.as_str())
+        .collect()
+}
+
+#[test]
+fn a_bad_config_push_reaches_every_node_when_naive() {
+    let log = push_bad_config("naive");
+    assert_eq!(
+        config_events(&log, "config_pushed"),
+        vec!["coordinator-eu-west-1"]
+    );
+    let mut applied = config_events(&log, "config_applied");
+    applied.sort();
+    assert_eq!(
+        applied,
+        vec![
+            "coordinator-eu-west-1",
+            "worker-eu-west-1-0",
+            "worker-eu-west-1-1",
+            "worker-eu-west-1-2"
+        ]
+    );
+    assert!(config_events(&log, "config_rolled_back").is_empty());
+}
+
+#[test]
+fn a_bad_config_push_stops_at_the_canary_and_rolls_back_when_hardened() {
+    let log = push_bad_config("hardened");
+    assert_eq!(
+        config_events(&log, "config_applied"),
+        vec!["worker-eu-west-1-0"]
+    );
+    assert_eq!(
+        config_events(&log, "config_rolled_back"),
+        vec!["worker-eu-west-1-0"]
+    );
+    let mut skipped = config_events(&log, "config_skipped");
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        vec![
+            "coordinator-eu-west-1",
+            "worker-eu-west-1-1",
+            "worker-eu-west-1-2"
+        ]
+    );
+    // The fleet kept working: the query after the push is answered.
+    let statuses: Vec<u64> = log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "answered")
+        .filter_map(|e| e.u64("status"))
+        .collect();
+    assert_eq!(statuses, vec![200, 200]);
 }

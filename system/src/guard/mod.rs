@@ -83,11 +83,13 @@ struct State {
     rng: ChaCha8Rng,
     /// When the provider last pushed back (throttle, timeout, 5xx, frozen account).
     trouble: Option<Duration>,
+    succeeded: u64,
+    failed: u64,
 }
 
 /// A node's mechanisms.
 pub struct Guard {
-    config: SystemConfig,
+    config: Mutex<Arc<SystemConfig>>,
     state: Mutex<State>,
     start: tokio::time::Instant,
 }
@@ -95,7 +97,7 @@ pub struct Guard {
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guard")
-            .field("switches", &self.config.switches)
+            .field("switches", &self.config().switches)
             .finish()
     }
 }
@@ -188,15 +190,35 @@ impl Guard {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 // A node that boots under `failback_ramp` starts slow, as after trouble.
                 trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
+                succeeded: 0,
+                failed: 0,
             }),
-            config,
+            config: Mutex::new(Arc::new(config)),
             start: tokio::time::Instant::now(),
         }
     }
 
-    /// The configuration it runs.
-    pub fn config(&self) -> &SystemConfig {
-        &self.config
+    /// The configuration it runs now.
+    pub fn config(&self) -> Arc<SystemConfig> {
+        self.config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration (a config push). Rate limiters and breakers start afresh
+    /// under the new numbers.
+    pub fn set_config(&self, config: SystemConfig) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        let mut st = self.state();
+        st.limiters.clear();
+        st.breakers.clear();
+    }
+
+    /// Attempts that succeeded and that failed, since the node booted.
+    pub fn health(&self) -> (u64, u64) {
+        let st = self.state();
+        (st.succeeded, st.failed)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -210,13 +232,14 @@ impl Guard {
     /// The drain controller's factor now: 10 % right after trouble, ramping linearly to full
     /// over `drain_ramp`; full when the switch is off or there was none.
     fn drain_factor(&self, st: &State) -> f64 {
-        if !self.config.switches.drain_controller {
+        let config = self.config();
+        if !config.switches.drain_controller {
             return 1.0;
         }
         let Some(t0) = st.trouble else {
             return 1.0;
         };
-        let ramp = self.config.tuning.drain_ramp.as_secs_f64().max(0.001);
+        let ramp = config.tuning.drain_ramp.as_secs_f64().max(0.001);
         let since = self.now().saturating_sub(t0).as_secs_f64();
         (0.1 + 0.9 * since / ramp).min(1.0)
     }
@@ -237,7 +260,8 @@ impl Guard {
 
     /// Waits for a permit of `api`'s local rate limit, if it has one.
     async fn acquire(&self, api: &str) {
-        if !self.config.switches.rate_limit {
+        let config = self.config();
+        if !config.switches.rate_limit {
             return;
         }
         let mut reported = false;
@@ -245,7 +269,7 @@ impl Guard {
             let wait = {
                 let mut st = self.state();
                 let drain = self.drain_factor(&st);
-                let Some(limit) = self.config.node_limit(api) else {
+                let Some(limit) = config.node_limit(api) else {
                     return;
                 };
                 let limiter = st
@@ -267,11 +291,12 @@ impl Guard {
     }
 
     fn breaker_allows(&self, api: &str) -> bool {
-        if !self.config.switches.circuit_breaker {
+        let config = self.config();
+        if !config.switches.circuit_breaker {
             return true;
         }
         let now = self.now();
-        let t = &self.config.tuning;
+        let t = &config.tuning;
         let mut st = self.state();
         st.breakers
             .entry(api.to_string())
@@ -281,10 +306,13 @@ impl Guard {
 
     fn outcome(&self, api: &str, failed: bool, throttled: bool) {
         let now = self.now();
-        let switches = self.config.switches;
+        let switches = self.config().switches;
         let mut st = self.state();
         if failed {
+            st.failed += 1;
             self.trouble(&mut st);
+        } else {
+            st.succeeded += 1;
         }
         if switches.circuit_breaker
             && let Some(b) = st.breakers.get_mut(api)
@@ -318,7 +346,7 @@ impl Guard {
         api: String,
         request: Request<Bytes>,
     ) -> Result<Response<Body>, (Retry, Result<Response<Body>, GuardError>)> {
-        let timeout = self.config.tuning.call_timeout;
+        let timeout = self.config().tuning.call_timeout;
         let request = request.map(http_body_util::Full::new);
         let result = tokio::time::timeout(timeout, send(dialer.as_ref(), request)).await;
         let retryable = Retry::Yes {
@@ -377,8 +405,9 @@ impl Guard {
     ) -> Result<Response<Body>, GuardError> {
         let (parts, body) = req.into_parts();
         let api = api_of(&parts.method, &parts.uri, &parts.headers, &body);
-        let switches = self.config.switches;
-        let tuning = &self.config.tuning;
+        let config = self.config();
+        let switches = config.switches;
+        let tuning = &config.tuning;
         let deadline = DEADLINE
             .try_with(|d| *d)
             .ok()
