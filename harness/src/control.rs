@@ -47,9 +47,11 @@ pub enum ProviderAction {
         /// The fraction in service.
         fraction: f64,
     },
-    /// The region's provider host goes down: connections are refused, nothing answers.
+    /// The region goes down: its provider host and the system's hosts in it; connections are
+    /// refused, nothing answers.
     RegionDown,
-    /// The region's provider host comes back (its services restart; stored data survives).
+    /// The region comes back, every host at once (services restart; stored data, the queue and
+    /// the system's journals survive).
     RegionUp,
     /// A host of the world (a coordinator, a worker) crashes: its memory is gone. The region
     /// is only a label here.
@@ -127,6 +129,7 @@ pub fn apply_due(
     now: Duration,
     sim: &mut turmoil::Sim<'_>,
     providers: &BTreeMap<String, ProviderRegion>,
+    region_hosts: &BTreeMap<String, Vec<String>>,
     recorder: &Recorder,
 ) {
     while pending.first().is_some_and(|c| c.at <= now) {
@@ -137,8 +140,20 @@ pub fn apply_due(
             (ProviderAction::Request { .. }, _) => continue,
             (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
             (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
-            (ProviderAction::RegionDown, Some(_)) => sim.crash(provider_host(region)),
-            (ProviderAction::RegionUp, Some(_)) => sim.bounce(provider_host(region)),
+            // A region's outage takes down every host in it, the system's included; they all
+            // come back at once (a hardened node then jitters its own start).
+            (ProviderAction::RegionDown, Some(_)) => {
+                sim.crash(provider_host(region));
+                for h in region_hosts.get(region).into_iter().flatten() {
+                    sim.crash(h.as_str());
+                }
+            }
+            (ProviderAction::RegionUp, Some(_)) => {
+                sim.bounce(provider_host(region));
+                for h in region_hosts.get(region).into_iter().flatten() {
+                    sim.bounce(h.as_str());
+                }
+            }
             // Between steps no host runs, so the provider's clock cannot be read: the
             // simulation's time is the same clock.
             (ProviderAction::Freeze { account, duration }, Some(p)) => {

@@ -16,6 +16,9 @@ use crate::net::SimDialer;
 /// The target of the replay client's events.
 pub const TRAFFIC_EVENTS: &str = "stampede::traffic";
 
+/// How long the client waits for one answer.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the client asks about a query it is waiting for.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
@@ -29,8 +32,8 @@ pub struct Submission {
     pub seq: u64,
     /// When to submit, from the start of the run.
     pub at: Duration,
-    /// The coordinator that gets it, as `host:port`.
-    pub coordinator: (String, u16),
+    /// The coordinators to try, as `host:port`, in order: the first that answers gets it.
+    pub coordinators: Vec<(String, u16)>,
     /// The query.
     pub record: Record,
 }
@@ -74,7 +77,11 @@ async fn exchange(method: http::Method, uri: String, body: Bytes) -> Option<http
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body))
         .expect("a valid request");
-    send_collect(&SimDialer, req).await.ok()
+    // A host that is down may never answer: give up after a while, as a client would.
+    tokio::time::timeout(EXCHANGE_TIMEOUT, send_collect(&SimDialer, req))
+        .await
+        .ok()?
+        .ok()
 }
 
 fn status_code(phase: Phase) -> u16 {
@@ -89,12 +96,11 @@ fn status_code(phase: Phase) -> u16 {
 
 async fn submit(sub: Submission) -> Reply {
     let seq = sub.seq;
-    let base = format!("http://{}:{}", sub.coordinator.0, sub.coordinator.1);
     tracing::info!(
         target: TRAFFIC_EVENTS,
         seq,
         tenant = %sub.record.tenant,
-        coordinator = %sub.coordinator.0,
+        coordinator = %sub.coordinators.first().map_or("", |c| c.0.as_str()),
         "submitted"
     );
     let body = Bytes::from(serde_json::to_vec(&sub.record).expect("a record serialises"));
@@ -107,15 +113,20 @@ async fn submit(sub: Submission) -> Reply {
         }
     };
     let mut tries = 0;
+    let mut base = String::new();
     let accepted: Status = loop {
-        let Some(resp) = exchange(
-            http::Method::POST,
-            format!("{base}/v1/queries"),
-            body.clone(),
-        )
-        .await
-        else {
-            return unanswered("no answer to the submission");
+        // Fail over: the first coordinator that answers at all gets it.
+        let mut answer = None;
+        for (host, port) in &sub.coordinators {
+            base = format!("http://{host}:{port}");
+            let uri = format!("{base}/v1/queries");
+            answer = exchange(http::Method::POST, uri, body.clone()).await;
+            if answer.is_some() {
+                break;
+            }
+        }
+        let Some(resp) = answer else {
+            return unanswered("no coordinator answered the submission");
         };
         let status = resp.status().as_u16();
         if status == 202 {

@@ -235,11 +235,17 @@ pub fn submissions(
                 message: "the selector matches no lake".into(),
             });
         }
-        let region = &regions[seq % regions.len()];
+        // Each query prefers one region's coordinator, in turn, and fails over to the others.
+        let coordinators = (0..regions.len())
+            .map(|k| {
+                let region = &regions[(seq + k) % regions.len()];
+                (coordinator_host(region), COORDINATOR_PORT)
+            })
+            .collect();
         out.push(Submission {
             seq: seq as u64,
             at: Duration::from_millis(record.t_ms),
-            coordinator: (coordinator_host(region), COORDINATOR_PORT),
+            coordinators,
             record: record.clone(),
         });
     }
@@ -360,6 +366,7 @@ pub fn simulate(
     let config = system_config(scenario);
     let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
     let now = Rc::new(Cell::new(Duration::ZERO));
+    let mut region_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let endpoints: BTreeMap<String, RegionEndpoints> = scenario
         .world
         .regions
@@ -378,6 +385,9 @@ pub fn simulate(
         .collect();
     for region in &scenario.world.regions {
         let name = coordinator_host(region);
+        let hosts = region_hosts.entry(region.clone()).or_default();
+        hosts.push(name.clone());
+        hosts.extend((0..scenario.system.workers_per_region).map(|k| worker_host(region, k)));
         let setup = CoordinatorSetup {
             name: name.clone(),
             url: format!("http://{name}:{COORDINATOR_PORT}"),
@@ -453,7 +463,14 @@ pub fn simulate(
     while sim.elapsed() < duration {
         recorder.set_now(sim.elapsed());
         now.set(sim.elapsed());
-        apply_due(&mut pending, sim.elapsed(), &mut sim, &providers, recorder);
+        apply_due(
+            &mut pending,
+            sim.elapsed(),
+            &mut sim,
+            &providers,
+            &region_hosts,
+            recorder,
+        );
         sim.step().map_err(|e| SimError::Host {
             at: sim.elapsed(),
             message: e.to_string(),

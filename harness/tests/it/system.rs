@@ -280,3 +280,87 @@ fn a_bad_config_push_stops_at_the_canary_and_rolls_back_when_hardened() {
         .collect();
     assert_eq!(statuses, vec![200, 200]);
 }
+
+/// Two regions of 20 lakes, tenants 0 and 1: lake i is in region i mod 2 and belongs to tenant
+/// i mod 2, so each tenant's lakes are all in one region.
+fn two_regions(name: &str, preset: &str, queries: &[(u64, &str)]) -> (stampede::Prepared, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut trace = String::from("{\"format\":\"stampede-trace\",\"version\":1}\n");
+    for (t_ms, tenant) in queries {
+        let record = serde_json::json!({
+            "t_ms": t_ms, "tenant": tenant, "user": "it", "sql": "SELECT count(*) FROM telemetry",
+            "lakes": { "tenant": tenant },
+        });
+        trace.push_str(&format!("{record}\n"));
+    }
+    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let yaml = format!(
+        "name: {name}\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: {{ count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {{ preset: {preset}, workers_per_region: 4 }}\ntraffic:\n  replay: trace.jsonl\n"
+    );
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (stampede::prepare(&path).unwrap(), dir)
+}
+
+fn outage(region: &str, from_s: u64, to_s: u64) -> [Control; 2] {
+    [
+        Control {
+            at: Duration::from_secs(from_s),
+            region: region.into(),
+            action: ProviderAction::RegionDown,
+        },
+        Control {
+            at: Duration::from_secs(to_s),
+            region: region.into(),
+            action: ProviderAction::RegionUp,
+        },
+    ]
+}
+
+#[test]
+fn a_query_fails_over_to_the_healthy_region() {
+    // Query 0 prefers eu-west-1's coordinator, which is down at 60 s; its lakes (tenant-01's)
+    // live in eu-central-1, which is up.
+    let (prepared, dir) = two_regions("failover", "hardened", &[(60_000, "tenant-01")]);
+    let log = simulate_with(&prepared, &outage("eu-west-1", 30, 120));
+    let accepted = log
+        .of("stampede::query")
+        .find(|e| e.name == "accepted")
+        .expect("accepted somewhere");
+    assert_eq!(accepted.host, "coordinator-eu-central-1");
+    let answered = log
+        .of("stampede::traffic")
+        .find(|e| e.name == "answered")
+        .unwrap();
+    assert_eq!(answered.u64("status"), Some(200));
+    assert!(
+        answered.time() < Duration::from_secs(120),
+        "before the failback"
+    );
+    cleanup(&dir);
+}
+
+#[test]
+fn failback_restarts_all_at_once_when_naive_and_spread_when_hardened() {
+    let spread = |preset: &str| {
+        let (prepared, dir) = two_regions(&format!("failback-{preset}"), preset, &[]);
+        let log = simulate_with(&prepared, &outage("eu-west-1", 30, 60));
+        cleanup(&dir);
+        let restarts: Vec<Duration> = log
+            .of("stampede::mechanism")
+            .filter(|e| e.name == "restart_jitter")
+            .map(|e| Duration::from_micros(e.u64("wait_us").unwrap()))
+            .collect();
+        restarts
+    };
+    assert!(spread("naive").is_empty(), "naive nodes start at once");
+    let hardened_jitter = spread("hardened");
+    assert_eq!(hardened_jitter.len(), 4, "every returning worker waits");
+    let max = hardened_jitter.iter().max().unwrap();
+    let min = hardened_jitter.iter().min().unwrap();
+    assert!(
+        *max - *min >= Duration::from_secs(2),
+        "spread out: {hardened_jitter:?}"
+    );
+}
