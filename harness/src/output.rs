@@ -1,4 +1,5 @@
-//! What a run leaves behind: the run directory (`run.json`, `events.jsonl`, `results.json`),
+//! What a run leaves behind: the run directory (`run.json`, `events.jsonl`, `results.json`,
+//! `audit.jsonl`),
 //! written whole or not at all, and the one-screen summary.
 
 use std::collections::BTreeMap;
@@ -107,6 +108,7 @@ pub fn write_run_dir(report: &RunReport, dir: &Path) -> io::Result<()> {
         std::fs::write(tmp.join("run.json"), pretty(&run_json(report)))?;
         std::fs::write(tmp.join("events.jsonl"), report.log.to_jsonl())?;
         std::fs::write(tmp.join("results.json"), pretty(&results_json(report)))?;
+        std::fs::write(tmp.join("audit.jsonl"), audit_trace(&report.log))?;
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
@@ -116,6 +118,28 @@ pub fn write_run_dir(report: &RunReport, dir: &Path) -> io::Result<()> {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     written
+}
+
+/// The system's audit log as a native trace: every submission the coordinators recorded, in
+/// order, with `t_ms` made relative to the first. Replaying it replays what the system saw.
+pub fn audit_trace(log: &crate::events::EventLog) -> String {
+    let mut records: Vec<crate::trace::Record> = log
+        .of("stampede::audit")
+        .filter(|e| e.name == "submission")
+        .filter_map(|e| serde_json::from_str(e.str("record")?).ok())
+        .collect();
+    records.sort_by_key(|r| r.t_ms);
+    let start = records.first().map_or(0, |r| r.t_ms);
+    let mut out = format!(
+        "{}\n",
+        json!({ "format": crate::trace::FORMAT, "version": crate::trace::VERSION })
+    );
+    for mut r in records {
+        r.t_ms -= start;
+        out.push_str(&serde_json::to_string(&r).expect("records serialise"));
+        out.push('\n');
+    }
+    out
 }
 
 fn pretty(v: &Value) -> String {

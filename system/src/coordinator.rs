@@ -297,9 +297,10 @@ impl Coordinator {
     }
 
     async fn submit(self: &Arc<Self>, record: Record) -> Response {
-        // The audit log records what arrived, before anything else can go wrong.
+        // The audit log records what arrived, before anything else can go wrong; its `t_ms` is
+        // wall-clock (Unix milliseconds), which an export makes relative to its first record.
         let audit = Record {
-            t_ms: self.start.elapsed().as_millis() as u64,
+            t_ms: self.now_unix_ms(),
             ..record.clone()
         };
         let line = serde_json::to_string(&audit).unwrap_or_default();

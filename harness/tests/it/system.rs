@@ -364,3 +364,20 @@ fn failback_restarts_all_at_once_when_naive_and_spread_when_hardened() {
         "spread out: {hardened_jitter:?}"
     );
 }
+
+#[test]
+fn the_audit_log_is_a_trace_that_replays_what_was_submitted() {
+    let prepared = stampede::prepare(&crate::scenario("smoke.yaml")).unwrap();
+    let original = prepared.trace.clone();
+    let report = stampede::run(prepared, None).unwrap();
+    let text = stampede::output::audit_trace(&report.log);
+    let audit = stampede::trace::parse(Path::new("audit.jsonl"), &text).unwrap();
+    assert_eq!(audit.records.len(), original.records.len());
+    let first = original.records[0].t_ms;
+    for (a, o) in audit.records.iter().zip(&original.records) {
+        assert_eq!((&a.sql, &a.tenant, &a.lakes), (&o.sql, &o.tenant, &o.lakes));
+        // Submission times, shifted to start at 0, within the network's delay.
+        let expected = o.t_ms - first;
+        assert!(a.t_ms.abs_diff(expected) <= 100, "{} vs {expected}", a.t_ms);
+    }
+}
