@@ -208,3 +208,140 @@ pub async fn operator(controls: Vec<Control>) -> turmoil::Result {
     }
     Ok(())
 }
+
+/// The controls of a scenario's `faults:` timeline, each fault with its undoing.
+pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
+    use crate::scenario::FaultAction;
+    let first = scenario.world.regions.first().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    for f in &scenario.faults {
+        let region = f.region.clone().unwrap_or_else(|| first.clone());
+        let at = f.at.0;
+        let until = f.lasts.map(|d| at + d.0);
+        let mut push = |at: Duration, action: ProviderAction| {
+            out.push(Control {
+                at,
+                region: region.clone(),
+                action,
+            })
+        };
+        match f.action {
+            FaultAction::AccountFreeze => {
+                let account = f
+                    .account
+                    .clone()
+                    .unwrap_or_else(|| stampede_fakes::iam::SYSTEM_ACCOUNT.to_string());
+                let duration = f.lasts.map_or(Duration::MAX / 4, |d| d.0);
+                push(at, ProviderAction::Freeze { account, duration });
+            }
+            FaultAction::ApiThrottle => {
+                let api = f.api.clone().unwrap_or_default();
+                let rate_per_s = f.rate_per_s.unwrap_or(1.0);
+                push(
+                    at,
+                    ProviderAction::Throttle {
+                        api: api.clone(),
+                        rate_per_s,
+                    },
+                );
+                if let Some(u) = until {
+                    // Lifted: back to no limit of our making.
+                    push(
+                        u,
+                        ProviderAction::Throttle {
+                            api,
+                            rate_per_s: 1e12,
+                        },
+                    );
+                }
+            }
+            FaultAction::RegionOutage => {
+                push(at, ProviderAction::RegionDown);
+                if let Some(u) = until {
+                    push(u, ProviderAction::RegionUp);
+                }
+            }
+            FaultAction::HostCrash => {
+                let host = f.host.clone().unwrap_or_default();
+                push(at, ProviderAction::HostCrash { host: host.clone() });
+                if let Some(u) = until {
+                    push(u, ProviderAction::HostRestart { host });
+                }
+            }
+            FaultAction::Latency => {
+                push(
+                    at,
+                    ProviderAction::Latency {
+                        extra: f.extra.map_or(Duration::ZERO, |e| e.0),
+                    },
+                );
+                if let Some(u) = until {
+                    push(
+                        u,
+                        ProviderAction::Latency {
+                            extra: Duration::ZERO,
+                        },
+                    );
+                }
+            }
+            FaultAction::FleetCapacity => {
+                push(
+                    at,
+                    ProviderAction::FleetCapacity {
+                        fraction: f.fraction.unwrap_or(1.0),
+                    },
+                );
+                if let Some(u) = until {
+                    push(u, ProviderAction::FleetCapacity { fraction: 1.0 });
+                }
+            }
+            FaultAction::ConfigPush => {
+                let body = serde_json::to_string(&f.document).unwrap_or_default();
+                push(
+                    at,
+                    ProviderAction::Request {
+                        host: crate::world::coordinator_host(&first),
+                        port: crate::world::COORDINATOR_PORT,
+                        path: "/v1/config".into(),
+                        body,
+                    },
+                );
+            }
+        }
+    }
+    out.sort_by_key(|c| c.at);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_timeline_becomes_controls_with_their_undoing() {
+        let text = "name: t\nduration: 10m\nworld:\n  regions: [a, b]\n  lakes: { count: 4 }\ntraffic:\n  replay: t.jsonl\nfaults:\n  - { at: 1m, action: region.outage, region: b, for: 2m }\n  - { at: 30s, action: api.throttle, api: AssumeRole, rate_per_s: 5 }\n  - { at: 2m, action: host.crash, host: worker-a-0, for: 10s }\n";
+        let s = crate::scenario::parse(Path::new("t.yaml"), text).unwrap();
+        let got: Vec<(u64, &str, String)> = timeline(&s)
+            .iter()
+            .map(|c| (c.at.as_secs(), c.action.describe().0, c.region.clone()))
+            .collect();
+        let want = vec![
+            (30, "throttle", "a".to_string()),
+            (60, "region_down", "b".to_string()),
+            (120, "host_crash", "a".to_string()),
+            (130, "host_restart", "a".to_string()),
+            (180, "region_up", "b".to_string()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_fault_missing_its_parameter_is_located() {
+        let text = "name: t\nduration: 10m\nworld:\n  regions: [a]\n  lakes: { count: 4 }\ntraffic:\n  replay: t.jsonl\nfaults:\n  - { at: 1m, action: latency, extra: 1s }\n  - { at: 2m, action: host.crash, for: 10s }\n";
+        let e = crate::scenario::parse(Path::new("t.yaml"), text).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(10), Some(3)), "{e:?}");
+        assert!(e.message.contains("host"), "{}", e.message);
+    }
+}

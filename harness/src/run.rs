@@ -187,7 +187,16 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
 fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
     let recorder = Recorder::new();
     recorder
-        .scope(|| world::simulate(&prepared.scenario, seed, &prepared.trace, &recorder, &[]))
+        .scope(|| {
+            let controls = crate::control::timeline(&prepared.scenario);
+            world::simulate(
+                &prepared.scenario,
+                seed,
+                &prepared.trace,
+                &recorder,
+                &controls,
+            )
+        })
         .map_err(RunError::Sim)
 }
 

@@ -37,10 +37,77 @@ pub struct Scenario {
     /// The invariants checked after the run, by name (see INVARIANTS.md).
     #[serde(default)]
     pub invariants: Vec<InvariantName>,
+    /// Faults and operator actions on the timeline.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
     /// What the run must show. A scenario that reproduces an outage names the invariants the
     /// outage violates: the run passes when exactly those fail.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// One fault or operator action on the timeline. Which keys it needs depends on `action`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// When it starts.
+    pub at: Span,
+    /// What happens.
+    pub action: FaultAction,
+    /// How long it lasts; it is undone at `at + for`. Required by `region.outage` and
+    /// `host.crash` (the restart), optional for the others (for ever when absent).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub lasts: Option<Span>,
+    /// The region it hits. Default: the world's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `account.freeze`: the account. Default: the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `api.throttle`: the api, e.g. `AssumeRole`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    /// `api.throttle`: the rate the api is held to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_s: Option<f64>,
+    /// `latency`: added to every provider call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Span>,
+    /// `fleet.capacity`: the fraction of the metadata fleet left in service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+    /// `host.crash`: the host, e.g. `coordinator-eu-west-1` or `worker-eu-west-1-0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// `config.push`: the document, `{version: N, tuning: {...}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<stampede_system::config::ConfigDocument>,
+}
+
+/// The faults and operator actions a timeline can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum FaultAction {
+    /// The provider freezes an account (`account`, default the system's) for `for`.
+    #[serde(rename = "account.freeze")]
+    AccountFreeze,
+    /// An api is held to `rate_per_s` for every account, for `for`.
+    #[serde(rename = "api.throttle")]
+    ApiThrottle,
+    /// The region goes down, every host in it, and comes back after `for` (the failback).
+    #[serde(rename = "region.outage")]
+    RegionOutage,
+    /// A host crashes and restarts after `for`.
+    #[serde(rename = "host.crash")]
+    HostCrash,
+    /// Every provider call takes `extra` longer, for `for`.
+    #[serde(rename = "latency")]
+    Latency,
+    /// Only `fraction` of the metadata fleet serves, for `for`.
+    #[serde(rename = "fleet.capacity")]
+    FleetCapacity,
+    /// An operator pushes `document` to the system's config (through the first coordinator).
+    #[serde(rename = "config.push")]
+    ConfigPush,
 }
 
 /// What a run must show.
@@ -464,6 +531,56 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             "must not exceed max_latency".into(),
         ));
     }
+    for (i, f) in s.faults.iter().enumerate() {
+        let key = format!("faults.{i}");
+        let need = |present: bool, what: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(err(&key, format!("{:?} needs `{what}`", f.action)))
+            }
+        };
+        match f.action {
+            FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
+            FaultAction::ApiThrottle => {
+                need(f.api.is_some(), "api")?;
+                need(
+                    f.rate_per_s.is_some_and(|r| r > 0.0),
+                    "rate_per_s (above 0)",
+                )?;
+            }
+            FaultAction::RegionOutage => need(f.lasts.is_some(), "for")?,
+            FaultAction::HostCrash => {
+                need(f.host.is_some(), "host")?;
+                need(f.lasts.is_some(), "for")?;
+            }
+            FaultAction::Latency => need(f.extra.is_some(), "extra")?,
+            FaultAction::FleetCapacity => need(
+                f.fraction.is_some_and(|x| (0.0..=1.0).contains(&x)),
+                "fraction (0 to 1)",
+            )?,
+            FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
+        }
+        if let Some(r) = &f.region
+            && !s.world.regions.contains(r)
+        {
+            return Err(err(
+                &key,
+                format!("region `{r}` is not one of world.regions"),
+            ));
+        }
+    }
+    for v in &s.expect.violated {
+        if !s.invariants.contains(v) {
+            return Err(err(
+                "expect.violated",
+                format!(
+                    "`{}` is expected to be violated but is not listed under invariants",
+                    v.as_str()
+                ),
+            ));
+        }
+    }
     if s.system.workers_per_region == 0 {
         return Err(err(
             "system.workers_per_region",
@@ -485,6 +602,24 @@ fn locate_key(text: &str, dotted: &str) -> (Option<u64>, Option<u64>) {
     let mut from = 0;
     let mut found = (None, None);
     for key in dotted.split('.') {
+        // A sequence index: the n-th `- ` item after the key before it.
+        if let Ok(n) = key.parse::<usize>() {
+            let hit = text
+                .lines()
+                .enumerate()
+                .skip(from + 1)
+                .filter(|(_, line)| line.trim_start().starts_with("- "))
+                .nth(n)
+                .map(|(i, line)| (i, line.len() - line.trim_start().len()));
+            match hit {
+                Some((i, col)) => {
+                    from = i;
+                    found = (Some(i as u64 + 1), Some(col as u64 + 1));
+                    continue;
+                }
+                None => break,
+            }
+        }
         let needle = format!("{key}:");
         let hit = text.lines().enumerate().skip(from).find_map(|(i, line)| {
             let trimmed = line.trim_start();
