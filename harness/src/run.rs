@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::arrivals;
 use crate::clock::WallTimer;
 use crate::events::{EventLog, Recorder};
 use crate::invariants::{self, Verdict, WITNESS_EVENTS, Witness};
@@ -42,24 +43,47 @@ pub struct Prepared {
 pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
     let scenario = scenario::load(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let trace_path = base.join(&scenario.traffic.replay);
-    if !trace_path.is_file() {
-        let (line, column) = find_text(path, "replay:");
+    let t = &scenario.traffic;
+    let (key, file) = match (&t.replay, &t.arrivals) {
+        (Some(replay), _) => ("replay:", replay.clone()),
+        (None, Some(arrivals)) => ("csv:", arrivals.csv.clone()),
+        (None, None) => ("generate:", PathBuf::new()),
+    };
+    let trace_path = base.join(&file);
+    if t.generate.is_none() && !trace_path.is_file() {
+        let (line, column) = find_text(path, key);
         return Err(InputError {
             file: path.to_path_buf(),
             line,
             column,
-            field: Some("traffic.replay".into()),
-            message: format!("trace `{}` not found", trace_path.display()),
+            field: Some(format!("traffic.{}", key.trim_end_matches(':'))),
+            message: format!("`{}` not found", trace_path.display()),
         });
     }
-    let trace = trace::load(&trace_path)?;
+    let source = match (&t.replay, &t.arrivals, &t.generate, &t.query) {
+        (Some(_), ..) => trace::load(&trace_path)?,
+        (None, Some(a), _, Some(q)) => {
+            arrivals::from_template(&arrivals::read_csv(&trace_path, &a.column)?, q)
+        }
+        (None, None, Some(g), Some(q)) => {
+            arrivals::from_template(&arrivals::generate(g, scenario.seed), q)
+        }
+        _ => unreachable!("validated: one source, and a query for arrivals and generators"),
+    };
+    let trace = arrivals::reshape(
+        source,
+        t.window,
+        &t.tenants,
+        t.load,
+        t.timing,
+        scenario.seed,
+    );
     let lakes = world::lake_directory(&scenario, scenario.seed);
     world::submissions(&scenario, &lakes, &trace).map_err(|e| match e {
         SimError::Selector { line, message } => InputError {
             file: trace_path.clone(),
             line: Some(line),
-            column: None,
+            column: column_on_line(&trace_path, line, "\"lakes\""),
             field: Some("lakes".into()),
             message,
         },
@@ -82,6 +106,14 @@ fn find_text(path: &Path, needle: &str) -> (Option<u64>, Option<u64>) {
                 .map(|c| (Some(i as u64 + 1), Some(c as u64 + 1)))
         })
         .unwrap_or((None, None))
+}
+
+/// The 1-based column of `needle` on the 1-based `line` of the file, if it is there.
+fn column_on_line(path: &Path, line: u64, needle: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let index = usize::try_from(line).ok()?.checked_sub(1)?;
+    let column = text.lines().nth(index)?.find(needle)?;
+    Some(column as u64 + 1)
 }
 
 /// Everything one run produced.

@@ -318,7 +318,33 @@ impl Default for SystemSpec {
 #[serde(deny_unknown_fields)]
 pub struct Traffic {
     /// A trace in the native JSON Lines format, relative to the scenario file.
-    pub replay: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
+    /// A CSV arrival process: one query (from `query`) per row, at the row's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<crate::arrivals::CsvArrivals>,
+    /// A synthetic arrival process: one query (from `query`) per arrival.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<crate::arrivals::Generator>,
+    /// What each arrival of `arrivals` or `generate` submits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<crate::arrivals::QueryTemplate>,
+    /// Keep only arrivals in this window of the source, shifted to start at 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::arrivals::Window>,
+    /// Keep only these tenants' queries. Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+    /// Load multiplier, by deterministic duplication (above 1) or sampling (below). Default: 1.
+    #[serde(default = "unit_load")]
+    pub load: f64,
+    /// `original` (default), `scaled:K` (times divided by K) or `fixed_rate:R/s`.
+    #[serde(default)]
+    pub timing: crate::arrivals::Timing,
+}
+
+fn unit_load() -> f64 {
+    1.0
 }
 
 /// The invariants this build can check.
@@ -580,6 +606,30 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 ),
             ));
         }
+    }
+    let t = &s.traffic;
+    let sources = [
+        t.replay.is_some(),
+        t.arrivals.is_some(),
+        t.generate.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if sources != 1 {
+        return Err(err(
+            "traffic",
+            "needs exactly one of `replay`, `arrivals` or `generate`".into(),
+        ));
+    }
+    if (t.arrivals.is_some() || t.generate.is_some()) && t.query.is_none() {
+        return Err(err(
+            "traffic",
+            "`arrivals` and `generate` need a `query` to submit at each arrival".into(),
+        ));
+    }
+    if !(t.load.is_finite() && t.load > 0.0) {
+        return Err(err("traffic.load", "must be above 0".into()));
     }
     if s.system.workers_per_region == 0 {
         return Err(err(

@@ -35,6 +35,9 @@ pub struct Trace {
     pub records: Vec<Record>,
     /// The 1-based line of each record in its file, for errors found later.
     pub lines: Vec<u64>,
+    /// When each record is submitted, from the start: `t_ms` for a native trace, finer for a
+    /// CSV arrival process (its timestamps down to the nanosecond).
+    pub at: Vec<std::time::Duration>,
 }
 
 /// Reads a native trace file.
@@ -90,9 +93,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Trace, InputError> {
         records.push(record);
         record_lines.push(index as u64 + 1);
     }
+    let at = records
+        .iter()
+        .map(|r| std::time::Duration::from_millis(r.t_ms))
+        .collect();
     Ok(Trace {
         records,
         lines: record_lines,
+        at,
     })
 }
 

@@ -212,7 +212,13 @@ pub fn submissions(
 ) -> Result<Vec<Submission>, SimError> {
     let regions = &scenario.world.regions;
     let mut out = Vec::with_capacity(trace.records.len());
-    for (seq, (record, &line)) in trace.records.iter().zip(&trace.lines).enumerate() {
+    for (seq, ((record, &line), &at)) in trace
+        .records
+        .iter()
+        .zip(&trace.lines)
+        .zip(&trace.at)
+        .enumerate()
+    {
         let count = match &record.lakes {
             LakeSelector::All => lakes.count as usize,
             LakeSelector::Tenant(t) => (0..lakes.count).filter(|&i| &lakes.tenant(i) == t).count(),
@@ -244,7 +250,7 @@ pub fn submissions(
             .collect();
         out.push(Submission {
             seq: seq as u64,
-            at: Duration::from_millis(record.t_ms),
+            at,
             coordinators,
             record: record.clone(),
         });

@@ -10,6 +10,7 @@
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
 //! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
 
+mod arrivals;
 mod cli;
 mod correctness;
 mod determinism;

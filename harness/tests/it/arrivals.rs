@@ -1,0 +1,80 @@
+//! A real arrival process replayed in virtual time: the Azure LLM inference trace (CSV, one
+//! request per row), exactly as recorded and four times faster, at the millisecond resolution
+//! of tokio's timers (the recorded offsets have 100 ns digits).
+
+use std::path::Path;
+use std::time::Duration;
+
+use stampede::events::Recorder;
+use stampede::world::simulate;
+
+/// The Azure trace's arrival offsets, from the file itself.
+fn recorded() -> Vec<Duration> {
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/traces/azure-llm-inference-2023-conv.csv");
+    stampede::arrivals::read_csv(&csv, "TIMESTAMP").unwrap()
+}
+
+/// When the replay client submitted each query, in the run of a scenario with `timing`.
+fn submitted(timing: &str, window_s: u64) -> Vec<Duration> {
+    let dir = std::env::temp_dir().join(format!(
+        "stampede-it-azure-{}-{}",
+        timing.replace(':', "-"),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/traces/azure-llm-inference-2023-conv.csv");
+    let yaml = format!(
+        "name: azure\nduration: 40s\ntick: 1ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: 2, files_per_lake: 1, rows_per_file: 10 }}\ntraffic:\n  arrivals: {{ csv: {} }}\n  query: {{ sql: 'SELECT count(*) FROM telemetry' }}\n  window: {{ to: {window_s}s }}\n  timing: '{timing}'\n",
+        csv.display()
+    );
+    let path = dir.join("azure.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let prepared = stampede::prepare(&path).unwrap();
+    let recorder = Recorder::new();
+    let log = recorder
+        .scope(|| simulate(&prepared.scenario, 1, &prepared.trace, &recorder, &[]))
+        .unwrap()
+        .log;
+    let _ = std::fs::remove_dir_all(&dir);
+    log.of("stampede::traffic")
+        .filter(|e| e.name == "submitted")
+        .map(|e| e.time())
+        .collect()
+}
+
+/// A time as a timer fires for it: tokio's timers have millisecond resolution, so a deadline
+/// fires at the next whole millisecond.
+fn timer(t: Duration) -> Duration {
+    Duration::from_millis(t.as_nanos().div_ceil(1_000_000) as u64)
+}
+
+#[test]
+fn the_azure_trace_replays_its_inter_arrival_times() {
+    let recorded = recorded();
+    assert!(recorded.len() > 19_000, "{}", recorded.len());
+    let window = 30;
+    let want: Vec<Duration> = recorded
+        .iter()
+        .copied()
+        .filter(|t| *t < Duration::from_secs(window))
+        .collect();
+    let got = submitted("original", window);
+    assert_eq!(got.len(), want.len());
+    // Every query goes out exactly at its recorded offset, as the timer resolves it; so every
+    // inter-arrival time is the recorded one, to the millisecond.
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(*g, timer(*w));
+    }
+    let fast = submitted("scaled:4", window * 4);
+    let want4: Vec<Duration> = recorded
+        .iter()
+        .filter(|t| **t < Duration::from_secs(window * 4))
+        .map(|t| *t / 4)
+        .collect();
+    assert_eq!(fast.len(), want4.len());
+    for (g, w) in fast.iter().zip(&want4) {
+        assert_eq!(*g, timer(*w));
+    }
+}
