@@ -167,3 +167,116 @@ fn fakes_serve_prints_exports_and_serves_real_clients() {
     let _ = child.wait();
     assert_eq!(listed.unwrap().len(), 2, "the lake's two files");
 }
+
+/// The `*.yaml` or `*.jsonl` files directly in `dir`, sorted.
+fn files_ending(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The trace a scenario file replays, read from its `replay:` line, relative to the file.
+fn replayed_trace(scenario: &Path) -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string(scenario).ok()?;
+    let value = text
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("replay:"))?;
+    Some(scenario.parent()?.join(value.trim()))
+}
+
+/// Whether `stderr` names `file` followed by `:LINE:COL:`.
+fn names_with_location(stderr: &str, file: &str) -> bool {
+    stderr.match_indices(file).any(|(at, _)| {
+        let before = stderr[..at].chars().next_back();
+        let mut rest = stderr[at + file.len()..].split(':');
+        let number = |part: Option<&str>| {
+            part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        };
+        before.is_none_or(|c| c == '/' || c == '\\' || c.is_whitespace())
+            && rest.next() == Some("")
+            && number(rest.next())
+            && number(rest.next())
+            && rest.next().is_some()
+    })
+}
+
+#[test]
+fn every_invalid_scenario_exits_64_with_a_location_and_leaves_no_run_dir() {
+    let root = scenario("invalid");
+    let scenarios = files_ending(&root, "yaml");
+    let traces = files_ending(&root.join("traces"), "jsonl");
+    assert!(
+        scenarios.len() + traces.len() >= 30,
+        "scenarios/invalid/ holds {} scenario and {} trace files; at least 30 are wanted",
+        scenarios.len(),
+        traces.len()
+    );
+    let mut at_fault = std::collections::BTreeSet::new();
+    let mut replays = std::collections::BTreeMap::<_, Vec<_>>::new();
+    let mut problems = Vec::new();
+    for path in &scenarios {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        // The file at fault: the trace the scenario replays when it is one of the malformed
+        // traces beside it, otherwise the scenario itself.
+        let trace = replayed_trace(path).filter(|t| traces.contains(t));
+        if let Some(t) = &trace {
+            replays.entry(t.clone()).or_default().push(name);
+        }
+        let offending = trace.unwrap_or_else(|| path.clone());
+        let offending_name = offending.file_name().unwrap().to_str().unwrap().to_string();
+        at_fault.insert(offending);
+
+        let dir = temp_dir(&format!("invalid-{}", name.trim_end_matches(".yaml")));
+        let run_dir = dir.join("run");
+        let out = stampede(
+            &[
+                "run",
+                path.to_str().unwrap(),
+                "--out",
+                run_dir.to_str().unwrap(),
+            ],
+            &dir,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(64) {
+            problems.push(format!(
+                "{name}: exit {:?}, not 64\n{stderr}",
+                out.status.code()
+            ));
+        }
+        if !names_with_location(&stderr, &offending_name) {
+            problems.push(format!(
+                "{name}: stderr does not name {offending_name}:LINE:COL:\n{stderr}"
+            ));
+        }
+        if run_dir.exists() {
+            problems.push(format!("{name}: the run directory {run_dir:?} exists"));
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        if !left.is_empty() {
+            problems.push(format!("{name}: left {left:?} in {dir:?}"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    for trace in &traces {
+        match replays.get(trace).map(Vec::as_slice) {
+            Some([_]) => {}
+            other => problems.push(format!(
+                "{trace:?} must be replayed by exactly one scenario, is by {other:?}"
+            )),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+    assert!(
+        at_fault.len() >= 30,
+        "{} malformed inputs (scenario files at fault and traces); at least 30 are wanted",
+        at_fault.len()
+    );
+}
