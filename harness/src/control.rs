@@ -344,4 +344,20 @@ mod tests {
         assert_eq!((e.line, e.column), (Some(10), Some(3)), "{e:?}");
         assert!(e.message.contains("host"), "{}", e.message);
     }
+
+    #[test]
+    fn months_impossible_faults_and_unknown_hosts_are_refused() {
+        let base =
+            "name: t\nworld:\n  regions: [a]\n  lakes: { count: 4 }\ntraffic:\n  replay: t.jsonl\n";
+        let parse =
+            |extra: &str| crate::scenario::parse(Path::new("t.yaml"), &format!("{base}{extra}"));
+        let e = parse("duration: 10M\n").unwrap_err();
+        assert!(e.message.contains("months"), "{}", e.message);
+        let e = parse("duration: 10m\nfaults:\n  - { at: 20m, action: latency, extra: 1s }\n")
+            .unwrap_err();
+        assert!(e.message.contains("run lasts"), "{}", e.message);
+        let e = parse("duration: 10m\nfaults:\n  - { at: 1m, action: host.crash, host: worker-a-7, for: 1s }\n").unwrap_err();
+        assert!(e.message.contains("worker-a-7"), "{}", e.message);
+        assert!(parse("duration: 10m\nfaults:\n  - { at: 1m, action: host.crash, host: worker-a-0, for: 1s }\n").is_ok());
+    }
 }

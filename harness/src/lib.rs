@@ -6,6 +6,7 @@
 
 pub mod arrivals;
 pub mod clock;
+pub mod cloudtrail;
 pub mod control;
 pub mod events;
 pub mod exit;

@@ -39,6 +39,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Traces: import recorded traffic.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
     /// The fake cloud provider, for real clients.
     Fakes {
         #[command(subcommand)]
@@ -80,6 +85,9 @@ fn main() -> ExitCode {
             out,
         } => run_command(&scenario, seed, out),
         Command::Validate { files } => validate_command(&files),
+        Command::Trace {
+            command: TraceCommand::Import { cloudtrail, out },
+        } => import_command(&cloudtrail, &out),
         Command::Fakes {
             command: FakesCommand::Serve { config, port_base },
         } => serve_command(config.as_deref(), port_base),
@@ -123,6 +131,50 @@ fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode
     } else {
         Exit::Pass.into()
     }
+}
+
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Turn AWS CloudTrail records into a provider trace: every recorded call becomes a call by
+    /// a background account at its recorded time. Replay it with
+    /// `world.provider.background.replay`.
+    Import {
+        /// CloudTrail files: `{"Records": [...]}` or one record per line, gzipped or not.
+        #[arg(long, required = true, num_args = 1..)]
+        cloudtrail: Vec<PathBuf>,
+        /// The provider trace to write (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn import_command(files: &[PathBuf], out: &Path) -> ExitCode {
+    let records = match stampede::cloudtrail::import(files) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    // Written beside the target and renamed into place: never half a trace.
+    let tmp = out.with_extension("partial");
+    let written = std::fs::write(&tmp, stampede::cloudtrail::to_jsonl(&records))
+        .and_then(|()| std::fs::rename(&tmp, out));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        eprintln!("internal error: writing {}: {e}", out.display());
+        return Exit::Internal.into();
+    }
+    let accounts: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.account.as_str()).collect();
+    println!(
+        "wrote {}: {} calls from {} accounts over {:.1}s",
+        out.display(),
+        records.len(),
+        accounts.len(),
+        records.last().map_or(0.0, |r| r.t_ms as f64 / 1000.0)
+    );
+    Exit::Pass.into()
 }
 
 fn validate_command(files: &[PathBuf]) -> ExitCode {

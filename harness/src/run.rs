@@ -41,8 +41,30 @@ pub struct Prepared {
 
 /// Loads a scenario and its trace, checking both before anything runs.
 pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
-    let scenario = scenario::load(path)?;
+    let mut scenario = scenario::load(path)?;
     let base = path.parent().unwrap_or(Path::new("."));
+    if let Some(replay) = scenario.world.provider.background.replay.clone() {
+        let file = base.join(&replay);
+        if !file.is_file() {
+            let (line, column) = find_text(path, "replay:");
+            return Err(InputError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                field: Some("world.provider.background.replay".into()),
+                message: format!("provider trace `{}` not found", file.display()),
+            });
+        }
+        scenario.world.provider.background.recorded = crate::cloudtrail::load(&file)?
+            .into_iter()
+            .map(|r| stampede_fakes::provider::background::RecordedCall {
+                at: Duration::from_millis(r.t_ms),
+                account: r.account,
+                service: r.service,
+                api: r.api,
+            })
+            .collect();
+    }
     let t = &scenario.traffic;
     let (key, file) = match (&t.replay, &t.arrivals) {
         (Some(replay), _) => ("replay:", replay.clone()),

@@ -110,6 +110,21 @@ pub enum FaultAction {
     ConfigPush,
 }
 
+impl FaultAction {
+    /// The name written in scenario files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountFreeze => "account.freeze",
+            Self::ApiThrottle => "api.throttle",
+            Self::RegionOutage => "region.outage",
+            Self::HostCrash => "host.crash",
+            Self::Latency => "latency",
+            Self::FleetCapacity => "fleet.capacity",
+            Self::ConfigPush => "config.push",
+        }
+    }
+}
+
 /// What a run must show.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +242,13 @@ pub struct BackgroundSpec {
     pub accounts: u32,
     /// Calls per second from each. Default: 5.
     pub rate_per_s: Option<f64>,
+    /// A provider trace (`stampede trace import --cloudtrail`) replayed as other accounts'
+    /// calls at their recorded times, in the first region; relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
+    /// The calls of `replay`, read when the scenario is prepared.
+    #[serde(skip)]
+    pub recorded: Vec<stampede_fakes::provider::background::RecordedCall>,
 }
 
 /// The lakes, generated from the seed when first read.
@@ -360,6 +382,28 @@ pub enum InvariantName {
     ProviderQuota,
     /// The same seed gives the same event-log digest.
     Deterministic,
+    /// At most 1 % of the system's provider calls are throttled in any 60 s window.
+    ThrottleRate,
+    /// At most 1 % of background accounts' calls fail in any 60 s window of 20 or more.
+    CollateralDamage,
+    /// No retry leads past the third attempt of a call.
+    AttemptCap,
+    /// Every retry told to wait by `Retry-After` waits that long.
+    RetryHygiene,
+    /// An accepted query's first status comes within 5 s; a running one's progress every 30 s.
+    ProgressVisible,
+    /// Every submitted query is answered or refused explicitly: no silent drop, no hang.
+    ExplicitBackpressure,
+    /// At most one sts or glue call per (principal, action, resource) in flight at once.
+    Coalesced,
+    /// No lake account touches another lake's bucket; only the system assumes roles.
+    TenantIsolation,
+    /// A config version a canary rolled back was never applied beyond the canaries.
+    BlastRadius,
+    /// After a region comes back, at most 20 credential fetches a second for 60 s.
+    FailbackRamp,
+    /// Jain's index of tenants' goodput against their fair share is at least 0.9.
+    TenantFairness,
 }
 
 impl InvariantName {
@@ -370,6 +414,17 @@ impl InvariantName {
             Self::NeverFrozen => "never_frozen",
             Self::ProviderQuota => "provider_quota",
             Self::Deterministic => "deterministic",
+            Self::ThrottleRate => "throttle_rate",
+            Self::CollateralDamage => "collateral_damage",
+            Self::AttemptCap => "attempt_cap",
+            Self::RetryHygiene => "retry_hygiene",
+            Self::ProgressVisible => "progress_visible",
+            Self::ExplicitBackpressure => "explicit_backpressure",
+            Self::Coalesced => "coalesced",
+            Self::TenantIsolation => "tenant_isolation",
+            Self::BlastRadius => "blast_radius",
+            Self::FailbackRamp => "failback_ramp",
+            Self::TenantFairness => "tenant_fairness",
         }
     }
 }
@@ -381,6 +436,13 @@ pub struct Span(pub Duration);
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
+        // humantime reads `M` as months and `y` as years: nobody simulates those, and `10M`
+        // was surely meant as minutes.
+        if text.contains('M') || text.contains('y') || text.contains("month") {
+            return Err(serde::de::Error::custom(format!(
+                "invalid duration `{text}`: months and years are not simulated; write e.g. 500ms, 10s, 5m (minutes), 2h, 3d"
+            )));
+        }
         humantime::parse_duration(&text).map(Span).map_err(|e| {
             serde::de::Error::custom(format!(
                 "invalid duration `{text}` ({e}); write e.g. 500ms, 10s, 5m, 2h"
@@ -530,6 +592,65 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             format!("`{bad}` is not a region name (lowercase letters, digits, '-')"),
         ));
     }
+    if s.name.trim().is_empty() {
+        return Err(err("name", "must not be empty".into()));
+    }
+    if let Some(dup) = s
+        .world
+        .regions
+        .iter()
+        .enumerate()
+        .find(|(i, r)| s.world.regions[..*i].contains(r))
+        .map(|(_, r)| r)
+    {
+        return Err(err("world.regions", format!("`{dup}` is listed twice")));
+    }
+    if let Some(dup) = s
+        .invariants
+        .iter()
+        .enumerate()
+        .find(|(i, n)| s.invariants[..*i].contains(n))
+        .map(|(_, n)| n)
+    {
+        return Err(err(
+            "invariants",
+            format!("`{}` is listed twice", dup.as_str()),
+        ));
+    }
+    let p = &s.world.provider;
+    for (api, q) in &p.quotas {
+        if !(q.rate_per_s.is_finite()
+            && q.rate_per_s > 0.0
+            && q.burst.is_finite()
+            && q.burst >= 1.0)
+        {
+            return Err(err(
+                &format!("world.provider.quotas.{api}"),
+                "rate_per_s must be above 0 and burst at least 1".into(),
+            ));
+        }
+    }
+    if p.fleet.servers == Some(0) {
+        return Err(err(
+            "world.provider.fleet.servers",
+            "needs at least one server".into(),
+        ));
+    }
+    if p.freeze
+        .fleet_util_over
+        .is_some_and(|u| !(u > 0.0 && u <= 1.0))
+    {
+        return Err(err(
+            "world.provider.freeze.fleet_util_over",
+            "must be above 0 and at most 1, or the freeze could never happen".into(),
+        ));
+    }
+    if p.freeze.min_share.is_some_and(|u| !(u > 0.0 && u <= 1.0)) {
+        return Err(err(
+            "world.provider.freeze.min_share",
+            "must be above 0 and at most 1".into(),
+        ));
+    }
     if s.world.lakes.count == 0 {
         return Err(err("world.lakes.count", "needs at least one lake".into()));
     }
@@ -563,9 +684,31 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             if present {
                 Ok(())
             } else {
-                Err(err(&key, format!("{:?} needs `{what}`", f.action)))
+                Err(err(&key, format!("`{}` needs `{what}`", f.action.as_str())))
             }
         };
+        if f.at.0 >= s.duration.0 {
+            return Err(err(
+                &key,
+                format!(
+                    "starts at {} but the run lasts {}",
+                    humantime::format_duration(f.at.0),
+                    humantime::format_duration(s.duration.0)
+                ),
+            ));
+        }
+        if let Some(host) = &f.host {
+            let known = s.world.regions.iter().any(|r| {
+                host == &format!("coordinator-{r}")
+                    || (0..s.system.workers_per_region).any(|k| host == &format!("worker-{r}-{k}"))
+            });
+            if !known {
+                return Err(err(
+                    &key,
+                    format!("no host `{host}` in this world (coordinator-REGION, worker-REGION-K)"),
+                ));
+            }
+        }
         match f.action {
             FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
             FaultAction::ApiThrottle => {

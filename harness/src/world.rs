@@ -168,6 +168,7 @@ pub fn provider_config(scenario: &Scenario) -> (ProviderConfig, BackgroundLoad) 
         ..BackgroundLoad::default()
     };
     background.rate_per_s = spec.background.rate_per_s.unwrap_or(background.rate_per_s);
+    background.replay = spec.background.recorded.clone();
     (config, background)
 }
 
@@ -350,7 +351,13 @@ pub fn simulate(
         let sqs = SqsFake::new(provider.clone(), iam.clone());
         let glue = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
         let imds = ImdsFake::new(&host, provider.clone(), iam, EPOCH_SECS);
+        // Recorded background calls are replayed in the first region only.
+        let mut background = background.clone();
+        if Some(region) != scenario.world.regions.first() {
+            background.replay.clear();
+        }
         sim.host(host, move || {
+            let background = background.clone();
             let s3 = s3.service();
             let sts = TowerToHyperService::new(sts.router());
             let imds = TowerToHyperService::new(imds.router());
@@ -528,7 +535,8 @@ mod tests {
             background,
             BackgroundLoad {
                 accounts: 2,
-                rate_per_s: 1.5
+                rate_per_s: 1.5,
+                replay: Vec::new(),
             }
         );
     }

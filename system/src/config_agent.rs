@@ -31,7 +31,7 @@ pub const CONFIG_BUCKET: &str = "stampede-config";
 pub const CONFIG_KEY: &str = "system/config.json";
 
 /// How often an agent looks for a new version.
-pub const POLL_EVERY: Duration = Duration::from_secs(5);
+pub const POLL_EVERY: Duration = Duration::from_secs(15);
 
 /// How long a canary runs a new version before judging it.
 pub const BAKE: Duration = Duration::from_secs(30);

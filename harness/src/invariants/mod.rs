@@ -1,18 +1,44 @@
 //! Invariants: pure checkers over the event log, each answering pass, fail with a witness, or
 //! unknown with a reason (after Jepsen's checkers).
 
+mod attempt_cap;
+mod blast_radius;
+mod coalesced;
+mod collateral_damage;
+mod common;
+mod explicit_backpressure;
+mod failback_ramp;
 mod never_frozen;
 mod no_lost_queries;
+mod progress_visible;
 mod provider_quota;
+mod retry_hygiene;
+mod tenant_fairness;
+mod tenant_isolation;
+mod throttle_rate;
 
 use serde::Serialize;
 
 use crate::events::{Event, EventLog};
 use crate::scenario::Scenario;
 
+pub use attempt_cap::{MAX_ATTEMPTS, attempt_cap};
+pub use blast_radius::blast_radius;
+pub use coalesced::{COALESCED_SERVICES, MAX_IN_FLIGHT, coalesced};
+pub use collateral_damage::{
+    COLLATERAL_MIN_CALLS, COLLATERAL_WINDOW_US, MAX_COLLATERAL_ERRORS, collateral_damage,
+};
+pub use common::is_background;
+pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
+pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
+pub use progress_visible::{FIRST_STATUS_WITHIN_US, PROGRESS_EVERY_US, progress_visible};
 pub use provider_quota::{Quota, provider_quota};
+pub use retry_hygiene::retry_hygiene;
+pub use tenant_fairness::{MIN_JAIN_INDEX, tenant_fairness};
+pub use tenant_isolation::tenant_isolation;
+pub use throttle_rate::{MAX_THROTTLED, THROTTLE_WINDOW_US, throttle_rate};
 
 /// How many offending events a witness shows at most.
 pub const WITNESS_EVENTS: usize = 5;
@@ -87,9 +113,28 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
                 .collect();
             // Background accounts are other customers; every other account is the system's
             // own or a lake's, which the system calls as.
-            let background = |a: &str| a.len() == 12 && a.starts_with('2');
-            Some(provider_quota(log, &quotas, |a| !background(a)))
+            Some(provider_quota(log, &quotas, |a| !is_background(a)))
         }
+        "throttle_rate" => Some(throttle_rate(log, MAX_THROTTLED, THROTTLE_WINDOW_US)),
+        "collateral_damage" => Some(collateral_damage(
+            log,
+            MAX_COLLATERAL_ERRORS,
+            COLLATERAL_WINDOW_US,
+            COLLATERAL_MIN_CALLS,
+        )),
+        "attempt_cap" => Some(attempt_cap(log, MAX_ATTEMPTS)),
+        "retry_hygiene" => Some(retry_hygiene(log)),
+        "progress_visible" => Some(progress_visible(
+            log,
+            FIRST_STATUS_WITHIN_US,
+            PROGRESS_EVERY_US,
+        )),
+        "explicit_backpressure" => Some(explicit_backpressure(log)),
+        "coalesced" => Some(coalesced(log, MAX_IN_FLIGHT)),
+        "tenant_isolation" => Some(tenant_isolation(log)),
+        "blast_radius" => Some(blast_radius(log)),
+        "failback_ramp" => Some(failback_ramp(log, R_MAX, RAMP_US)),
+        "tenant_fairness" => Some(tenant_fairness(log, MIN_JAIN_INDEX)),
         _ => None,
     }
 }

@@ -78,3 +78,31 @@ fn the_azure_trace_replays_its_inter_arrival_times() {
         assert_eq!(*g, timer(*w));
     }
 }
+
+#[test]
+fn recorded_cloudtrail_calls_replay_at_their_times_as_another_account() {
+    let path = crate::scenario("traffic/cloudtrail-neighbour.yaml");
+    let prepared = stampede::prepare(&path).unwrap();
+    let recorded = prepared.scenario.world.provider.background.recorded.clone();
+    assert_eq!(recorded.len(), 103);
+    let recorder = Recorder::new();
+    let log = recorder
+        .scope(|| simulate(&prepared.scenario, 3, &prepared.trace, &recorder, &[]))
+        .unwrap()
+        .log;
+    let mut started: Vec<(u64, String)> = log
+        .of("stampede::provider")
+        .filter(|e| e.name == "call" && e.str("account") == Some("200000000000"))
+        .map(|e| {
+            let start = e.t_us - e.u64("latency_us").unwrap();
+            (start / 1000, e.str("api").unwrap().to_string())
+        })
+        .collect();
+    started.sort();
+    let mut want: Vec<(u64, String)> = recorded
+        .iter()
+        .map(|c| (c.at.as_millis() as u64, c.api.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(started, want);
+}

@@ -64,6 +64,7 @@ where
             let sts = TowerToHyperService::new(sts.router());
             let imds = TowerToHyperService::new(imds.router());
             let region = region.clone();
+            let background = background.clone();
             async move {
                 tokio::task::spawn_local(region.clone().run());
                 tokio::task::spawn_local(region.run_background(background));
@@ -184,6 +185,7 @@ fn sustained_overload_freezes_the_loud_account_and_hurts_the_others() {
     let background = BackgroundLoad {
         accounts: 4,
         rate_per_s: 5.0,
+        ..BackgroundLoad::default()
     };
     // The fleet serves 200 calls/s; the system offers 400/s from 5 s to 25 s.
     let log = simulate(config, background, Duration::from_secs(70), |sts| {

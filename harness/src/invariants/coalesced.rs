@@ -1,0 +1,177 @@
+//! `coalesced`: the system never has two calls for the same thing in flight at once: concurrent
+//! needs of one credential or one table share a single call.
+//!
+//! Checks: the provider `call`s of service `sts` or `glue` by accounts that are not background
+//! accounts, keyed by (`principal`, `action`, `resource`); each call is in flight over
+//! `[t_us − latency_us, t_us)` (it is logged when it ends). At no time are more than
+//! `max_in_flight` calls of one key in flight. Every outcome counts: a throttled call was in
+//! flight too.
+//!
+//! Does not check: S3 reads (parallel range reads of one object are intended) and IMDS (the
+//! instance's own credentials, fetched per node); keys differing only in principal (each node
+//! has its own instance principal, so two nodes' concurrent fetches of one lake role are not
+//! coalesced, nor expected to be: caches are per node).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::common::{PROVIDER_TARGET, is_background, is_call, obj, secs, started};
+use super::{Verdict, WITNESS_EVENTS, Witness};
+use crate::events::{Event, EventLog};
+
+/// The most calls of one key in flight at once.
+pub const MAX_IN_FLIGHT: u64 = 1;
+
+/// The services whose calls must be coalesced.
+pub const COALESCED_SERVICES: [&str; 2] = ["sts", "glue"];
+
+/// Checks that at most `max_in_flight` calls per (principal, action, resource) overlap.
+pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
+    type Key<'a> = (&'a str, &'a str, &'a str);
+    let mut by_key: BTreeMap<Key<'_>, Vec<&Event>> = BTreeMap::new();
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
+        let (Some(account), Some(service)) = (e.str("account"), e.str("service")) else {
+            continue;
+        };
+        if is_background(account) || !COALESCED_SERVICES.contains(&service) {
+            continue;
+        }
+        let key = (
+            e.str("principal").unwrap_or(""),
+            e.str("action").unwrap_or(""),
+            e.str("resource").unwrap_or(""),
+        );
+        by_key.entry(key).or_default().push(e);
+    }
+    if by_key.is_empty() {
+        return Verdict::Unknown {
+            why: "the system made no sts or glue calls".into(),
+        };
+    }
+    let calls: usize = by_key.values().map(Vec::len).sum();
+    let keys = by_key.len();
+    let (mut overlapping, mut peak) = (0u64, 0u64);
+    // The first overlap: its key, the calls in flight when it began.
+    let mut first: Option<(Key<'_>, Vec<&Event>)> = None;
+    for (key, mut events) in by_key {
+        // Calls with no duration are never in flight.
+        events.retain(|e| started(e) < e.t_us);
+        events.sort_by_key(|e| (started(e), e.t_us));
+        let mut open: Vec<&Event> = Vec::new();
+        for e in events {
+            let s = started(e);
+            open.retain(|o| o.t_us > s);
+            open.push(e);
+            let n = open.len() as u64;
+            peak = peak.max(n);
+            if n > max_in_flight {
+                overlapping += 1;
+                if first
+                    .as_ref()
+                    .is_none_or(|(_, f)| s < started(f[f.len() - 1]))
+                {
+                    first = Some((key, open.clone()));
+                }
+            }
+        }
+    }
+    let Some(((principal, action, resource), in_flight)) = first else {
+        return Verdict::Pass {
+            counts: obj(json!({ "calls": calls, "keys": keys })),
+        };
+    };
+    let last = in_flight[in_flight.len() - 1];
+    let at_once = in_flight.len();
+    let mut witness_events: Vec<Event> = in_flight.into_iter().cloned().collect();
+    witness_events.sort_by_key(|e| e.t_us);
+    witness_events.truncate(WITNESS_EVENTS);
+    Verdict::Fail {
+        witness: Witness {
+            summary: format!(
+                "{overlapping} calls began while another of their key was in flight (at most {peak} at once); the first: {action} on `{resource}` by {principal} at t={} ({} in flight)",
+                secs(started(last)),
+                at_once,
+            ),
+            counts: obj(json!({
+                "calls": calls, "keys": keys, "overlapping_calls": overlapping, "peak_in_flight": peak,
+            })),
+            events: witness_events,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::common::test_support::ev;
+
+    fn call(end_us: u64, latency_us: u64, service: &str, resource: &str, account: &str) -> Event {
+        ev(
+            end_us,
+            "provider-r",
+            PROVIDER_TARGET,
+            "call",
+            &[
+                ("account", json!(account)),
+                ("service", json!(service)),
+                ("api", json!("AssumeRole")),
+                (
+                    "principal",
+                    json!("arn:aws:sts::100000000001:assumed-role/stampede-worker/i-0"),
+                ),
+                ("action", json!(format!("{service}:Get"))),
+                ("resource", json!(resource)),
+                ("outcome", json!("ok")),
+                ("latency_us", json!(latency_us)),
+            ],
+        )
+    }
+
+    const SYS: &str = "100000000001";
+
+    fn check(mut events: Vec<Event>) -> Verdict {
+        events.sort_by_key(|e| e.t_us);
+        coalesced(&EventLog::from_events(events), MAX_IN_FLIGHT)
+    }
+
+    #[test]
+    fn back_to_back_and_distinct_keys_pass() {
+        let v = check(vec![
+            // One key, one call after the other ([0, 10), [10, 20)).
+            call(10, 10, "sts", "role-1", SYS),
+            call(20, 10, "sts", "role-1", SYS),
+            // Other keys at the same time.
+            call(15, 10, "sts", "role-2", SYS),
+            call(15, 10, "glue", "role-1", SYS),
+            // S3 and background calls do not count.
+            call(15, 10, "s3", "role-1", SYS),
+            call(15, 10, "sts", "role-1", "200000000001"),
+        ]);
+        let Verdict::Pass { counts } = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(counts["keys"], json!(3));
+    }
+
+    #[test]
+    fn overlapping_calls_of_one_key_fail() {
+        let v = check(vec![
+            call(100, 100, "glue", "db.telemetry", SYS),
+            call(150, 100, "glue", "db.telemetry", SYS),
+            call(160, 100, "glue", "db.telemetry", SYS),
+        ]);
+        let Verdict::Fail { witness } = v else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["overlapping_calls"], json!(2));
+        assert_eq!(witness.counts["peak_in_flight"], json!(3));
+        assert_eq!(witness.events.len(), 2);
+        assert_eq!(witness.events[1].t_us, 150);
+    }
+
+    #[test]
+    fn no_calls_is_unknown() {
+        assert_eq!(check(vec![call(1, 1, "s3", "b", SYS)]).word(), "unknown");
+    }
+}

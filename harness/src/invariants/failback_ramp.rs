@@ -1,0 +1,187 @@
+//! `failback_ramp`: nodes coming back after a region's outage ramp up instead of stampeding
+//! the provider for credentials.
+//!
+//! Checks, after each `stampede::fault` `region_up` at t (for its `region`): the system's
+//! credential fetches in that region (provider `call`s with api `AssumeRole`, or of service
+//! `imds`, by accounts that are not background accounts), placed at the time they reached the
+//! provider (`t_us − latency_us`), number at most `r_max` in any 1 s window `[s, s + 1 s)`
+//! with s a fetch's time in `[t, t + ramp_us)`; only fetches within `[t, t + ramp_us)` count.
+//! Every outcome counts. A `region_up` without a `region` field judges fetches in every
+//! region.
+//!
+//! Does not check: reconnects (connections are not events, only calls), nor that all nodes
+//! are back within `1.5 × N / R_max` (which nodes came back and when they took work again is
+//! not an event: `restart_jitter` is logged only by nodes that jitter). It needs a node
+//! `ready` event with the host.
+
+use serde_json::json;
+
+use super::common::{
+    FAULT_TARGET, PROVIDER_TARGET, is_background, is_call, max_in_window, obj, secs, started,
+};
+use super::{Verdict, WITNESS_EVENTS, Witness};
+use crate::events::{Event, EventLog};
+
+/// The most credential fetches in any 1 s window after a region comes back.
+pub const R_MAX: u64 = 20;
+
+/// How long after a region comes back its fetches are watched.
+pub const RAMP_US: u64 = 60_000_000;
+
+const SECOND_US: u64 = 1_000_000;
+
+fn is_credential_fetch(e: &Event) -> bool {
+    is_call(e)
+        && e.str("account").is_some_and(|a| !is_background(a))
+        && (e.str("api") == Some("AssumeRole") || e.str("service") == Some("imds"))
+}
+
+/// Checks credential fetches per second after every `region_up`.
+pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
+    let returns: Vec<&Event> = log
+        .of(FAULT_TARGET)
+        .filter(|e| e.name == "region_up")
+        .collect();
+    if returns.is_empty() {
+        return Verdict::Unknown {
+            why: "no region came back".into(),
+        };
+    }
+    let mut fetches: Vec<&Event> = log
+        .of(PROVIDER_TARGET)
+        .filter(|e| is_credential_fetch(e))
+        .collect();
+    fetches.sort_by_key(|e| started(e));
+    let mut peak_overall = 0u64;
+    // The worst return: its event, the peak, and the fetches of its first peak window.
+    let mut worst: Option<(&Event, u64, Vec<&Event>)> = None;
+    for up in &returns {
+        let region = up.str("region");
+        let (from, to) = (up.t_us, up.t_us.saturating_add(ramp_us));
+        let watched: Vec<&Event> = fetches
+            .iter()
+            .copied()
+            .filter(|e| (from..to).contains(&started(e)))
+            .filter(|e| region.is_none() || e.str("region") == region)
+            .collect();
+        let times: Vec<u64> = watched.iter().map(|e| started(e)).collect();
+        let (peak, range) = max_in_window(&times, SECOND_US);
+        peak_overall = peak_overall.max(peak);
+        if peak > r_max && worst.as_ref().is_none_or(|(_, p, _)| peak > *p) {
+            worst = Some((up, peak, watched[range].to_vec()));
+        }
+    }
+    let Some((up, peak, window)) = worst else {
+        return Verdict::Pass {
+            counts: obj(json!({ "returns": returns.len(), "peak_fetches_per_s": peak_overall })),
+        };
+    };
+    Verdict::Fail {
+        witness: Witness {
+            summary: format!(
+                "{} came back at t={} and the system fetched credentials {peak} times in the second from t={}, over {r_max}",
+                up.str("region").unwrap_or("a region"),
+                secs(up.t_us),
+                secs(started(window[0]))
+            ),
+            counts: obj(json!({
+                "returns": returns.len(), "peak_fetches_per_s": peak, "r_max": r_max,
+            })),
+            events: window.into_iter().take(WITNESS_EVENTS).cloned().collect(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::common::test_support::ev;
+
+    const S: u64 = 1_000_000;
+
+    fn up(t_us: u64, region: &str) -> Event {
+        ev(
+            t_us,
+            "harness",
+            FAULT_TARGET,
+            "region_up",
+            &[("region", json!(region))],
+        )
+    }
+
+    fn fetch(t_us: u64, region: &str, service: &str, api: &str, account: &str) -> Event {
+        ev(
+            t_us,
+            &format!("provider-{region}"),
+            PROVIDER_TARGET,
+            "call",
+            &[
+                ("account", json!(account)),
+                ("region", json!(region)),
+                ("service", json!(service)),
+                ("api", json!(api)),
+                ("outcome", json!("ok")),
+                ("latency_us", json!(0)),
+            ],
+        )
+    }
+
+    const SYS: &str = "100000000001";
+
+    fn check(mut events: Vec<Event>) -> Verdict {
+        events.sort_by_key(|e| e.t_us);
+        failback_ramp(&EventLog::from_events(events), R_MAX, RAMP_US)
+    }
+
+    /// `n` fetches spread evenly over `[from, from + over)`, alternating IMDS and STS.
+    fn fetches(n: u64, from: u64, over: u64, region: &str) -> Vec<Event> {
+        (0..n)
+            .map(|k| {
+                let t = from + k * over / n;
+                if k % 2 == 0 {
+                    fetch(t, region, "imds", "GetCredentials", SYS)
+                } else {
+                    fetch(t, region, "sts", "AssumeRole", SYS)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spread_return_passes() {
+        // 100 fetches over 10 s: 10 a second.
+        let mut events = vec![up(30 * S, "r1")];
+        events.extend(fetches(100, 30 * S, 10 * S, "r1"));
+        // Before the return, another region, and background accounts do not count.
+        events.extend(fetches(100, 0, S, "r1"));
+        events.extend(fetches(100, 30 * S, S, "r2"));
+        events
+            .extend((0..100).map(|k| fetch(30 * S + k, "r1", "sts", "AssumeRole", "200000000001")));
+        let v = check(events);
+        assert_eq!(v.word(), "pass", "{v:?}");
+    }
+
+    #[test]
+    fn a_stampede_fails() {
+        // 40 fetches in the first half second.
+        let mut events = vec![up(30 * S, "r1")];
+        events.extend(fetches(40, 30 * S, S / 2, "r1"));
+        let Verdict::Fail { witness } = check(events) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["peak_fetches_per_s"], json!(40));
+        assert_eq!(witness.events.len(), WITNESS_EVENTS);
+    }
+
+    #[test]
+    fn a_stampede_after_the_ramp_is_not_judged() {
+        let mut events = vec![up(30 * S, "r1")];
+        events.extend(fetches(40, 91 * S, S / 2, "r1"));
+        assert_eq!(check(events).word(), "pass");
+    }
+
+    #[test]
+    fn no_return_is_unknown() {
+        assert_eq!(check(fetches(40, 0, S, "r1")).word(), "unknown");
+    }
+}
