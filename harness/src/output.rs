@@ -1,5 +1,5 @@
 //! What a run leaves behind: the run directory (`run.json`, `events.jsonl`, `results.json`,
-//! `audit.jsonl`),
+//! `audit.jsonl`, `junit.xml`),
 //! written whole or not at all, and the one-screen summary.
 
 use std::collections::BTreeMap;
@@ -70,6 +70,9 @@ pub fn results_json(report: &RunReport) -> Value {
         "digest": report.digest,
         "events": report.log.events().len(),
         "verdicts": report.verdicts,
+        "expected_violations": report.prepared.scenario.expect.violated,
+        "as_expected": report.unexpected().is_empty(),
+        "unexpected": report.unexpected(),
         "queries": query_outcomes(&report.log),
         "provider_calls": calls,
     })
@@ -83,6 +86,7 @@ pub fn run_json(report: &RunReport) -> Value {
         "seed": report.seed,
         "build": { "stampede": env!("CARGO_PKG_VERSION"), "profile": if cfg!(debug_assertions) { "debug" } else { "release" } },
         "scenario": report.prepared.scenario,
+        "system_config": crate::world::system_config(&report.prepared.scenario),
         "steps": report.steps,
     })
 }
@@ -109,6 +113,7 @@ pub fn write_run_dir(report: &RunReport, dir: &Path) -> io::Result<()> {
         std::fs::write(tmp.join("events.jsonl"), report.log.to_jsonl())?;
         std::fs::write(tmp.join("results.json"), pretty(&results_json(report)))?;
         std::fs::write(tmp.join("audit.jsonl"), audit_trace(&report.log))?;
+        std::fs::write(tmp.join("junit.xml"), junit_xml(report))?;
         if dir.exists() {
             std::fs::remove_dir_all(dir)?;
         }
@@ -140,6 +145,71 @@ pub fn audit_trace(log: &crate::events::EventLog) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The verdicts as JUnit XML: the run is a test suite, each invariant a test case. A violation
+/// the scenario expects is a passing case (its witness in `system-out`); an unexpected one, or
+/// an expected one that did not happen, is a failure; `unknown` is skipped.
+pub fn junit_xml(report: &RunReport) -> String {
+    use quick_xml::escape::escape;
+    let scenario = &report.prepared.scenario;
+    let expected: Vec<&str> = scenario
+        .expect
+        .violated
+        .iter()
+        .map(|n| n.as_str())
+        .collect();
+    let mut cases = String::new();
+    let (mut failures, mut skipped) = (0, 0);
+    for (name, verdict) in &report.verdicts {
+        let is_expected = expected.contains(&name.as_str());
+        let detail = serde_json::to_string_pretty(verdict).unwrap_or_default();
+        cases.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"{}\">\n",
+            escape(scenario.name.as_str()),
+            escape(name.as_str())
+        ));
+        match (verdict, is_expected) {
+            (Verdict::Fail { witness }, false) => {
+                failures += 1;
+                cases.push_str(&format!(
+                    "      <failure message=\"{}\">{}</failure>\n",
+                    escape(witness.summary.as_str()),
+                    escape(detail.as_str())
+                ));
+            }
+            (Verdict::Fail { .. }, true) => cases.push_str(&format!(
+                "      <system-out>violated, as the scenario expects\n{}</system-out>\n",
+                escape(detail.as_str())
+            )),
+            (Verdict::Pass { .. }, true) => {
+                failures += 1;
+                cases.push_str(&format!(
+                    "      <failure message=\"expected to be violated, but held\">{}</failure>\n",
+                    escape(detail.as_str())
+                ));
+            }
+            (Verdict::Unknown { why }, _) => {
+                skipped += 1;
+                cases.push_str(&format!(
+                    "      <skipped message=\"{}\"/>\n",
+                    escape(why.as_str())
+                ));
+            }
+            (Verdict::Pass { .. }, false) => {}
+        }
+        cases.push_str("    </testcase>\n");
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{:.3}\">\n    <properties>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"digest\" value=\"{}\"/>\n      <property name=\"replay\" value=\"stampede run {} --seed {}\"/>\n    </properties>\n{cases}  </testsuite>\n</testsuites>\n",
+        escape(scenario.name.as_str()),
+        report.verdicts.len(),
+        report.wall.as_secs_f64(),
+        report.seed,
+        report.digest,
+        escape(report.prepared.path.display().to_string().as_str()),
+        report.seed,
+    )
 }
 
 fn pretty(v: &Value) -> String {

@@ -99,6 +99,17 @@ fn run_writes_the_run_directory_and_prints_the_digest() {
     assert_eq!(results["verdicts"]["deterministic"]["verdict"], "pass");
     let digest = results["digest"].as_str().unwrap();
     assert!(stdout.contains(digest), "{stdout}");
+    assert_eq!(results["as_expected"], true);
+    let junit = std::fs::read_to_string(dir.join("out/junit.xml")).unwrap();
+    assert!(
+        junit.contains(r#"<testsuite name="smoke" tests="3" failures="0" skipped="0""#),
+        "{junit}"
+    );
+    assert!(junit.contains(r#"<testcase classname="smoke" name="no_lost_queries">"#));
+    assert!(junit.contains(&format!(r#"<property name="digest" value="{digest}"/>"#)));
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out/run.json")).unwrap()).unwrap();
+    assert_eq!(run["system_config"]["switches"]["rate_limit"], true);
     let events = std::fs::read_to_string(dir.join("out/events.jsonl")).unwrap();
     assert_eq!(
         events.lines().count() as u64,
