@@ -64,6 +64,20 @@ pub enum ProviderAction {
         /// The host.
         host: String,
     },
+    /// The network between two hosts drops everything, both ways.
+    Partition {
+        /// One side.
+        a: String,
+        /// The other.
+        b: String,
+    },
+    /// A partition between two hosts heals.
+    Heal {
+        /// One side.
+        a: String,
+        /// The other.
+        b: String,
+    },
     /// An operator's HTTP POST to a host of the system (a config push, say), sent from the
     /// `operator` client host.
     Request {
@@ -115,6 +129,8 @@ impl ProviderAction {
             Self::RegionUp => ("region_up", vec![]),
             Self::HostCrash { host } => ("host_crash", vec![("host", json!(host))]),
             Self::HostRestart { host } => ("host_restart", vec![("host", json!(host))]),
+            Self::Partition { a, b } => ("partition", vec![("a", json!(a)), ("b", json!(b))]),
+            Self::Heal { a, b } => ("heal", vec![("a", json!(a)), ("b", json!(b))]),
             Self::Request { host, path, .. } => (
                 "operator_request",
                 vec![("host", json!(host)), ("path", json!(path))],
@@ -138,6 +154,8 @@ pub fn apply_due(
         match (&control.action, providers.get(region)) {
             // Sent by the operator client, which logs it when it goes out.
             (ProviderAction::Request { .. }, _) => continue,
+            (ProviderAction::Partition { a, b }, _) => sim.partition(a.as_str(), b.as_str()),
+            (ProviderAction::Heal { a, b }, _) => sim.repair(a.as_str(), b.as_str()),
             (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
             (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
             // A region's outage takes down every host in it, the system's included; they all
@@ -293,6 +311,22 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                 );
                 if let Some(u) = until {
                     push(u, ProviderAction::FleetCapacity { fraction: 1.0 });
+                }
+            }
+            FaultAction::NetworkPartition => {
+                let (a, b) = match f.between.as_deref() {
+                    Some([a, b]) => (a.clone(), b.clone()),
+                    _ => continue,
+                };
+                push(
+                    at,
+                    ProviderAction::Partition {
+                        a: a.clone(),
+                        b: b.clone(),
+                    },
+                );
+                if let Some(u) = until {
+                    push(u, ProviderAction::Heal { a, b });
                 }
             }
             FaultAction::ConfigPush => {

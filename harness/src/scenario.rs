@@ -79,6 +79,9 @@ pub struct FaultSpec {
     /// `host.crash`: the host, e.g. `coordinator-eu-west-1` or `worker-eu-west-1-0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// `network.partition`: the two hosts cut off from each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between: Option<Vec<String>>,
     /// `config.push`: the document, `{version: N, tuning: {...}}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<stampede_system::config::ConfigDocument>,
@@ -108,6 +111,9 @@ pub enum FaultAction {
     /// An operator pushes `document` to the system's config (through the first coordinator).
     #[serde(rename = "config.push")]
     ConfigPush,
+    /// The two hosts `between` cannot reach each other, until `for` has passed.
+    #[serde(rename = "network.partition")]
+    NetworkPartition,
 }
 
 impl FaultAction {
@@ -121,6 +127,7 @@ impl FaultAction {
             Self::Latency => "latency",
             Self::FleetCapacity => "fleet.capacity",
             Self::ConfigPush => "config.push",
+            Self::NetworkPartition => "network.partition",
         }
     }
 }
@@ -697,7 +704,16 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 ),
             ));
         }
-        if let Some(host) = &f.host {
+        let provider_hosts: Vec<String> = s
+            .world
+            .regions
+            .iter()
+            .map(|r| format!("provider-{r}"))
+            .collect();
+        for host in f.host.iter().chain(f.between.iter().flatten()) {
+            if f.between.is_some() && (provider_hosts.contains(host) || host == "traffic") {
+                continue;
+            }
             let known = s.world.regions.iter().any(|r| {
                 host == &format!("coordinator-{r}")
                     || (0..s.system.workers_per_region).any(|k| host == &format!("worker-{r}-{k}"))
@@ -705,7 +721,9 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             if !known {
                 return Err(err(
                     &key,
-                    format!("no host `{host}` in this world (coordinator-REGION, worker-REGION-K)"),
+                    format!(
+                        "no host `{host}` in this world (coordinator-REGION, worker-REGION-K, provider-REGION, traffic)"
+                    ),
                 ));
             }
         }
@@ -729,6 +747,12 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 "fraction (0 to 1)",
             )?,
             FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
+            FaultAction::NetworkPartition => {
+                need(
+                    f.between.as_ref().is_some_and(|b| b.len() == 2),
+                    "between: [HOST, HOST]",
+                )?;
+            }
         }
         if let Some(r) = &f.region
             && !s.world.regions.contains(r)

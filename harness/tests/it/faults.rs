@@ -175,3 +175,37 @@ fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
         took(&baseline)
     );
 }
+
+#[test]
+fn a_partition_between_a_worker_and_the_provider_delays_work_until_it_heals() {
+    // Smoke has one worker: cut it off from the provider from 50 s to 90 s. The query at 60 s
+    // waits in the queue and is answered after the heal.
+    let controls = vec![
+        Control {
+            at: Duration::from_secs(50),
+            region: "eu-west-1".into(),
+            action: ProviderAction::Partition {
+                a: "worker-eu-west-1-0".into(),
+                b: "provider-eu-west-1".into(),
+            },
+        },
+        Control {
+            at: Duration::from_secs(90),
+            region: "eu-west-1".into(),
+            action: ProviderAction::Heal {
+                a: "worker-eu-west-1-0".into(),
+                b: "provider-eu-west-1".into(),
+            },
+        },
+    ];
+    let log = run(&controls);
+    let names: Vec<&str> = log.of("stampede::fault").map(|e| e.name.as_str()).collect();
+    assert_eq!(names, vec!["partition", "heal"]);
+    let answered = log
+        .of("stampede::traffic")
+        .find(|e| e.name == "answered" && e.u64("seq") == Some(5))
+        .unwrap();
+    assert_eq!(answered.u64("status"), Some(200));
+    assert!(answered.time() >= Duration::from_secs(90), "{:?}", answered.time());
+    assert!(answers(&log).iter().all(|(_, status)| *status == 200));
+}
