@@ -206,6 +206,10 @@ fn a_partition_between_a_worker_and_the_provider_delays_work_until_it_heals() {
         .find(|e| e.name == "answered" && e.u64("seq") == Some(5))
         .unwrap();
     assert_eq!(answered.u64("status"), Some(200));
-    assert!(answered.time() >= Duration::from_secs(90), "{:?}", answered.time());
+    assert!(
+        answered.time() >= Duration::from_secs(90),
+        "{:?}",
+        answered.time()
+    );
     assert!(answers(&log).iter().all(|(_, status)| *status == 200));
 }
