@@ -329,6 +329,19 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                     push(u, ProviderAction::Heal { a, b });
                 }
             }
+            FaultAction::AdmissionPause | FaultAction::AdmissionResume => {
+                let admission = |paused: bool| ProviderAction::Request {
+                    host: crate::world::coordinator_host(&region),
+                    port: crate::world::COORDINATOR_PORT,
+                    path: "/v1/admin/admission".into(),
+                    body: format!("{{\"paused\":{paused}}}"),
+                };
+                let paused = f.action == FaultAction::AdmissionPause;
+                push(at, admission(paused));
+                if let (Some(u), true) = (until, paused) {
+                    push(u, admission(false));
+                }
+            }
             FaultAction::ConfigPush => {
                 let body = serde_json::to_string(&f.document).unwrap_or_default();
                 push(

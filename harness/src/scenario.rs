@@ -114,6 +114,13 @@ pub enum FaultAction {
     /// The two hosts `between` cannot reach each other, until `for` has passed.
     #[serde(rename = "network.partition")]
     NetworkPartition,
+    /// An operator pauses admission on the region's coordinator (new queries get 503 with
+    /// `Retry-After`), resuming after `for` if given.
+    #[serde(rename = "admission.pause")]
+    AdmissionPause,
+    /// An operator resumes admission on the region's coordinator.
+    #[serde(rename = "admission.resume")]
+    AdmissionResume,
 }
 
 impl FaultAction {
@@ -128,6 +135,8 @@ impl FaultAction {
             Self::FleetCapacity => "fleet.capacity",
             Self::ConfigPush => "config.push",
             Self::NetworkPartition => "network.partition",
+            Self::AdmissionPause => "admission.pause",
+            Self::AdmissionResume => "admission.resume",
         }
     }
 }
@@ -747,6 +756,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 "fraction (0 to 1)",
             )?,
             FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
+            FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
             FaultAction::NetworkPartition => {
                 need(
                     f.between.as_ref().is_some_and(|b| b.len() == 2),

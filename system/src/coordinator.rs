@@ -149,6 +149,8 @@ struct Inner {
     queries: BTreeMap<String, Query>,
     admission: Admission,
     next: u64,
+    /// An operator paused admission: new queries are refused with 503 and `Retry-After`.
+    paused: bool,
 }
 
 /// A coordinator node.
@@ -201,6 +203,7 @@ impl Coordinator {
                 queries: BTreeMap::new(),
                 admission,
                 next,
+                paused: false,
             }),
             start: tokio::time::Instant::now(),
         })
@@ -223,6 +226,7 @@ impl Coordinator {
             .route("/v1/queries/{id}", get(status).delete(cancel))
             .route("/v1/queries/{id}/fragments/{lake}", post(fragment))
             .route("/v1/config", post(push_config))
+            .route("/v1/admin/admission", post(set_admission))
             .with_state(self.clone())
     }
 
@@ -331,6 +335,21 @@ impl Coordinator {
                 retry_after_s: None,
             };
             return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+        if self.inner().paused {
+            const PAUSED_RETRY_S: u64 = 30;
+            tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, retry_after_s = PAUSED_RETRY_S, reason = "paused", "shed");
+            let body = ErrorBody {
+                error: "admission is paused by an operator: try again later".into(),
+                sql: None,
+                retry_after_s: Some(PAUSED_RETRY_S),
+            };
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, PAUSED_RETRY_S.to_string())],
+                Json(body),
+            )
+                .into_response();
         }
         let deadline_unix_ms = record.deadline_ms.map(|d| self.now_unix_ms() + d);
         let (id, decision) = {
@@ -692,4 +711,31 @@ async fn push_config(State(c): State<Arc<Coordinator>>, body: Bytes) -> Response
             (StatusCode::BAD_GATEWAY, Json(body)).into_response()
         }
     }
+}
+
+/// An operator's switch on admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmissionSwitch {
+    /// Refuse new queries (503 with `Retry-After`) while true.
+    pub paused: bool,
+}
+
+async fn set_admission(State(c): State<Arc<Coordinator>>, body: Bytes) -> Response {
+    let Ok(switch) = serde_json::from_slice::<AdmissionSwitch>(&body) else {
+        let body = ErrorBody {
+            error: "expected {\"paused\": true|false}".into(),
+            sql: None,
+            retry_after_s: None,
+        };
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    };
+    c.inner().paused = switch.paused;
+    let name = if switch.paused {
+        "admission_paused"
+    } else {
+        "admission_resumed"
+    };
+    tracing::info!(target: QUERY_EVENTS, "{name}");
+    StatusCode::OK.into_response()
 }

@@ -381,3 +381,40 @@ fn the_audit_log_is_a_trace_that_replays_what_was_submitted() {
         assert!(a.t_ms.abs_diff(expected) <= 100, "{} vs {expected}", a.t_ms);
     }
 }
+
+#[test]
+fn an_operator_pause_refuses_with_retry_after_and_the_client_comes_back() {
+    let dir = std::env::temp_dir().join(format!("stampede-it-pause-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = "{\"format\":\"stampede-trace\",\"version\":1}\n{\"t_ms\":60000,\"tenant\":\"tenant-00\",\"user\":\"it\",\"sql\":\"SELECT count(*) FROM telemetry\",\"lakes\":\"all\"}\n";
+    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let yaml = "name: pause\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 4, files_per_lake: 1, rows_per_file: 10 }\ntraffic:\n  replay: trace.jsonl\nfaults:\n  - { at: 30s, action: admission.pause, for: 45s }\ninvariants: [no_lost_queries, explicit_backpressure]\n";
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let report = stampede::run(stampede::prepare(&path).unwrap(), None).unwrap();
+    cleanup(&dir);
+    let log = &report.log;
+    let refused: Vec<(u64, u64)> = log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "refused")
+        .map(|e| (e.u64("status").unwrap(), e.u64("retry_after_s").unwrap()))
+        .collect();
+    assert_eq!(refused, vec![(503, 30)], "refused once while paused");
+    let answered = log
+        .of("stampede::traffic")
+        .find(|e| e.name == "answered")
+        .unwrap();
+    assert_eq!(answered.u64("status"), Some(200));
+    assert!(
+        answered.time() >= Duration::from_secs(90),
+        "after coming back: {:?}",
+        answered.time()
+    );
+    let operator: Vec<&str> = log
+        .of("stampede::query")
+        .filter(|e| e.name.starts_with("admission_"))
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(operator, vec!["admission_paused", "admission_resumed"]);
+    assert!(report.unexpected().is_empty(), "{:?}", report.verdicts);
+}
