@@ -45,6 +45,9 @@ pub const GLUE_PORT: u16 = 9400;
 pub const COORDINATOR_PORT: u16 = 8080;
 /// Host of the replay client.
 pub const TRAFFIC_HOST: &str = "traffic";
+/// The depth of every simulated socket's buffers and listen backlog.
+pub const TCP_BACKLOG: usize = 16_384;
+
 /// Where virtual wall-clock time starts: 2026-01-01T00:00:00Z.
 pub const EPOCH_SECS: u64 = 1_767_225_600;
 
@@ -328,6 +331,10 @@ pub fn simulate(
         .min_message_latency(net.min_latency.0)
         .max_message_latency(net.max_latency.0)
         .rng_seed(sub_seed(seed, "turmoil"))
+        // turmoil panics when a listening socket's backlog (this capacity, 64 by default) is
+        // full, where a kernel would drop the SYN. A naive system's stampede of connections
+        // reaches 64 at once, so the backlog is made deep enough that overload shows as load.
+        .tcp_capacity(TCP_BACKLOG)
         .build();
 
     let principal = system_principal();
