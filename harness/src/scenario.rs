@@ -420,6 +420,9 @@ pub enum InvariantName {
     FailbackRamp,
     /// Jain's index of tenants' goodput against their fair share is at least 0.9.
     TenantFairness,
+    /// After a freeze ends, the queries waiting then all succeed within 1.25 × B / (μ − λ),
+    /// and the account is not frozen again meanwhile.
+    BacklogDrains,
 }
 
 impl InvariantName {
@@ -441,6 +444,7 @@ impl InvariantName {
             Self::BlastRadius => "blast_radius",
             Self::FailbackRamp => "failback_ramp",
             Self::TenantFairness => "tenant_fairness",
+            Self::BacklogDrains => "backlog_drains",
         }
     }
 }

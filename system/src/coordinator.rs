@@ -460,14 +460,31 @@ impl Coordinator {
         tracing::info!(target: QUERY_EVENTS, query_id = %id, regions = regions.len() as u64, "started");
         let me = self.clone();
         tokio::spawn(async move {
+            let hold = me.cloud.guard().config().switches.drain_controller;
             for (region, tasks) in tasks {
-                if let Err(e) = me.enqueue(&region, &tasks).await {
-                    me.end(
-                        &id,
-                        Phase::Failed,
-                        Some(format!("enqueue in {region}: {e}")),
-                    );
-                    return;
+                let mut tries = 0;
+                loop {
+                    match me.enqueue(&region, &tasks).await {
+                        Ok(()) => break,
+                        // Under the drain controller a query whose tasks cannot be queued yet
+                        // (the account frozen, the region down) waits for it, for up to 20
+                        // minutes, instead of failing: the backlog is kept, not dropped.
+                        // Tasks queued before a failure may be queued twice; fragments are
+                        // keyed by lake, so that is harmless.
+                        Err(e) if hold && tries < 40 => {
+                            tries += 1;
+                            tracing::info!(target: QUERY_EVENTS, query_id = %id, region = %region, error = %e, "enqueue_waiting");
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                        }
+                        Err(e) => {
+                            me.end(
+                                &id,
+                                Phase::Failed,
+                                Some(format!("enqueue in {region}: {e}")),
+                            );
+                            return;
+                        }
+                    }
                 }
             }
             me.report_progress(id).await;

@@ -24,6 +24,13 @@ use crate::transport::Dialer;
 /// The target of task events.
 pub const TASK_EVENTS: &str = "stampede::task";
 
+/// How long a worker waits between probes while its account is frozen.
+const FROZEN_PAUSE: Duration = Duration::from_secs(30);
+
+fn config_switches(cloud: &Cloud) -> crate::config::Switches {
+    cloud.guard().config().switches
+}
+
 /// How long one receive waits for messages.
 const LONG_POLL_S: i32 = 2;
 
@@ -97,6 +104,21 @@ impl Worker {
                     }
                 },
             };
+            // Under the drain controller, a frozen account takes no work: the backlog waits in
+            // the queue, untouched (no redeliveries counted against it), and every 30 s a
+            // look at the queue's attributes probes whether the freeze is over.
+            if config_switches(&self.cloud).drain_controller
+                && self.cloud.guard().frozen_within(FROZEN_PAUSE)
+            {
+                tokio::time::sleep(FROZEN_PAUSE).await;
+                let probe = sqs.get_queue_attributes().queue_url(&url).send().await;
+                if probe.is_ok() {
+                    tracing::info!(target: crate::guard::MECHANISM_EVENTS, "freeze_over");
+                    self.cloud.guard().clear_frozen();
+                } else {
+                    continue;
+                }
+            }
             // Take only as many tasks as there are free slots.
             let free = permits.available_permits().min(10);
             if free == 0 {

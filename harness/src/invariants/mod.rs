@@ -2,6 +2,7 @@
 //! unknown with a reason (after Jepsen's checkers).
 
 mod attempt_cap;
+mod backlog_drains;
 mod blast_radius;
 mod coalesced;
 mod collateral_damage;
@@ -135,6 +136,20 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
         "blast_radius" => Some(blast_radius(log)),
         "failback_ramp" => Some(failback_ramp(log, R_MAX, RAMP_US)),
         "tenant_fairness" => Some(tenant_fairness(log, MIN_JAIN_INDEX)),
+        "backlog_drains" => {
+            let usable = scenario
+                .world
+                .provider
+                .quotas
+                .get("AssumeRole")
+                .map(|q| q.rate_per_s);
+            Some(backlog_drains::backlog_drains(
+                log,
+                stampede_fakes::iam::SYSTEM_ACCOUNT,
+                usable,
+                backlog_drains::SLACK,
+            ))
+        }
         _ => None,
     }
 }

@@ -36,6 +36,17 @@ pub const MECHANISM_EVENTS: &str = "stampede::mechanism";
 /// Error codes of a frozen account: final, but the drain controller backs off on them.
 pub const FROZEN: [&str; 2] = ["AccountProblem", "AllAccessDisabled"];
 
+/// Whether an error answer says the account is suspended: S3's codes, or an access-denied
+/// whose message says so (STS, SQS and the catalog answer that way).
+pub fn is_frozen_answer(code: Option<&str>, body: &[u8]) -> bool {
+    match code {
+        Some(c) if FROZEN.contains(&c) => true,
+        Some(c) if c.starts_with("AccessDenied") => std::str::from_utf8(body)
+            .is_ok_and(|t| t.contains("suspended") || t.contains("AccountProblem")),
+        _ => false,
+    }
+}
+
 /// The window of the retry budget.
 pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
@@ -83,6 +94,8 @@ struct State {
     rng: ChaCha8Rng,
     /// When the provider last pushed back (throttle, timeout, 5xx, frozen account).
     trouble: Option<Duration>,
+    /// When the provider last said the account is suspended.
+    frozen_seen: Option<Duration>,
     succeeded: u64,
     failed: u64,
 }
@@ -190,6 +203,7 @@ impl Guard {
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 // A node that boots under `failback_ramp` starts slow, as after trouble.
                 trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
+                frozen_seen: None,
                 succeeded: 0,
                 failed: 0,
             }),
@@ -247,6 +261,19 @@ impl Guard {
     /// Records that the provider pushed back now.
     fn trouble(&self, st: &mut State) {
         st.trouble = Some(self.now());
+    }
+
+    /// Whether the provider said the account is suspended within the last `within`: under the
+    /// drain controller, a worker stops taking work until it is not.
+    pub fn frozen_within(&self, within: Duration) -> bool {
+        let st = self.state();
+        st.frozen_seen
+            .is_some_and(|t| self.now().saturating_sub(t) < within)
+    }
+
+    /// Forgets the last freeze (a probe went through).
+    pub fn clear_frozen(&self) {
+        self.state().frozen_seen = None;
     }
 
     /// A random delay in `[0, max)` from the node's seeded RNG (jittered restarts).
@@ -377,9 +404,10 @@ impl Guard {
                         let bytes = b.to_bytes();
                         let code = error_code(&bytes);
                         let retry = classify(rparts.status, code.as_deref(), &rparts.headers);
-                        if code.as_deref().is_some_and(|c| FROZEN.contains(&c)) {
+                        if is_frozen_answer(code.as_deref(), &bytes) {
                             let mut st = self.state();
                             self.trouble(&mut st);
+                            st.frozen_seen = Some(self.now());
                         }
                         (retry, Ok(Response::from_parts(rparts, Body::Read(bytes))))
                     }
