@@ -12,6 +12,11 @@ use stampede::world::simulate;
 fn recorded() -> Vec<Duration> {
     let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/data/traces/azure-llm-inference-2023-conv.csv");
+    assert!(
+        csv.is_file(),
+        "{} is missing: this test replays the project's shared data, kept in `shared/` beside the repository",
+        csv.display()
+    );
     stampede::arrivals::read_csv(&csv, "TIMESTAMP").unwrap()
 }
 
