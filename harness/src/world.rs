@@ -464,7 +464,9 @@ pub fn simulate(
                     ..setup.clone()
                 };
                 let worker = Worker::new(setup, node.boot(), Arc::new(SimDialer));
+                let admin = TowerToHyperService::new(worker.admin_router());
                 async move {
+                    tokio::task::spawn_local(serve(stampede_system::admin::ADMIN_PORT, admin));
                     worker.run().await;
                     Ok(())
                 }

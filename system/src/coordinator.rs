@@ -228,6 +228,7 @@ impl Coordinator {
             .route("/v1/config", post(push_config))
             .route("/v1/admin/admission", post(set_admission))
             .with_state(self.clone())
+            .merge(crate::admin::router(self.cloud.clone()))
     }
 
     /// Runs the node's config agent (coordinators are never canaries) until the host stops.

@@ -11,6 +11,7 @@
 //! [`transport::Dialer`], so the same code runs on the simulated network and the real one. This
 //! crate knows nothing of the harness or of the fakes.
 
+pub mod admin;
 pub mod api;
 pub mod aws_http;
 pub mod cloud;

@@ -69,6 +69,11 @@ impl Worker {
         })
     }
 
+    /// The operator's endpoints of this worker (serve them on [`crate::admin::ADMIN_PORT`]).
+    pub fn admin_router(&self) -> axum::Router {
+        crate::admin::router(self.cloud.clone())
+    }
+
     fn now_unix_ms(&self) -> u64 {
         (self.setup.epoch + self.start.elapsed())
             .duration_since(SystemTime::UNIX_EPOCH)

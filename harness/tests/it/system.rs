@@ -418,3 +418,61 @@ fn an_operator_pause_refuses_with_retry_after_and_the_client_comes_back() {
     assert_eq!(operator, vec!["admission_paused", "admission_resumed"]);
     assert!(report.unexpected().is_empty(), "{:?}", report.verdicts);
 }
+
+#[test]
+fn an_operator_flushes_a_workers_caches_and_caps_its_rates() {
+    let queries = [
+        (10_000, "SELECT count(*) FROM telemetry"),
+        (60_000, "SELECT count(*) FROM telemetry"),
+    ];
+    let (prepared, dir) = world_with("operator", 10, &queries, "{ workers_per_region: 1 }");
+    let request = |at: u64, path: &str, body: &str| Control {
+        at: Duration::from_secs(at),
+        region: "eu-west-1".into(),
+        action: ProviderAction::Request {
+            host: "worker-eu-west-1-0".into(),
+            port: stampede_system::admin::ADMIN_PORT,
+            path: path.into(),
+            body: body.into(),
+        },
+    };
+    let misses_after = |log: &EventLog, t: u64| {
+        log.of("stampede::mechanism")
+            .filter(|e| e.name == "cache_miss" && e.time() >= Duration::from_secs(t))
+            .filter(|e| e.str("key").is_some_and(|k| k.contains(":role/")))
+            .count()
+    };
+    let kept = simulate_with(&prepared, &[]);
+    assert_eq!(
+        misses_after(&kept, 30),
+        0,
+        "the second query finds every role cached"
+    );
+    let flushed = simulate_with(
+        &prepared,
+        &[
+            request(30, "/v1/admin/caches/flush", "{}"),
+            request(40, "/v1/admin/drain", r#"{"factor":0.5}"#),
+        ],
+    );
+    cleanup(&dir);
+    assert_eq!(
+        misses_after(&flushed, 30),
+        10,
+        "after the flush, every lake's role again"
+    );
+    let operator: Vec<(&str, Option<u64>)> = flushed
+        .of("stampede::operator")
+        .map(|e| (e.name.as_str(), e.u64("factor_permille")))
+        .collect();
+    assert_eq!(
+        operator,
+        vec![("caches_flushed", None), ("drain_set", Some(500))]
+    );
+    let statuses: Vec<u64> = flushed
+        .of("stampede::fault")
+        .filter(|e| e.name == "operator_request")
+        .filter_map(|e| e.u64("status"))
+        .collect();
+    assert_eq!(statuses, vec![200, 200]);
+}

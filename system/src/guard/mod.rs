@@ -96,6 +96,8 @@ struct State {
     trouble: Option<Duration>,
     /// When the provider last said the account is suspended.
     frozen_seen: Option<Duration>,
+    /// An operator's cap on the local rates.
+    manual_drain: Option<f64>,
     succeeded: u64,
     failed: u64,
 }
@@ -204,6 +206,7 @@ impl Guard {
                 // A node that boots under `failback_ramp` starts slow, as after trouble.
                 trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
                 frozen_seen: None,
+                manual_drain: None,
                 succeeded: 0,
                 failed: 0,
             }),
@@ -246,16 +249,22 @@ impl Guard {
     /// The drain controller's factor now: 10 % right after trouble, ramping linearly to full
     /// over `drain_ramp`; full when the switch is off or there was none.
     fn drain_factor(&self, st: &State) -> f64 {
+        let manual = st.manual_drain.unwrap_or(1.0);
         let config = self.config();
         if !config.switches.drain_controller {
-            return 1.0;
+            return manual;
         }
         let Some(t0) = st.trouble else {
-            return 1.0;
+            return manual;
         };
         let ramp = config.tuning.drain_ramp.as_secs_f64().max(0.001);
         let since = self.now().saturating_sub(t0).as_secs_f64();
-        (0.1 + 0.9 * since / ramp).min(1.0)
+        (0.1 + 0.9 * since / ramp).min(1.0).min(manual)
+    }
+
+    /// An operator caps the local rates at `factor` of their limits (`None` lifts the cap).
+    pub fn set_manual_drain(&self, factor: Option<f64>) {
+        self.state().manual_drain = factor.map(|f| f.clamp(0.01, 1.0));
     }
 
     /// Records that the provider pushed back now.
