@@ -342,6 +342,41 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                     push(u, admission(false));
                 }
             }
+            FaultAction::CachesFlush | FaultAction::DrainRate => {
+                // Every node of the region: its coordinator and its workers.
+                let mut nodes = vec![(
+                    crate::world::coordinator_host(&region),
+                    crate::world::COORDINATOR_PORT,
+                )];
+                nodes.extend((0..scenario.system.workers_per_region).map(|k| {
+                    (
+                        crate::world::worker_host(&region, k),
+                        stampede_system::admin::ADMIN_PORT,
+                    )
+                }));
+                let (path, body, undo) = if f.action == FaultAction::CachesFlush {
+                    ("/v1/admin/caches/flush", "{}".to_string(), None)
+                } else {
+                    let factor = f.fraction.unwrap_or(1.0);
+                    (
+                        "/v1/admin/drain",
+                        format!("{{\"factor\":{factor}}}"),
+                        until.map(|u| (u, "{}".to_string())),
+                    )
+                };
+                for (host, port) in nodes {
+                    let request = |body: String| ProviderAction::Request {
+                        host: host.clone(),
+                        port,
+                        path: path.into(),
+                        body,
+                    };
+                    push(at, request(body.clone()));
+                    if let Some((u, lift)) = &undo {
+                        push(*u, request(lift.clone()));
+                    }
+                }
+            }
             FaultAction::ConfigPush => {
                 let body = serde_json::to_string(&f.document).unwrap_or_default();
                 push(
@@ -406,5 +441,31 @@ mod tests {
         let e = parse("duration: 10m\nfaults:\n  - { at: 1m, action: host.crash, host: worker-a-7, for: 1s }\n").unwrap_err();
         assert!(e.message.contains("worker-a-7"), "{}", e.message);
         assert!(parse("duration: 10m\nfaults:\n  - { at: 1m, action: host.crash, host: worker-a-0, for: 1s }\n").is_ok());
+    }
+
+    #[test]
+    fn operator_actions_reach_every_node_of_the_region() {
+        let text = "name: t\nduration: 10m\nworld:\n  regions: [a]\n  lakes: { count: 4 }\nsystem: { workers_per_region: 2 }\ntraffic:\n  replay: t.jsonl\nfaults:\n  - { at: 1m, action: drain.rate, fraction: 0.25, for: 30s }\n  - { at: 3m, action: caches.flush }\n";
+        let s = crate::scenario::parse(Path::new("t.yaml"), text).unwrap();
+        let got: Vec<(u64, String, String)> = timeline(&s)
+            .into_iter()
+            .filter_map(|c| match c.action {
+                ProviderAction::Request { host, body, .. } => Some((c.at.as_secs(), host, body)),
+                _ => None,
+            })
+            .collect();
+        let capped = r#"{"factor":0.25}"#.to_string();
+        let want = vec![
+            (60, "coordinator-a".to_string(), capped.clone()),
+            (60, "worker-a-0".to_string(), capped.clone()),
+            (60, "worker-a-1".to_string(), capped),
+            (90, "coordinator-a".to_string(), "{}".to_string()),
+            (90, "worker-a-0".to_string(), "{}".to_string()),
+            (90, "worker-a-1".to_string(), "{}".to_string()),
+            (180, "coordinator-a".to_string(), "{}".to_string()),
+            (180, "worker-a-0".to_string(), "{}".to_string()),
+            (180, "worker-a-1".to_string(), "{}".to_string()),
+        ];
+        assert_eq!(got, want);
     }
 }

@@ -121,6 +121,13 @@ pub enum FaultAction {
     /// An operator resumes admission on the region's coordinator.
     #[serde(rename = "admission.resume")]
     AdmissionResume,
+    /// An operator flushes the caches of every node of the region.
+    #[serde(rename = "caches.flush")]
+    CachesFlush,
+    /// An operator caps the local rates of every node of the region at `fraction` of their
+    /// limits, lifted after `for` if given.
+    #[serde(rename = "drain.rate")]
+    DrainRate,
 }
 
 impl FaultAction {
@@ -137,6 +144,8 @@ impl FaultAction {
             Self::NetworkPartition => "network.partition",
             Self::AdmissionPause => "admission.pause",
             Self::AdmissionResume => "admission.resume",
+            Self::CachesFlush => "caches.flush",
+            Self::DrainRate => "drain.rate",
         }
     }
 }
@@ -423,6 +432,17 @@ pub enum InvariantName {
     /// After a freeze ends, the queries waiting then all succeed within 1.25 × B / (μ − λ),
     /// and the account is not frozen again meanwhile.
     BacklogDrains,
+    /// Per api, in every 10 s window of 20 or more system calls, attempts / (attempts −
+    /// retries) ≤ 1.1 (retries of the guard only; queue redeliveries are not separated).
+    RetryAmplification,
+    /// After the first fault ends, goodput (200 answers) is back at 0.9 × its level before the
+    /// fault within max(60 s, 2 × the fault's length) and stays there.
+    Recovers,
+    /// Invalid SQL is refused before acceptance: no failed query has an SQL, schema or plan
+    /// error.
+    InvalidSqlCostsNothing,
+    /// No batch query accepted after an interactive one on the same coordinator starts first.
+    PriorityOrder,
 }
 
 impl InvariantName {
@@ -445,6 +465,10 @@ impl InvariantName {
             Self::FailbackRamp => "failback_ramp",
             Self::TenantFairness => "tenant_fairness",
             Self::BacklogDrains => "backlog_drains",
+            Self::RetryAmplification => "retry_amplification",
+            Self::Recovers => "recovers",
+            Self::InvalidSqlCostsNothing => "invalid_sql_costs_nothing",
+            Self::PriorityOrder => "priority_order",
         }
     }
 }
@@ -761,6 +785,11 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             )?,
             FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
             FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
+            FaultAction::CachesFlush => {}
+            FaultAction::DrainRate => need(
+                f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
+                "fraction (above 0, at most 1)",
+            )?,
             FaultAction::NetworkPartition => {
                 need(
                     f.between.as_ref().is_some_and(|b| b.len() == 2),

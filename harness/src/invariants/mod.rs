@@ -9,10 +9,14 @@ mod collateral_damage;
 mod common;
 mod explicit_backpressure;
 mod failback_ramp;
+mod invalid_sql_costs_nothing;
 mod never_frozen;
 mod no_lost_queries;
+mod priority_order;
 mod progress_visible;
 mod provider_quota;
+mod recovers;
+mod retry_amplification;
 mod retry_hygiene;
 mod tenant_fairness;
 mod tenant_isolation;
@@ -32,10 +36,18 @@ pub use collateral_damage::{
 pub use common::is_background;
 pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
+pub use invalid_sql_costs_nothing::{INVALID_SQL_ERRORS, invalid_sql_costs_nothing};
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
+pub use priority_order::{INTERACTIVE, priority_order};
 pub use progress_visible::{FIRST_STATUS_WITHIN_US, PROGRESS_EVERY_US, progress_visible};
 pub use provider_quota::{Quota, provider_quota};
+pub use recovers::{
+    FAULT_STARTS, GOODPUT_WINDOW_US, RECOVERED_SHARE, T_MAX_MIN_US, T_STABLE_US, recovers,
+};
+pub use retry_amplification::{
+    AMPLIFICATION_MIN_CALLS, AMPLIFICATION_WINDOW_US, MAX_AMPLIFICATION, retry_amplification,
+};
 pub use retry_hygiene::retry_hygiene;
 pub use tenant_fairness::{MIN_JAIN_INDEX, tenant_fairness};
 pub use tenant_isolation::tenant_isolation;
@@ -150,6 +162,15 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
                 backlog_drains::SLACK,
             ))
         }
+        "retry_amplification" => Some(retry_amplification(
+            log,
+            MAX_AMPLIFICATION,
+            AMPLIFICATION_WINDOW_US,
+            AMPLIFICATION_MIN_CALLS,
+        )),
+        "recovers" => Some(recovers(log)),
+        "invalid_sql_costs_nothing" => Some(invalid_sql_costs_nothing(log)),
+        "priority_order" => Some(priority_order(log)),
         _ => None,
     }
 }
