@@ -70,6 +70,14 @@ pub fn results_json(report: &RunReport) -> Value {
         "digest": report.digest,
         "events": report.log.events().len(),
         "verdicts": report.verdicts,
+        "sometimes": report
+            .verdicts
+            .keys()
+            .filter_map(|name| {
+                crate::invariants::sometimes::sometimes(name, &report.log)
+                    .map(|s| (name.clone(), json!(s)))
+            })
+            .collect::<serde_json::Map<_, _>>(),
         "expected_violations": report.prepared.scenario.expect.violated,
         "as_expected": report.unexpected().is_empty(),
         "unexpected": report.unexpected(),
@@ -258,11 +266,19 @@ pub fn summary(report: &RunReport, run_dir: Option<&Path>, replay: &str) -> Stri
     out.push_str(&calls.render(2));
     let mut verdicts = Table::new(["invariant", "verdict", "detail"]);
     for (name, v) in &report.verdicts {
-        let detail = match v {
+        let mut detail = match v {
             Verdict::Pass { counts } => counts_line(counts),
             Verdict::Fail { witness } => witness.summary.clone(),
             Verdict::Unknown { why } => why.clone(),
         };
+        // A pass in a run that never reached the interesting state proves little: say so.
+        if let (Verdict::Pass { .. }, Some(s)) = (
+            v,
+            crate::invariants::sometimes::sometimes(name, &report.log),
+        ) && !s.reached
+        {
+            detail.push_str(&format!(" (never reached: {})", s.state));
+        }
         verdicts.row([name.clone(), v.word().to_string(), detail]);
     }
     out.push('\n');

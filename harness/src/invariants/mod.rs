@@ -18,6 +18,7 @@ mod provider_quota;
 mod recovers;
 mod retry_amplification;
 mod retry_hygiene;
+pub mod sometimes;
 mod tenant_fairness;
 mod tenant_isolation;
 mod throttle_rate;

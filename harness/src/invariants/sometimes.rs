@@ -1,0 +1,151 @@
+//! "Sometimes" checks: for each "always" invariant, whether the run reached the state that makes
+//! its verdict mean something (after Antithesis and Jepsen). `never_frozen` passing in a run
+//! whose fleet never carried real load proves little; the report says so next to the verdict.
+//!
+//! Each is a predicate over the log; it does not change the verdict.
+
+use serde::Serialize;
+
+use super::common::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background};
+use crate::events::EventLog;
+
+/// Whether the interesting state was reached, and what that state is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sometimes {
+    /// Reached or not.
+    pub reached: bool,
+    /// The state, in words.
+    pub state: &'static str,
+}
+
+fn any_call(log: &EventLog, pred: impl Fn(&crate::events::Event) -> bool) -> bool {
+    log.of(PROVIDER_TARGET).any(|e| e.name == "call" && pred(e))
+}
+
+fn any_fault(log: &EventLog, names: &[&str]) -> bool {
+    log.of(FAULT_TARGET)
+        .any(|e| names.contains(&e.name.as_str()))
+}
+
+/// The sometimes check of invariant `name`, if it has one.
+pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
+    let (reached, state) = match name {
+        "no_lost_queries" => (
+            log.of(QUERY_TARGET).any(|e| e.name == "accepted"),
+            "a query was accepted",
+        ),
+        "never_frozen" => (
+            log.of(PROVIDER_TARGET).any(|e| {
+                e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
+            }) || any_fault(log, &["freeze"]),
+            "the metadata fleet ran at half its capacity or more, or a freeze was injected",
+        ),
+        "provider_quota" | "throttle_rate" => (
+            any_call(log, |e| e.str("outcome") == Some("throttled")),
+            "the provider throttled a call",
+        ),
+        "collateral_damage" => (
+            any_call(log, |e| e.str("account").is_some_and(is_background))
+                && log.of(PROVIDER_TARGET).any(|e| {
+                    e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
+                }),
+            "other accounts called while the fleet ran at half its capacity or more",
+        ),
+        "attempt_cap" | "retry_hygiene" | "retry_amplification" => (
+            log.of("stampede::mechanism").any(|e| e.name == "retry"),
+            "a call was retried",
+        ),
+        "progress_visible" => (
+            log.of(QUERY_TARGET).any(|e| e.name == "progress"),
+            "a query ran long enough to report progress",
+        ),
+        "explicit_backpressure" | "priority_order" => (
+            log.of(QUERY_TARGET)
+                .any(|e| e.name == "shed" || e.name == "queued"),
+            "admission made a query wait or refused one",
+        ),
+        "coalesced" => (
+            log.of("stampede::mechanism")
+                .any(|e| e.name == "cache_coalesced"),
+            "two lookups of one key were in flight together",
+        ),
+        "tenant_isolation" => (
+            any_call(log, |e| e.str("api") == Some("AssumeRole")),
+            "the system assumed a lake's role",
+        ),
+        "blast_radius" => (
+            log.of("stampede::config")
+                .any(|e| e.name == "config_pushed"),
+            "a config was pushed",
+        ),
+        "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
+        "tenant_fairness" => (
+            {
+                let tenants: std::collections::BTreeSet<&str> = log
+                    .of(TRAFFIC_TARGET)
+                    .filter(|e| e.name == "submitted")
+                    .filter_map(|e| e.str("tenant"))
+                    .collect();
+                tenants.len() >= 2
+            },
+            "two or more tenants had demand",
+        ),
+        "backlog_drains" => (
+            any_fault(log, &["freeze"])
+                || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
+            "a frozen account thawed",
+        ),
+        "recovers" => (
+            any_fault(
+                log,
+                &[
+                    "freeze",
+                    "region_down",
+                    "throttle",
+                    "latency",
+                    "fleet_capacity",
+                    "host_crash",
+                    "partition",
+                ],
+            ),
+            "a fault was injected",
+        ),
+        "invalid_sql_costs_nothing" => (
+            log.of(QUERY_TARGET)
+                .any(|e| e.name == "refused" && e.str("reason") == Some("invalid_sql")),
+            "a query with invalid SQL was submitted",
+        ),
+        _ => return None,
+    };
+    Some(Sometimes { reached, state })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::common::test_support::ev;
+    use super::*;
+
+    #[test]
+    fn reached_only_when_the_state_happened() {
+        let idle = EventLog::from_events(vec![ev(
+            1,
+            "p",
+            PROVIDER_TARGET,
+            "fleet",
+            &[("utilisation_permille", json!(70))],
+        )]);
+        assert!(!sometimes("never_frozen", &idle).unwrap().reached);
+        let loaded = EventLog::from_events(vec![ev(
+            1,
+            "p",
+            PROVIDER_TARGET,
+            "fleet",
+            &[("utilisation_permille", json!(900))],
+        )]);
+        assert!(sometimes("never_frozen", &loaded).unwrap().reached);
+        assert!(!sometimes("attempt_cap", &loaded).unwrap().reached);
+        assert_eq!(sometimes("deterministic", &loaded), None);
+    }
+}
