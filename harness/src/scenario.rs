@@ -432,6 +432,8 @@ pub enum InvariantName {
     /// After a freeze ends, the queries waiting then all succeed within 1.25 × B / (μ − λ),
     /// and the account is not frozen again meanwhile.
     BacklogDrains,
+    /// Queries running and waiting on each coordinator stay within the configured limits.
+    BoundedQueues,
     /// Per api, in every 10 s window of 20 or more system calls, attempts / (attempts −
     /// retries) ≤ 1.1 (retries of the guard only; queue redeliveries are not separated).
     RetryAmplification,
@@ -465,6 +467,7 @@ impl InvariantName {
             Self::FailbackRamp => "failback_ramp",
             Self::TenantFairness => "tenant_fairness",
             Self::BacklogDrains => "backlog_drains",
+            Self::BoundedQueues => "bounded_queues",
             Self::RetryAmplification => "retry_amplification",
             Self::Recovers => "recovers",
             Self::InvalidSqlCostsNothing => "invalid_sql_costs_nothing",

@@ -169,6 +169,16 @@ impl std::fmt::Debug for Coordinator {
     }
 }
 
+/// The admission gauge: queries running and waiting, logged whenever they change.
+fn gauge(admission: &Admission) {
+    tracing::info!(
+        target: QUERY_EVENTS,
+        running = u64::from(admission.running_total()),
+        queued = admission.queued() as u64,
+        "admission"
+    );
+}
+
 fn priority_rank(p: Priority) -> u8 {
     match p {
         Priority::Interactive => 1,
@@ -275,6 +285,7 @@ impl Coordinator {
                     id.clone(),
                     Query::new(*record, plan, lakes, deadline_unix_ms),
                 );
+                gauge(&inner.admission);
                 d
             };
             self.arm_deadline(&id, deadline_unix_ms);
@@ -360,6 +371,7 @@ impl Coordinator {
                 inner
                     .admission
                     .offer(&id, &record.tenant, priority_rank(record.priority));
+            gauge(&inner.admission);
             if let Decision::Shed { retry_after } = decision {
                 drop(inner);
                 let secs = retry_after.as_secs().max(1);
@@ -612,6 +624,7 @@ impl Coordinator {
             } else {
                 inner.admission.finish(&tenant)
             };
+            gauge(&inner.admission);
             (tenant, next)
         };
         let _ = tenant;

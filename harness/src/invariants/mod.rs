@@ -4,6 +4,7 @@
 mod attempt_cap;
 mod backlog_drains;
 mod blast_radius;
+mod bounded_queues;
 mod coalesced;
 mod collateral_damage;
 mod common;
@@ -149,6 +150,14 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
         "blast_radius" => Some(blast_radius(log)),
         "failback_ramp" => Some(failback_ramp(log, R_MAX, RAMP_US)),
         "tenant_fairness" => Some(tenant_fairness(log, MIN_JAIN_INDEX)),
+        "bounded_queues" => {
+            let t = crate::world::system_config(scenario).tuning;
+            Some(bounded_queues::bounded_queues(
+                log,
+                u64::from(t.max_running_queries),
+                u64::from(t.max_queued_queries),
+            ))
+        }
         "backlog_drains" => {
             let usable = scenario
                 .world

@@ -90,6 +90,11 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             },
             "two or more tenants had demand",
         ),
+        "bounded_queues" => (
+            log.of(QUERY_TARGET)
+                .any(|e| e.name == "admission" && e.u64("running").is_some_and(|r| r >= 2)),
+            "two or more queries ran at once on a coordinator",
+        ),
         "backlog_drains" => (
             any_fault(log, &["freeze"])
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),

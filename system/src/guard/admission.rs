@@ -58,7 +58,8 @@ impl Admission {
         }
     }
 
-    fn running_total(&self) -> u32 {
+    /// Queries running.
+    pub fn running_total(&self) -> u32 {
         self.running.values().sum()
     }
 
