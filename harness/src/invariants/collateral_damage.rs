@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::Verdict;
 use super::common::{
-    PROVIDER_TARGET, is_background, is_call, log_end, obj, secs, started, worst_ratio_breach,
+    PROVIDER_TARGET, is_background, is_call, log_end, obj, started, worst_ratio_breach,
 };
-use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
 /// The largest share of failed background calls allowed in a window.
@@ -86,22 +86,12 @@ pub fn collateral_damage(
         };
     };
     Verdict::Fail {
-        witness: Witness {
-            summary: format!(
-                "in {region}, {} of {} background calls ({:.1} %) failed in the window [{}, {}), over {:.1} %",
-                b.bad,
-                b.total,
-                100.0 * b.bad as f64 / b.total as f64,
-                secs(b.start_us),
-                secs(b.end_us),
-                100.0 * max_ratio
-            ),
-            counts: obj(json!({
-                "failed_in_window": b.bad, "calls_in_window": b.total,
-                "window_start_us": b.start_us, "background_calls": calls, "failed": failed,
-            })),
-            events: b.events.into_iter().take(WITNESS_EVENTS).cloned().collect(),
-        },
+        witness: b.witness(
+            &format!("in {region}, "),
+            "background calls failed",
+            max_ratio,
+            obj(json!({ "background_calls": calls, "failed": failed })),
+        ),
     }
 }
 
@@ -161,7 +151,7 @@ mod tests {
             panic!("10 of 300 is over 1 %")
         };
         assert!(witness.summary.starts_with("in r2"), "{}", witness.summary);
-        assert_eq!(witness.counts["failed_in_window"], json!(10));
+        assert_eq!(witness.counts["bad_in_window"], json!(10));
         assert_eq!(witness.events[0].str("outcome"), Some("timeout"));
     }
 

@@ -71,6 +71,40 @@ pub fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
+impl RatioBreach<'_> {
+    /// The witness of this window: `what` names the bad calls ("background calls ... failed"),
+    /// `counts` adds the checker's own totals to the window's.
+    pub fn witness(
+        self,
+        prefix: &str,
+        what: &str,
+        max_ratio: f64,
+        mut counts: Map<String, Value>,
+    ) -> super::Witness {
+        counts.insert("bad_in_window".into(), self.bad.into());
+        counts.insert("calls_in_window".into(), self.total.into());
+        counts.insert("window_start_us".into(), self.start_us.into());
+        super::Witness {
+            summary: format!(
+                "{prefix}{} of {} {what} ({:.1} %) in the window [{}, {}), over {:.1} %",
+                self.bad,
+                self.total,
+                100.0 * self.bad as f64 / self.total.max(1) as f64,
+                secs(self.start_us),
+                secs(self.end_us),
+                100.0 * max_ratio
+            ),
+            counts,
+            events: self
+                .events
+                .into_iter()
+                .take(super::WITNESS_EVENTS)
+                .cloned()
+                .collect(),
+        }
+    }
+}
+
 /// The window in which `bad / total` was furthest over its limit.
 #[derive(Debug)]
 pub struct RatioBreach<'a> {

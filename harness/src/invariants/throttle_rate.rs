@@ -14,10 +14,10 @@
 
 use serde_json::json;
 
+use super::Verdict;
 use super::common::{
-    PROVIDER_TARGET, is_background, is_call, log_end, obj, secs, started, worst_ratio_breach,
+    PROVIDER_TARGET, is_background, is_call, log_end, obj, started, worst_ratio_breach,
 };
-use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
 /// The largest share of throttled calls allowed in a window.
@@ -49,22 +49,12 @@ pub fn throttle_rate(log: &EventLog, max_ratio: f64, window_us: u64) -> Verdict 
         };
     };
     Verdict::Fail {
-        witness: Witness {
-            summary: format!(
-                "{} of {} system calls ({:.1} %) were throttled in the window [{}, {}), over {:.1} %",
-                b.bad,
-                b.total,
-                100.0 * b.bad as f64 / b.total as f64,
-                secs(b.start_us),
-                secs(b.end_us),
-                100.0 * max_ratio
-            ),
-            counts: obj(json!({
-                "throttled_in_window": b.bad, "calls_in_window": b.total,
-                "window_start_us": b.start_us, "throttled": throttled, "calls": calls,
-            })),
-            events: b.events.into_iter().take(WITNESS_EVENTS).cloned().collect(),
-        },
+        witness: b.witness(
+            "",
+            "system calls were throttled",
+            max_ratio,
+            obj(json!({ "throttled": throttled, "calls": calls })),
+        ),
     }
 }
 
@@ -115,8 +105,8 @@ mod tests {
         else {
             panic!("must fail")
         };
-        assert_eq!(witness.counts["throttled_in_window"], json!(10));
-        assert_eq!(witness.events.len(), WITNESS_EVENTS);
+        assert_eq!(witness.counts["bad_in_window"], json!(10));
+        assert_eq!(witness.events.len(), crate::invariants::WITNESS_EVENTS);
         assert_eq!(witness.events[0].t_us, 30_001_000);
     }
 
