@@ -12,6 +12,25 @@ use stampede::world::{lake_directory, simulate};
 
 use crate::correctness::direct;
 
+/// Writes `yaml` (which replays `trace.jsonl`) and the trace of `records` into a folder of
+/// their own, and prepares them.
+fn write_world(
+    name: &str,
+    yaml: &str,
+    records: &[serde_json::Value],
+) -> (stampede::Prepared, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut trace = String::from("{\"format\":\"stampede-trace\",\"version\":1}\n");
+    for record in records {
+        trace.push_str(&format!("{record}\n"));
+    }
+    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (stampede::prepare(&path).unwrap(), dir)
+}
+
 /// Writes a scenario and its trace into a folder of their own and prepares them.
 fn world(name: &str, lakes: u32, queries: &[(u64, &str)]) -> (stampede::Prepared, PathBuf) {
     world_with(name, lakes, queries, "{ workers_per_region: 2 }")
@@ -24,22 +43,18 @@ fn world_with(
     queries: &[(u64, &str)],
     system: &str,
 ) -> (stampede::Prepared, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut trace = String::from("{\"format\":\"stampede-trace\",\"version\":1}\n");
-    for (t_ms, sql) in queries {
-        let record = serde_json::json!({
-            "t_ms": t_ms, "tenant": "tenant-00", "user": "it", "sql": sql, "lakes": "all",
-        });
-        trace.push_str(&format!("{record}\n"));
-    }
-    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let records: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|(t_ms, sql)| {
+            serde_json::json!({
+                "t_ms": t_ms, "tenant": "tenant-00", "user": "it", "sql": sql, "lakes": "all",
+            })
+        })
+        .collect();
     let yaml = format!(
         "name: {name}\nduration: 5m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 10, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {system}\ntraffic:\n  replay: trace.jsonl\n"
     );
-    let path = dir.join("scenario.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    (stampede::prepare(&path).unwrap(), dir)
+    write_world(name, &yaml, &records)
 }
 
 fn simulate_with(prepared: &stampede::Prepared, controls: &[Control]) -> EventLog {
@@ -284,23 +299,19 @@ fn a_bad_config_push_stops_at_the_canary_and_rolls_back_when_hardened() {
 /// Two regions of 20 lakes, tenants 0 and 1: lake i is in region i mod 2 and belongs to tenant
 /// i mod 2, so each tenant's lakes are all in one region.
 fn two_regions(name: &str, preset: &str, queries: &[(u64, &str)]) -> (stampede::Prepared, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut trace = String::from("{\"format\":\"stampede-trace\",\"version\":1}\n");
-    for (t_ms, tenant) in queries {
-        let record = serde_json::json!({
-            "t_ms": t_ms, "tenant": tenant, "user": "it", "sql": "SELECT count(*) FROM telemetry",
-            "lakes": { "tenant": tenant },
-        });
-        trace.push_str(&format!("{record}\n"));
-    }
-    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let records: Vec<serde_json::Value> = queries
+        .iter()
+        .map(|(t_ms, tenant)| {
+            serde_json::json!({
+                "t_ms": t_ms, "tenant": tenant, "user": "it", "sql": "SELECT count(*) FROM telemetry",
+                "lakes": { "tenant": tenant },
+            })
+        })
+        .collect();
     let yaml = format!(
         "name: {name}\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: {{ count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {{ preset: {preset}, workers_per_region: 4 }}\ntraffic:\n  replay: trace.jsonl\n"
     );
-    let path = dir.join("scenario.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    (stampede::prepare(&path).unwrap(), dir)
+    write_world(name, &yaml, &records)
 }
 
 fn outage(region: &str, from_s: u64, to_s: u64) -> [Control; 2] {
@@ -384,14 +395,13 @@ fn the_audit_log_is_a_trace_that_replays_what_was_submitted() {
 
 #[test]
 fn an_operator_pause_refuses_with_retry_after_and_the_client_comes_back() {
-    let dir = std::env::temp_dir().join(format!("stampede-it-pause-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = "{\"format\":\"stampede-trace\",\"version\":1}\n{\"t_ms\":60000,\"tenant\":\"tenant-00\",\"user\":\"it\",\"sql\":\"SELECT count(*) FROM telemetry\",\"lakes\":\"all\"}\n";
-    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    let record = serde_json::json!({
+        "t_ms": 60_000, "tenant": "tenant-00", "user": "it",
+        "sql": "SELECT count(*) FROM telemetry", "lakes": "all",
+    });
     let yaml = "name: pause\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 4, files_per_lake: 1, rows_per_file: 10 }\ntraffic:\n  replay: trace.jsonl\nfaults:\n  - { at: 30s, action: admission.pause, for: 45s }\ninvariants: [no_lost_queries, explicit_backpressure]\n";
-    let path = dir.join("scenario.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let report = stampede::run(stampede::prepare(&path).unwrap(), None).unwrap();
+    let (prepared, dir) = write_world("pause", yaml, &[record]);
+    let report = stampede::run(prepared, None).unwrap();
     cleanup(&dir);
     let log = &report.log;
     let refused: Vec<(u64, u64)> = log
