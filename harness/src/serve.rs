@@ -10,6 +10,7 @@ use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_fakes::imds::ImdsFake;
+use stampede_fakes::provider::Correlated;
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{
@@ -80,26 +81,26 @@ pub async fn start(
         provider.clone(),
         iam.clone(),
     );
-    tokio::spawn(serve_tcp(s3_listener, store.service()));
+    tokio::spawn(serve_tcp(s3_listener, Correlated(store.service())));
     tokio::spawn(serve_tcp(
         sts_listener,
-        TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router()),
+        Correlated(TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router())),
     ));
     tokio::spawn(serve_tcp(
         glue_listener,
-        TowerToHyperService::new(
+        Correlated(TowerToHyperService::new(
             GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), epoch).router(),
-        ),
+        )),
     ));
     tokio::spawn(serve_tcp(
         sqs_listener,
-        TowerToHyperService::new(SqsFake::new(provider.clone(), iam.clone()).router()),
+        Correlated(TowerToHyperService::new(SqsFake::new(provider.clone(), iam.clone()).router())),
     ));
     tokio::spawn(serve_tcp(
         imds_listener,
-        TowerToHyperService::new(
+        Correlated(TowerToHyperService::new(
             ImdsFake::new("i-loopback", provider.clone(), iam, epoch).router(),
-        ),
+        )),
     ));
     tokio::spawn(provider.run());
     Ok(Served {

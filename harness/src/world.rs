@@ -11,7 +11,7 @@ use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::{SYSTEM_ACCOUNT, lake_role_arn};
 use stampede_fakes::imds::ImdsFake;
-use stampede_fakes::provider::{BackgroundLoad, Limit};
+use stampede_fakes::provider::{BackgroundLoad, Correlated, Limit};
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
 use stampede_fakes::{
@@ -288,10 +288,10 @@ impl NodeCloud {
         let (epoch, _) = self.boot_epoch();
         // Each boot draws its own jitter: the seed mixes in the boot time.
         let seed = self.seed ^ self.now.get().as_micros() as u64;
-        let guard = Arc::new(stampede_system::guard::Guard::new(
-            self.config.clone(),
-            seed,
-        ));
+        let guard = Arc::new(
+            stampede_system::guard::Guard::new(self.config.clone(), seed)
+                .named(&self.name, self.now.get().as_millis() as u64),
+        );
         let dialer = Arc::new(SimDialer);
         Arc::new(Cloud::new(
             &self.name,
@@ -365,11 +365,11 @@ pub fn simulate(
         }
         sim.host(host, move || {
             let background = background.clone();
-            let s3 = s3.service();
-            let sts = TowerToHyperService::new(sts.router());
-            let imds = TowerToHyperService::new(imds.router());
-            let sqs = TowerToHyperService::new(sqs.router());
-            let glue = TowerToHyperService::new(glue.router());
+            let s3 = Correlated(s3.service());
+            let sts = Correlated(TowerToHyperService::new(sts.router()));
+            let imds = Correlated(TowerToHyperService::new(imds.router()));
+            let sqs = Correlated(TowerToHyperService::new(sqs.router()));
+            let glue = Correlated(TowerToHyperService::new(glue.router()));
             let provider = provider.clone();
             async move {
                 tokio::task::spawn_local(provider.clone().run_background(background));

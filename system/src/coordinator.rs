@@ -505,6 +505,15 @@ impl Coordinator {
     }
 
     async fn enqueue(&self, region: &str, tasks: &[Task]) -> Result<(), String> {
+        let Some(query) = tasks.first().map(|t| Arc::<str>::from(t.query_id.as_str())) else {
+            return Ok(());
+        };
+        crate::guard::QUERY
+            .scope(query, self.enqueue_tasks(region, tasks))
+            .await
+    }
+
+    async fn enqueue_tasks(&self, region: &str, tasks: &[Task]) -> Result<(), String> {
         let (sqs, url) = self
             .cloud
             .task_queue(region)

@@ -17,7 +17,7 @@ use http_body_util::Full;
 use crate::cloud::{Cloud, Lake};
 use crate::coordinator::{FRAGMENT_ERROR, Task};
 use crate::engine;
-use crate::guard::DEADLINE;
+use crate::guard::{DEADLINE, QUERY};
 use crate::http_client::send_collect;
 use crate::transport::Dialer;
 
@@ -186,18 +186,21 @@ impl Worker {
         let deadline = task
             .deadline_unix_ms
             .filter(|_| switches.deadline_propagation);
-        let result = match deadline {
-            Some(at) if at <= self.now_unix_ms() => {
-                Err("deadline exceeded before the task started".to_string())
+        let work = async {
+            match deadline {
+                Some(at) if at <= self.now_unix_ms() => {
+                    Err("deadline exceeded before the task started".to_string())
+                }
+                Some(at) => {
+                    let left = Duration::from_millis(at - self.now_unix_ms());
+                    DEADLINE
+                        .scope(tokio::time::Instant::now() + left, self.compute(&task))
+                        .await
+                }
+                None => self.compute(&task).await,
             }
-            Some(at) => {
-                let left = Duration::from_millis(at - self.now_unix_ms());
-                DEADLINE
-                    .scope(tokio::time::Instant::now() + left, self.compute(&task))
-                    .await
-            }
-            None => self.compute(&task).await,
         };
+        let result = QUERY.scope(task.query_id.as_str().into(), work).await;
         let (reply, last) = match result {
             Ok(ipc) => {
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, bytes = ipc.len() as u64, "task_done");

@@ -1,7 +1,74 @@
 //! Provider calls as events: every call to a fake service is reported once, when it ends, on
-//! target `stampede::provider` with its account, region, service, api, key and outcome.
+//! target `stampede::provider` with its account, region, service, api, key and outcome, and
+//! the correlation headers the client sent ([`Correlated`]).
 
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
+
+/// The client's logical operation, `{client host}#{sequence}`, sent by the system's retry layer.
+pub const OP_HEADER: &str = "x-stampede-op";
+/// The attempt of that operation, from 1.
+pub const ATTEMPT_HEADER: &str = "x-stampede-attempt";
+/// The query the call works for.
+pub const QUERY_HEADER: &str = "x-stampede-query";
+
+/// What a request says about who sent it and why: the correlation headers a client may send,
+/// and the AWS SDK's own attempt (`amz-sdk-request`). Logged with the call; absent fields are
+/// empty or 0. Real clients that send none are served the same. The SDK's invocation id is not
+/// logged: the SDK draws it from an unseeded RNG, and the log must be the same every run.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    op: String,
+    attempt: u64,
+    query_id: String,
+    sdk_attempt: u64,
+}
+
+impl CallContext {
+    /// Reads the context from a request's headers.
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        // `amz-sdk-request: attempt=2; max=3`
+        let sdk_attempt = text("amz-sdk-request")
+            .split(';')
+            .find_map(|kv| kv.trim().strip_prefix("attempt=")?.parse().ok())
+            .unwrap_or(0);
+        Self {
+            op: text(OP_HEADER),
+            attempt: text(ATTEMPT_HEADER).parse().unwrap_or(0),
+            query_id: text(QUERY_HEADER),
+            sdk_attempt,
+        }
+    }
+}
+
+tokio::task_local! {
+    static CALL_CONTEXT: CallContext;
+}
+
+/// A fake service wrapped so that every call it reports carries its request's [`CallContext`].
+#[derive(Debug, Clone)]
+pub struct Correlated<S>(pub S);
+
+impl<S, B> hyper::service::Service<http::Request<B>> for Correlated<S>
+where
+    S: hyper::service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<CallContext, S::Future>;
+
+    fn call(&self, req: http::Request<B>) -> Self::Future {
+        let context = CallContext::from_headers(req.headers());
+        CALL_CONTEXT.scope(context, self.0.call(req))
+    }
+}
 
 /// The target of provider call events.
 pub const PROVIDER_EVENTS: &str = "stampede::provider";
@@ -46,6 +113,7 @@ pub struct ProviderCall {
     action: &'static str,
     resource: String,
     range: String,
+    context: CallContext,
     started: Instant,
 }
 
@@ -69,6 +137,7 @@ impl ProviderCall {
             action,
             resource,
             range: String::new(),
+            context: CALL_CONTEXT.try_with(Clone::clone).unwrap_or_default(),
             started: Instant::now(),
         }
     }
@@ -100,6 +169,10 @@ impl ProviderCall {
             code,
             bytes,
             latency_us,
+            op = %self.context.op,
+            attempt = self.context.attempt,
+            query_id = %self.context.query_id,
+            sdk_attempt = self.context.sdk_attempt,
             "call"
         );
     }

@@ -10,7 +10,10 @@ pub mod region;
 
 pub use abuse::{AbusePolicy, Standing};
 pub use background::BackgroundLoad;
-pub use call::{CallOutcome, PROVIDER_EVENTS, ProviderCall};
+pub use call::{
+    ATTEMPT_HEADER, CallContext, CallOutcome, Correlated, OP_HEADER, PROVIDER_EVENTS, ProviderCall,
+    QUERY_HEADER,
+};
 pub use fleet::FleetConfig;
 pub use quota::Limit;
 pub use region::{Admission, ProviderConfig, RegionModel, S3Access};

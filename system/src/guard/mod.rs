@@ -53,7 +53,18 @@ pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
 tokio::task_local! {
     /// The deadline of the work the current task does, on tokio's clock.
     pub static DEADLINE: tokio::time::Instant;
+    /// The query the current task works for: every call it makes names it
+    /// ([`QUERY_HEADER`]), so a call's cost can be charged to its query.
+    pub static QUERY: Arc<str>;
 }
+
+/// The logical operation an attempt belongs to, `{node}#{boot}.{sequence}`: the same on every
+/// retry.
+pub const OP_HEADER: &str = "x-stampede-op";
+/// The attempt's number within its operation, from 1.
+pub const ATTEMPT_HEADER: &str = "x-stampede-attempt";
+/// The query the call works for, when it works for one.
+pub const QUERY_HEADER: &str = "x-stampede-query";
 
 /// A response whose body is streaming (success) or already read (errors, which were read to
 /// classify them).
@@ -107,6 +118,8 @@ pub struct Guard {
     config: Mutex<Arc<SystemConfig>>,
     state: Mutex<State>,
     start: tokio::time::Instant,
+    node: String,
+    operations: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Guard {
@@ -212,7 +225,16 @@ impl Guard {
             }),
             config: Mutex::new(Arc::new(config)),
             start: tokio::time::Instant::now(),
+            node: "node#0".into(),
+            operations: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Names the node and its boot, so its operations are told apart from other nodes' and
+    /// other boots' in the provider's logs: `{node}#{boot}.{sequence}` ([`OP_HEADER`]).
+    pub fn named(mut self, node: &str, boot: u64) -> Self {
+        self.node = format!("{node}#{boot}");
+        self
     }
 
     /// The configuration it runs now.
@@ -450,6 +472,17 @@ impl Guard {
             .ok()
             .filter(|_| switches.deadline_propagation);
         let mut attempt = 1u32;
+        let seq = self
+            .operations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut parts = parts;
+        let correlate = |value: &str| http::HeaderValue::from_str(value).ok();
+        if let Some(op) = correlate(&format!("{}.{seq}", self.node)) {
+            parts.headers.insert(OP_HEADER, op);
+        }
+        if let Some(query) = QUERY.try_with(|q| correlate(q)).ok().flatten() {
+            parts.headers.insert(QUERY_HEADER, query);
+        }
         self.state().budget.deposit(self.now());
         loop {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -464,6 +497,9 @@ impl Guard {
             // The attempt runs to its end in its own task, so its outcome reaches the breaker
             // even when the caller gives up on it (DataFusion drops sibling reads on an error;
             // a half-open breaker would otherwise wait forever for its probe).
+            parts
+                .headers
+                .insert(ATTEMPT_HEADER, http::HeaderValue::from(attempt));
             let request = Request::from_parts(parts.clone(), body.clone());
             let attempt_task =
                 tokio::spawn(self.clone().attempt(dialer.clone(), api.clone(), request));
