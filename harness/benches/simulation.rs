@@ -13,7 +13,7 @@ fn smoke(c: &mut Criterion) {
     prepared
         .scenario
         .invariants
-        .retain(|i| i.as_str() != "deterministic");
+        .retain(|i| i.name.as_str() != "deterministic");
     let mut group = c.benchmark_group("smoke");
     group.sample_size(10);
     group.bench_function("10 queries, 20 lakes, 10 virtual minutes", |b| {

@@ -78,6 +78,12 @@ pub enum ProviderAction {
         /// The other.
         b: String,
     },
+    /// The log pipeline stalls: the system's logs stop reaching anything that reads them
+    /// (alert rules on logs go blind) until it resumes. The event log itself, the harness's
+    /// ground truth, still records everything.
+    LogsStall,
+    /// The log pipeline resumes.
+    LogsResume,
     /// An operator's HTTP POST to a host of the system (a config push, say), sent from the
     /// `operator` client host.
     Request {
@@ -131,6 +137,8 @@ impl ProviderAction {
             Self::HostRestart { host } => ("host_restart", vec![("host", json!(host))]),
             Self::Partition { a, b } => ("partition", vec![("a", json!(a)), ("b", json!(b))]),
             Self::Heal { a, b } => ("heal", vec![("a", json!(a)), ("b", json!(b))]),
+            Self::LogsStall => ("logs_stalled", vec![]),
+            Self::LogsResume => ("logs_resumed", vec![]),
             Self::Request { host, path, .. } => (
                 "operator_request",
                 vec![("host", json!(host)), ("path", json!(path))],
@@ -156,6 +164,9 @@ pub fn apply_due(
             (ProviderAction::Request { .. }, _) => continue,
             (ProviderAction::Partition { a, b }, _) => sim.partition(a.as_str(), b.as_str()),
             (ProviderAction::Heal { a, b }, _) => sim.repair(a.as_str(), b.as_str()),
+            // Only the alert engine reads the log pipeline, and it knows the stalls from the
+            // scenario: the event records when they happen.
+            (ProviderAction::LogsStall | ProviderAction::LogsResume, _) => {}
             (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
             (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
             // A region's outage takes down every host in it, the system's included; they all
@@ -225,6 +236,19 @@ pub async fn operator(controls: Vec<Control>) -> turmoil::Result {
         tracing::info!(target: FAULT_EVENTS, host = %host, path = %path, status, "operator_request");
     }
     Ok(())
+}
+
+/// The windows of virtual time, in microseconds, when the scenario stalls the log pipeline.
+pub fn log_stalls(scenario: &crate::scenario::Scenario) -> Vec<std::ops::Range<u64>> {
+    scenario
+        .faults
+        .iter()
+        .filter(|f| f.action == crate::scenario::FaultAction::LogsStall)
+        .map(|f| {
+            let at = f.at.0.as_micros() as u64;
+            at..f.lasts.map_or(u64::MAX, |d| at + d.0.as_micros() as u64)
+        })
+        .collect()
 }
 
 /// The controls of a scenario's `faults:` timeline, each fault with its undoing.
@@ -329,14 +353,22 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                     push(u, ProviderAction::Heal { a, b });
                 }
             }
-            FaultAction::AdmissionPause | FaultAction::AdmissionResume => {
+            FaultAction::LogsStall => {
+                push(at, ProviderAction::LogsStall);
+                if let Some(u) = until {
+                    push(u, ProviderAction::LogsResume);
+                }
+            }
+            FaultAction::AdmissionPause | FaultAction::AdmissionResume | FaultAction::Failover => {
                 let admission = |paused: bool| ProviderAction::Request {
                     host: crate::world::coordinator_host(&region),
                     port: crate::world::COORDINATOR_PORT,
                     path: "/v1/admin/admission".into(),
                     body: format!("{{\"paused\":{paused}}}"),
                 };
-                let paused = f.action == FaultAction::AdmissionPause;
+                // A failover is a pause the clients route around: a paused coordinator
+                // answers 503, and clients then try the next region's.
+                let paused = f.action != FaultAction::AdmissionResume;
                 push(at, admission(paused));
                 if let (Some(u), true) = (until, paused) {
                     push(u, admission(false));

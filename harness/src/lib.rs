@@ -4,6 +4,7 @@
 //! nodes, and a replay client. The harness steps the simulation, records every event in virtual
 //! time, and checks invariants over the log. See ARCHITECTURE.md for the map.
 
+pub mod alerts;
 pub mod arrivals;
 pub mod clock;
 pub mod cloudtrail;

@@ -213,18 +213,19 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
     let wall = timer.elapsed();
     let digest = first.log.digest();
     let mut verdicts = BTreeMap::new();
-    for name in &prepared.scenario.invariants {
-        let verdict = match name {
+    for spec in &prepared.scenario.invariants {
+        let verdict = match spec.name {
             InvariantName::Deterministic => {
                 let second = simulate_once(&prepared, seed)?;
                 deterministic(&first.log, &second.log)
             }
-            other => invariants::check_log(other.as_str(), &first.log, &prepared.scenario)
-                .unwrap_or_else(|| Verdict::Unknown {
+            _ => invariants::check_log(spec, &first.log, &prepared.scenario).unwrap_or_else(|| {
+                Verdict::Unknown {
                     why: "no checker in this build".into(),
-                }),
+                }
+            }),
         };
-        verdicts.insert(name.as_str().to_string(), verdict);
+        verdicts.insert(spec.name.as_str().to_string(), verdict);
     }
     Ok(RunReport {
         prepared,

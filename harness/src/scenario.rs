@@ -34,9 +34,10 @@ pub struct Scenario {
     pub system: SystemSpec,
     /// Where the queries come from.
     pub traffic: Traffic,
-    /// The invariants checked after the run, by name (see INVARIANTS.md).
+    /// The invariants checked after the run (see INVARIANTS.md): a name, or a name with its
+    /// parameters, `{throttle_rate: {max_share: 0.02}}`.
     #[serde(default)]
-    pub invariants: Vec<InvariantName>,
+    pub invariants: Vec<InvariantSpec>,
     /// Faults and operator actions on the timeline.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
@@ -128,6 +129,15 @@ pub enum FaultAction {
     /// limits, lifted after `for` if given.
     #[serde(rename = "drain.rate")]
     DrainRate,
+    /// An operator fails the region over: its coordinator stops admitting (503 with
+    /// `Retry-After`) and clients take their queries to the next region's; undone after `for`
+    /// if given. Queries already admitted there finish there.
+    #[serde(rename = "failover")]
+    Failover,
+    /// The log pipeline stalls for `for` (for ever when absent): alert rules that read the
+    /// system's logs see nothing meanwhile; rules on the client's meters still work.
+    #[serde(rename = "logs.stall")]
+    LogsStall,
 }
 
 impl FaultAction {
@@ -146,6 +156,8 @@ impl FaultAction {
             Self::AdmissionResume => "admission.resume",
             Self::CachesFlush => "caches.flush",
             Self::DrainRate => "drain.rate",
+            Self::Failover => "failover",
+            Self::LogsStall => "logs.stall",
         }
     }
 }
@@ -476,6 +488,86 @@ impl InvariantName {
     }
 }
 
+/// One invariant a scenario checks, with its parameters (their checker's defaults where the
+/// file gives none). Written `name` or `{name: {key: value, ...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvariantSpec {
+    /// Which invariant.
+    pub name: InvariantName,
+    /// Its parameters as JSON, checked against the checker's type when the file was read;
+    /// `null` when the file gives none.
+    pub params: serde_json::Value,
+}
+
+impl InvariantSpec {
+    /// The invariant `name` with its default parameters.
+    pub fn named(name: InvariantName) -> Self {
+        Self {
+            name,
+            params: serde_json::Value::Null,
+        }
+    }
+
+    /// Its parameters as the checker's type.
+    pub fn params<P: serde::de::DeserializeOwned + Default>(&self) -> P {
+        crate::invariants::params::of(&self.params)
+    }
+}
+
+impl<'de> Deserialize<'de> for InvariantSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = InvariantSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an invariant's name, or `{name: {parameter: value}}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let name =
+                    InvariantName::deserialize(serde::de::value::StrDeserializer::<E>::new(v))?;
+                Ok(InvariantSpec::named(name))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let Some(name) = map.next_key::<InvariantName>()? else {
+                    return Err(serde::de::Error::custom("an invariant's name is missing"));
+                };
+                let params = map.next_value_seed(ParamsSeed(name))?;
+                if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::custom(
+                        "one invariant per entry: write each as its own list item",
+                    ));
+                }
+                Ok(InvariantSpec { name, params })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+struct ParamsSeed(InvariantName);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ParamsSeed {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        crate::invariants::params::deserialize(self.0, d)
+    }
+}
+
+impl serde::Serialize for InvariantSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.params.is_null() {
+            return s.serialize_str(self.name.as_str());
+        }
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.name.as_str(), &self.params)?;
+        map.end()
+    }
+}
+
 /// A span of virtual time written the human way: `500ms`, `10m`, `2h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
@@ -656,12 +748,12 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         .invariants
         .iter()
         .enumerate()
-        .find(|(i, n)| s.invariants[..*i].contains(n))
+        .find(|(i, n)| s.invariants[..*i].iter().any(|m| m.name == n.name))
         .map(|(_, n)| n)
     {
         return Err(err(
             "invariants",
-            format!("`{}` is listed twice", dup.as_str()),
+            format!("`{}` is listed twice", dup.name.as_str()),
         ));
     }
     let p = &s.world.provider;
@@ -788,7 +880,11 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             )?,
             FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
             FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
-            FaultAction::CachesFlush => {}
+            FaultAction::CachesFlush | FaultAction::LogsStall => {}
+            FaultAction::Failover => need(
+                s.world.regions.len() > 1,
+                "a second region in world.regions to fail over to",
+            )?,
             FaultAction::DrainRate => need(
                 f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
                 "fraction (above 0, at most 1)",
@@ -810,7 +906,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         }
     }
     for v in &s.expect.violated {
-        if !s.invariants.contains(v) {
+        if !s.invariants.iter().any(|i| i.name == *v) {
             return Err(err(
                 "expect.violated",
                 format!(

@@ -84,7 +84,9 @@ pub async fn start(
     tokio::spawn(serve_tcp(s3_listener, Correlated(store.service())));
     tokio::spawn(serve_tcp(
         sts_listener,
-        Correlated(TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), epoch).router())),
+        Correlated(TowerToHyperService::new(
+            StsFake::new(provider.clone(), iam.clone(), epoch).router(),
+        )),
     ));
     tokio::spawn(serve_tcp(
         glue_listener,
@@ -94,7 +96,9 @@ pub async fn start(
     ));
     tokio::spawn(serve_tcp(
         sqs_listener,
-        Correlated(TowerToHyperService::new(SqsFake::new(provider.clone(), iam.clone()).router())),
+        Correlated(TowerToHyperService::new(
+            SqsFake::new(provider.clone(), iam.clone()).router(),
+        )),
     ));
     tokio::spawn(serve_tcp(
         imds_listener,

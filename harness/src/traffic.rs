@@ -50,6 +50,41 @@ pub struct Reply {
     pub answer: Option<Answer>,
 }
 
+/// The target of the client's meter.
+pub const METER_EVENTS: &str = "stampede::meter";
+
+/// How often the client reports its meter.
+pub const METER_EVERY: Duration = Duration::from_secs(1);
+
+/// What the client counts, as a user sees the system: queries submitted, ended and failed.
+/// Reported every [`METER_EVERY`] as the `traffic` meter, a path that does not go through the
+/// system's logs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meter {
+    submitted: u64,
+    ended: u64,
+    failed: u64,
+}
+
+impl Meter {
+    fn report(&self) {
+        tracing::info!(
+            target: METER_EVENTS,
+            in_flight = self.submitted - self.ended,
+            submitted = self.submitted,
+            ended = self.ended,
+            failed = self.failed,
+            "traffic"
+        );
+    }
+}
+
+/// Whether a reply is a failure the user sees: no answer, a refusal for load, or a failed,
+/// cancelled-by-the-system or late query. Invalid SQL (400) is the user's own.
+fn user_visible_failure(status: u16) -> bool {
+    status == 0 || status == 429 || status >= 500
+}
+
 /// Replays `submissions` in order and collects the replies into `replies`.
 pub async fn replay(
     submissions: Vec<Submission>,
@@ -57,15 +92,35 @@ pub async fn replay(
 ) -> turmoil::Result {
     let mut tasks = tokio::task::JoinSet::new();
     let start = tokio::time::Instant::now();
+    let meter = Rc::new(RefCell::new(Meter::default()));
+    let ticker = tokio::task::spawn_local({
+        let meter = meter.clone();
+        async move {
+            let mut every = tokio::time::interval_at(start + METER_EVERY, METER_EVERY);
+            loop {
+                every.tick().await;
+                meter.borrow().report();
+            }
+        }
+    });
     for sub in submissions {
         tokio::time::sleep_until(start + sub.at).await;
         let replies = replies.clone();
+        let meter = meter.clone();
+        meter.borrow_mut().submitted += 1;
         tasks.spawn_local(async move {
             let reply = submit(sub).await;
+            {
+                let mut m = meter.borrow_mut();
+                m.ended += 1;
+                m.failed += u64::from(user_visible_failure(reply.status));
+            }
             replies.borrow_mut().push(reply);
         });
     }
     while tasks.join_next().await.is_some() {}
+    ticker.abort();
+    meter.borrow().report();
     replies.borrow_mut().sort_by_key(|r| r.seq);
     Ok(())
 }
@@ -115,14 +170,21 @@ async fn submit(sub: Submission) -> Reply {
     let mut tries = 0;
     let mut base = String::new();
     let accepted: Status = loop {
-        // Fail over: the first coordinator that answers at all gets it.
+        // Fail over: the first coordinator that answers gets it, unless it answers that it
+        // is not admitting (503, paused or failed over) and another is left to try.
         let mut answer = None;
         for (host, port) in &sub.coordinators {
             base = format!("http://{host}:{port}");
             let uri = format!("{base}/v1/queries");
-            answer = exchange(http::Method::POST, uri, body.clone()).await;
-            if answer.is_some() {
-                break;
+            let got = exchange(http::Method::POST, uri, body.clone()).await;
+            let elsewhere = got
+                .as_ref()
+                .is_some_and(|r| r.status() == http::StatusCode::SERVICE_UNAVAILABLE);
+            if got.is_some() {
+                answer = got;
+                if !elsewhere {
+                    break;
+                }
             }
         }
         let Some(resp) = answer else {

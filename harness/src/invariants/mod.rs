@@ -1,8 +1,10 @@
 //! Invariants: pure checkers over the event log, each answering pass, fail with a witness, or
 //! unknown with a reason (after Jepsen's checkers).
 
+mod alert_fires;
 mod attempt_cap;
 mod backlog_drains;
+mod backs_off_after_throttle;
 mod blast_radius;
 mod bounded_queues;
 mod coalesced;
@@ -10,15 +12,24 @@ mod collateral_damage;
 mod common;
 mod explicit_backpressure;
 mod failback_ramp;
+mod fanout_bound;
+mod flat_latency_under_overload;
+mod goodput_under_overload;
 mod invalid_sql_costs_nothing;
+mod littles_law;
 mod never_frozen;
 mod no_lost_queries;
+mod no_metastability;
+pub mod params;
 mod priority_order;
 mod progress_visible;
 mod provider_quota;
+mod queue_cost_flat;
 mod recovers;
+mod retries_off_peak;
 mod retry_amplification;
 mod retry_hygiene;
+mod single_retry_layer;
 pub mod sometimes;
 mod tenant_fairness;
 mod tenant_isolation;
@@ -27,7 +38,7 @@ mod throttle_rate;
 use serde::Serialize;
 
 use crate::events::{Event, EventLog};
-use crate::scenario::Scenario;
+use crate::scenario::{InvariantSpec, Scenario};
 
 pub use attempt_cap::{MAX_ATTEMPTS, attempt_cap};
 pub use blast_radius::blast_radius;
@@ -106,12 +117,13 @@ pub struct Witness {
     pub events: Vec<Event>,
 }
 
-/// The checkers that read only the log, by name. `deterministic` needs two runs and lives in
-/// [`crate::run`].
-pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
-    match name {
-        "no_lost_queries" => Some(no_lost_queries(log)),
-        "never_frozen" => Some(never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT])),
+/// The checkers that read only the log, with the scenario's parameters. `deterministic` needs
+/// two runs and lives in [`crate::run`].
+pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
+    let us = |s: crate::scenario::Span| s.0.as_micros() as u64;
+    let verdict = match spec.name.as_str() {
+        "no_lost_queries" => no_lost_queries(log),
+        "never_frozen" => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
         "provider_quota" => {
             let quotas = scenario
                 .world
@@ -128,35 +140,41 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
                 .collect();
             // Background accounts are other customers; every other account is the system's
             // own or a lake's, which the system calls as.
-            Some(provider_quota(log, &quotas, |a| !is_background(a)))
+            provider_quota(log, &quotas, |a| !is_background(a))
         }
-        "throttle_rate" => Some(throttle_rate(log, MAX_THROTTLED, THROTTLE_WINDOW_US)),
-        "collateral_damage" => Some(collateral_damage(
-            log,
-            MAX_COLLATERAL_ERRORS,
-            COLLATERAL_WINDOW_US,
-            COLLATERAL_MIN_CALLS,
-        )),
-        "attempt_cap" => Some(attempt_cap(log, MAX_ATTEMPTS)),
-        "retry_hygiene" => Some(retry_hygiene(log)),
-        "progress_visible" => Some(progress_visible(
-            log,
-            FIRST_STATUS_WITHIN_US,
-            PROGRESS_EVERY_US,
-        )),
-        "explicit_backpressure" => Some(explicit_backpressure(log)),
-        "coalesced" => Some(coalesced(log, MAX_IN_FLIGHT)),
-        "tenant_isolation" => Some(tenant_isolation(log)),
-        "blast_radius" => Some(blast_radius(log)),
-        "failback_ramp" => Some(failback_ramp(log, R_MAX, RAMP_US)),
-        "tenant_fairness" => Some(tenant_fairness(log, MIN_JAIN_INDEX)),
+        "throttle_rate" => {
+            let p: params::ThrottleRate = spec.params();
+            throttle_rate(log, p.max_share, us(p.window))
+        }
+        "collateral_damage" => {
+            let p: params::CollateralDamage = spec.params();
+            collateral_damage(log, p.max_share, us(p.window), p.min_calls)
+        }
+        "attempt_cap" => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
+        "retry_hygiene" => retry_hygiene(log),
+        "progress_visible" => {
+            let p: params::ProgressVisible = spec.params();
+            progress_visible(log, us(p.first_within), us(p.every))
+        }
+        "explicit_backpressure" => explicit_backpressure(log),
+        "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
+        "tenant_isolation" => tenant_isolation(log),
+        "blast_radius" => blast_radius(log),
+        "failback_ramp" => {
+            let p: params::FailbackRamp = spec.params();
+            failback_ramp(log, p.max_per_s, us(p.ramp))
+        }
+        "tenant_fairness" => {
+            tenant_fairness(log, spec.params::<params::TenantFairness>().min_index)
+        }
         "bounded_queues" => {
             let t = crate::world::system_config(scenario).tuning;
-            Some(bounded_queues::bounded_queues(
+            let p: params::BoundedQueues = spec.params();
+            bounded_queues::bounded_queues(
                 log,
-                u64::from(t.max_running_queries),
-                u64::from(t.max_queued_queries),
-            ))
+                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
+                p.max_queued.unwrap_or(u64::from(t.max_queued_queries)),
+            )
         }
         "backlog_drains" => {
             let usable = scenario
@@ -165,22 +183,21 @@ pub fn check_log(name: &str, log: &EventLog, scenario: &Scenario) -> Option<Verd
                 .quotas
                 .get("AssumeRole")
                 .map(|q| q.rate_per_s);
-            Some(backlog_drains::backlog_drains(
+            backlog_drains::backlog_drains(
                 log,
                 stampede_fakes::iam::SYSTEM_ACCOUNT,
                 usable,
-                backlog_drains::SLACK,
-            ))
+                spec.params::<params::BacklogDrains>().slack,
+            )
         }
-        "retry_amplification" => Some(retry_amplification(
-            log,
-            MAX_AMPLIFICATION,
-            AMPLIFICATION_WINDOW_US,
-            AMPLIFICATION_MIN_CALLS,
-        )),
-        "recovers" => Some(recovers(log)),
-        "invalid_sql_costs_nothing" => Some(invalid_sql_costs_nothing(log)),
-        "priority_order" => Some(priority_order(log)),
-        _ => None,
-    }
+        "retry_amplification" => {
+            let p: params::RetryAmplification = spec.params();
+            retry_amplification(log, p.max_ratio, us(p.window), p.min_calls)
+        }
+        "recovers" => recovers(log),
+        "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),
+        "priority_order" => priority_order(log),
+        _ => return None,
+    };
+    Some(verdict)
 }
