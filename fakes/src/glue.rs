@@ -248,13 +248,14 @@ async fn handle(
         .and_then(|t| t.strip_prefix("AWSGlue."))
         .unwrap_or("")
         .to_string();
-    let api: &'static str = match op.as_str() {
-        "GetDatabase" => "GetDatabase",
-        "GetDatabases" => "GetDatabases",
-        "GetTable" => "GetTable",
-        "GetTables" => "GetTables",
-        "GetPartitions" => "GetPartitions",
-        _ => "Unknown",
+    // The api, and the IAM action it is authorised as.
+    let (api, action): (&'static str, &'static str) = match op.as_str() {
+        "GetDatabase" => ("GetDatabase", "glue:GetDatabase"),
+        "GetDatabases" => ("GetDatabases", "glue:GetDatabases"),
+        "GetTable" => ("GetTable", "glue:GetTable"),
+        "GetTables" => ("GetTables", "glue:GetTables"),
+        "GetPartitions" => ("GetPartitions", "glue:GetPartitions"),
+        _ => ("Unknown", "glue:Unknown"),
     };
     let verified = verify(
         &glue.iam,
@@ -285,7 +286,7 @@ async fn handle(
         "glue",
         api,
         &principal,
-        "glue:Get",
+        action,
         resource,
     );
     let result = async {

@@ -127,10 +127,23 @@ pub struct Recorder {
     inner: Arc<Mutex<RecorderState>>,
 }
 
+/// Sees each event as it is recorded and answers events to record after it (the alert
+/// engine).
+pub type Monitor = Box<dyn FnMut(&Event) -> Vec<Event> + Send>;
+
 #[derive(Default)]
 struct RecorderState {
     events: Vec<Event>,
     harness_now: Duration,
+    monitor: Option<Monitor>,
+}
+
+impl RecorderState {
+    fn append(&mut self, event: Event) {
+        let follow = self.monitor.as_mut().map(|m| m(&event));
+        self.events.push(event);
+        self.events.extend(follow.into_iter().flatten());
+    }
 }
 
 /// Stored in a span's extensions: the host name of a turmoil `node` span.
@@ -152,11 +165,16 @@ impl Recorder {
         self.lock().harness_now = now;
     }
 
+    /// Installs `monitor`, which sees every event from now on.
+    pub fn set_monitor(&self, monitor: Monitor) {
+        self.lock().monitor = Some(monitor);
+    }
+
     /// Appends an event from the harness itself.
     pub fn push(&self, target: &str, name: &str, fields: BTreeMap<String, Value>) {
         let mut state = self.lock();
         let t_us = state.harness_now.as_micros() as u64;
-        state.events.push(Event {
+        state.append(Event {
             t_us,
             host: "harness".into(),
             target: target.into(),
@@ -237,7 +255,7 @@ where
         };
         let mut state = self.lock();
         let t = turmoil::sim_elapsed().unwrap_or(state.harness_now);
-        state.events.push(Event {
+        state.append(Event {
             t_us: t.as_micros() as u64,
             host: host.unwrap_or_else(|| "harness".into()),
             target: meta.target().to_string(),

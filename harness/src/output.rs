@@ -70,14 +70,7 @@ pub fn results_json(report: &RunReport) -> Value {
         "digest": report.digest,
         "events": report.log.events().len(),
         "verdicts": report.verdicts,
-        "sometimes": report
-            .verdicts
-            .keys()
-            .filter_map(|name| {
-                crate::invariants::sometimes::sometimes(name, &report.log)
-                    .map(|s| (name.clone(), json!(s)))
-            })
-            .collect::<serde_json::Map<_, _>>(),
+        "sometimes": report.sometimes,
         "expected_violations": report.prepared.scenario.expect.violated,
         "as_expected": report.unexpected().is_empty(),
         "unexpected": report.unexpected(),
@@ -272,10 +265,8 @@ pub fn summary(report: &RunReport, run_dir: Option<&Path>, replay: &str) -> Stri
             Verdict::Unknown { why } => why.clone(),
         };
         // A pass in a run that never reached the interesting state proves little: say so.
-        if let (Verdict::Pass { .. }, Some(s)) = (
-            v,
-            crate::invariants::sometimes::sometimes(name, &report.log),
-        ) && !s.reached
+        if let (Verdict::Pass { .. }, Some(s)) = (v, report.sometimes.get(name))
+            && !s.reached
         {
             detail.push_str(&format!(" (never reached: {})", s.state));
         }

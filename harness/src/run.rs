@@ -153,6 +153,8 @@ pub struct RunReport {
     pub replies: Vec<Reply>,
     /// One verdict per invariant the scenario lists, by name.
     pub verdicts: BTreeMap<String, Verdict>,
+    /// Per invariant that has one, whether the run reached the state its verdict needs.
+    pub sometimes: BTreeMap<String, invariants::sometimes::Sometimes>,
     /// Simulator steps taken.
     pub steps: u64,
     /// Wall time the simulation took (not part of any output that must be deterministic).
@@ -213,6 +215,7 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
     let wall = timer.elapsed();
     let digest = first.log.digest();
     let mut verdicts = BTreeMap::new();
+    let mut sometimes = BTreeMap::new();
     for spec in &prepared.scenario.invariants {
         let verdict = match spec.name {
             InvariantName::Deterministic => {
@@ -226,6 +229,9 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
             }),
         };
         verdicts.insert(spec.name.as_str().to_string(), verdict);
+        if let Some(s) = invariants::sometimes_of(spec, &first.log, &prepared.scenario) {
+            sometimes.insert(spec.name.as_str().to_string(), s);
+        }
     }
     Ok(RunReport {
         prepared,
@@ -234,6 +240,7 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
         log: first.log,
         replies: first.replies,
         verdicts,
+        sometimes,
         steps: first.steps,
         wall,
     })
@@ -241,6 +248,14 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
 
 fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
     let recorder = Recorder::new();
+    let scenario = &prepared.scenario;
+    if !scenario.alerts.is_empty() {
+        let mut engine = crate::alerts::AlertEngine::new(
+            scenario.alerts.clone(),
+            crate::control::log_stalls(scenario),
+        );
+        recorder.set_monitor(Box::new(move |e| engine.observe(e)));
+    }
     recorder
         .scope(|| {
             let controls = crate::control::timeline(&prepared.scenario);

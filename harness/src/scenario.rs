@@ -41,6 +41,9 @@ pub struct Scenario {
     /// Faults and operator actions on the timeline.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Alert rules, evaluated on the signals as they come (see `alert_fires`).
+    #[serde(default)]
+    pub alerts: Vec<crate::alerts::AlertRule>,
     /// What the run must show. A scenario that reproduces an outage names the invariants the
     /// outage violates: the run passes when exactly those fail.
     #[serde(default)]
@@ -457,6 +460,26 @@ pub enum InvariantName {
     InvalidSqlCostsNothing,
     /// No batch query accepted after an interactive one on the same coordinator starts first.
     PriorityOrder,
+    /// Within a cache lifetime (15 min), at most one provider operation per (principal, action, resource) key that queries need.
+    FanoutBound,
+    /// At most one layer (the AWS SDK or the system's guard) retries any one operation.
+    SingleRetryLayer,
+    /// In seconds at 90 % of an api's quota, at most 10 % of calls are retries; retry delays are spread (coefficient of variation at least 0.5).
+    RetriesOffPeak,
+    /// After a throttle, a caller's rate over the next 5 s is at most 0.9 × its rate over the 5 s before.
+    BacksOffAfterThrottle,
+    /// The alert rules page within 60 s of the first failure a user sees, and raise at most 5 alerts in all.
+    AlertFires,
+    /// The client meter agrees with the events: |L − λW| / L ≤ 5 % over the run (at least 10 min).
+    LittlesLaw,
+    /// At offered load m × capacity, goodput (200 answers a second) is at least 0.9 × capacity for m ≥ 2 and 0.8 × capacity for m ≥ 10 (needs capacity_per_s).
+    GoodputUnderOverload,
+    /// The p99 latency of queries arriving at 2× capacity is at most 1.5 × the p99 at 0.8× (needs capacity_per_s).
+    FlatLatencyUnderOverload,
+    /// Once offered load is back at its level before the first fault, goodput is not below half its level for more than 120 s.
+    NoMetastability,
+    /// Per-lake drain time does not grow with the backlog: draining 2B takes at most 2.2 × draining B.
+    QueueCostFlat,
 }
 
 impl InvariantName {
@@ -484,6 +507,16 @@ impl InvariantName {
             Self::Recovers => "recovers",
             Self::InvalidSqlCostsNothing => "invalid_sql_costs_nothing",
             Self::PriorityOrder => "priority_order",
+            Self::FanoutBound => "fanout_bound",
+            Self::SingleRetryLayer => "single_retry_layer",
+            Self::RetriesOffPeak => "retries_off_peak",
+            Self::BacksOffAfterThrottle => "backs_off_after_throttle",
+            Self::AlertFires => "alert_fires",
+            Self::LittlesLaw => "littles_law",
+            Self::GoodputUnderOverload => "goodput_under_overload",
+            Self::FlatLatencyUnderOverload => "flat_latency_under_overload",
+            Self::NoMetastability => "no_metastability",
+            Self::QueueCostFlat => "queue_cost_flat",
         }
     }
 }
@@ -904,6 +937,10 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 format!("region `{r}` is not one of world.regions"),
             ));
         }
+    }
+    for (i, rule) in s.alerts.iter().enumerate() {
+        rule.validate()
+            .map_err(|e| err(&format!("alerts[{i}]"), e))?;
     }
     for v in &s.expect.violated {
         if !s.invariants.iter().any(|i| i.name == *v) {

@@ -1,1 +1,372 @@
-//! stub
+//! `flat_latency_under_overload`: overload does not slow down the queries the system accepts.
+//! The p99 latency of queries that arrived at 2× capacity is ≤ 1.5 × the p99 of queries that
+//! arrived at 0.8× capacity.
+//!
+//! Checks: a query's arrival is the first `stampede::traffic` `submitted` of its `seq`. Its
+//! latency is the time from that arrival to its `answered` event with status 200, as the
+//! client sees it (waits after a 429/503 with Retry-After included). Arrivals are bucketed into
+//! consecutive windows of W from the first arrival. A bucket's offered load is its arrivals / W.
+//! A query is low-load if its bucket offered ≤ `low` × `capacity_per_s`. It is high-load if
+//! its bucket offered ≥ `high` × capacity. Buckets that reach past the log's last event are
+//! left out, because their load is not fully known. p99 is by nearest rank (the ⌈0.99 · n⌉-th
+//! smallest). Fails when p99(high) > `max_ratio` × p99(low). The witness is the slowest
+//! high-load answers.
+//!
+//! Unknown: no `capacity_per_s`, or fewer than `min_queries` answered queries on either side.
+//! Not checked: queries not answered 200. A query that ends 504 past its deadline has no
+//! latency here; `goodput_under_overload` counts it. Also not checked: load between the two
+//! levels.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::common::{log_end, obj, secs};
+use super::goodput_under_overload::{arrivals, goodput, micros};
+use super::{Verdict, WITNESS_EVENTS, Witness};
+use crate::events::{Event, EventLog};
+use crate::scenario::Span;
+
+/// Parameters of `flat_latency_under_overload`, from the scenario
+/// (`invariants: [{flat_latency_under_overload: {...}}]`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Params {
+    /// Queries per second the system is provisioned for. No default: without it the verdict
+    /// is unknown.
+    pub capacity_per_s: Option<f64>,
+    /// The buckets arrivals are counted in, from the first arrival. Default `60s`.
+    pub window: Span,
+    /// Low load: a bucket's offered load at most this share of capacity. Default 0.8.
+    pub low: f64,
+    /// High load: a bucket's offered load at least this multiple of capacity. Default 2.0.
+    pub high: f64,
+    /// The largest allowed p99(high) / p99(low). Default 1.5.
+    pub max_ratio: f64,
+    /// The fewest answered queries each side needs for a p99. Default 20.
+    pub min_queries: u64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            capacity_per_s: None,
+            window: Span(std::time::Duration::from_secs(60)),
+            low: 0.8,
+            high: 2.0,
+            max_ratio: 1.5,
+            min_queries: 20,
+        }
+    }
+}
+
+/// Answered queries by load: (latency in µs, the answer), for low and high load.
+struct Sides<'a> {
+    low: Vec<(u64, &'a Event)>,
+    high: Vec<(u64, &'a Event)>,
+    low_buckets: u64,
+    high_buckets: u64,
+}
+
+/// Splits the answered queries by the offered load of their arrival's bucket; `Err` says why
+/// it cannot.
+fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
+    let cap = match p.capacity_per_s {
+        Some(c) if c.is_finite() && c > 0.0 => c,
+        Some(c) => {
+            return Err(format!(
+                "capacity_per_s is {c}: load needs a positive capacity"
+            ));
+        }
+        None => {
+            return Err(
+                "no capacity_per_s given: load cannot be told as a multiple of capacity".into(),
+            );
+        }
+    };
+    let w = micros(p.window);
+    if w == 0 {
+        return Err("the window is empty: no rate can be measured".into());
+    }
+    let arrived = arrivals(log);
+    let Some(first) = arrived.first().map(|e| e.t_us) else {
+        return Err("no query was submitted".into());
+    };
+    let end = log_end(log);
+    let bucket = |t: u64| (t - first) / w;
+    let mut per_bucket: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut arrival: BTreeMap<u64, u64> = BTreeMap::new();
+    for e in &arrived {
+        *per_bucket.entry(bucket(e.t_us)).or_default() += 1;
+        if let Some(seq) = e.u64("seq") {
+            arrival.insert(seq, e.t_us);
+        }
+    }
+    let ws = w as f64 / 1e6;
+    // Which side each complete bucket is on: Some(true) high, Some(false) low.
+    let side: BTreeMap<u64, bool> = per_bucket
+        .iter()
+        .filter(|(k, _)| first.saturating_add((*k + 1).saturating_mul(w)) <= end)
+        .filter_map(|(k, n)| {
+            let offered = *n as f64 / ws;
+            if offered >= p.high * cap - 1e-9 {
+                Some((*k, true))
+            } else if offered <= p.low * cap + 1e-9 {
+                Some((*k, false))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut s = Sides {
+        low: Vec::new(),
+        high: Vec::new(),
+        low_buckets: side.values().filter(|h| !**h).count() as u64,
+        high_buckets: side.values().filter(|h| **h).count() as u64,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for e in goodput(log) {
+        let Some(seq) = e.u64("seq").filter(|s| seen.insert(*s)) else {
+            continue;
+        };
+        let Some(&t) = arrival.get(&seq) else {
+            continue;
+        };
+        match side.get(&bucket(t)) {
+            Some(true) => s.high.push((e.t_us.saturating_sub(t), e)),
+            Some(false) => s.low.push((e.t_us.saturating_sub(t), e)),
+            None => {}
+        }
+    }
+    Ok(s)
+}
+
+/// The nearest-rank p99 of `latencies` sorted ascending (not empty).
+fn p99(sorted: &[(u64, &Event)]) -> u64 {
+    let rank = (sorted.len() * 99).div_ceil(100).max(1);
+    sorted[rank - 1].0
+}
+
+/// Checks that the p99 latency at high load stays within `max_ratio` of that at low load.
+pub fn flat_latency_under_overload(log: &EventLog, p: &Params) -> Verdict {
+    let mut s = match sides(log, p) {
+        Ok(s) => s,
+        Err(why) => return Verdict::Unknown { why },
+    };
+    let (nl, nh) = (s.low.len() as u64, s.high.len() as u64);
+    if nl < p.min_queries || nh < p.min_queries || nl == 0 || nh == 0 {
+        return Verdict::Unknown {
+            why: format!(
+                "{nl} queries answered 200 arrived at ≤ {} × capacity and {nh} at ≥ {} × capacity: a p99 needs {} on each side",
+                p.low,
+                p.high,
+                p.min_queries.max(1)
+            ),
+        };
+    }
+    s.low.sort_by_key(|q| q.0);
+    s.high.sort_by_key(|q| q.0);
+    let (pl, ph) = (p99(&s.low), p99(&s.high));
+    let ratio = if pl == 0 {
+        if ph == 0 { 1.0 } else { f64::INFINITY }
+    } else {
+        ph as f64 / pl as f64
+    };
+    let mut counts = obj(json!({
+        "low_queries": nl, "high_queries": nh, "low_buckets": s.low_buckets,
+        "high_buckets": s.high_buckets, "p99_low_us": pl, "p99_high_us": ph,
+        "max_ratio": p.max_ratio,
+    }));
+    // JSON has no infinity: a zero low p99 leaves the ratio out.
+    if ratio.is_finite() {
+        counts.insert("ratio".into(), ratio.into());
+    }
+    if ph as f64 <= p.max_ratio * pl as f64 + 1e-9 {
+        return Verdict::Pass { counts };
+    }
+    let mut events: Vec<Event> = s
+        .high
+        .iter()
+        .rev()
+        .take(WITNESS_EVENTS)
+        .map(|q| q.1.clone())
+        .collect();
+    events.sort_by_key(|e| e.t_us);
+    let slowest = s.high.last().map_or(0, |q| q.0);
+    counts.insert("slowest_high_us".into(), slowest.into());
+    Verdict::Fail {
+        witness: Witness {
+            summary: format!(
+                "p99 latency of queries arriving at ≥ {} × capacity was {} over {nh} answers, more than {} × the p99 of {} at ≤ {} × capacity ({nl} answers); the slowest took {}",
+                p.high,
+                secs(ph),
+                p.max_ratio,
+                secs(pl),
+                p.low,
+                secs(slowest)
+            ),
+            counts,
+            events,
+        },
+    }
+}
+
+/// Whether both low and high load had enough answered queries for a p99.
+pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
+    const STATE: &str =
+        "enough queries were answered both at low load and at twice the capacity or more";
+    let reached = sides(log, p).is_ok_and(|s| {
+        let need = p.min_queries.max(1);
+        s.low.len() as u64 >= need && s.high.len() as u64 >= need
+    });
+    (reached, STATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invariants::common::TRAFFIC_TARGET;
+    use crate::invariants::common::test_support::ev;
+
+    fn submitted(t_us: u64, seq: u64) -> Event {
+        ev(
+            t_us,
+            "traffic",
+            TRAFFIC_TARGET,
+            "submitted",
+            &[("seq", json!(seq)), ("tenant", json!("tenant-00"))],
+        )
+    }
+
+    fn answered(t_us: u64, seq: u64, status: u64) -> Event {
+        ev(
+            t_us,
+            "traffic",
+            TRAFFIC_TARGET,
+            "answered",
+            &[("seq", json!(seq)), ("status", json!(status))],
+        )
+    }
+
+    /// Phases of (seconds, arrivals a second, latency in ms of each answer), one after the
+    /// other from time 0; a 60 s quiet tail closes the last bucket.
+    fn run(phases: &[(u64, u64, u64)]) -> EventLog {
+        let (mut events, mut seq, mut t0) = (Vec::new(), 0u64, 0u64);
+        for &(secs, per_s, latency_ms) in phases {
+            for k in 0..secs * per_s {
+                let t = t0 + k * 1_000_000 / per_s;
+                events.push(submitted(t, seq));
+                events.push(answered(t + latency_ms * 1000, seq, 200));
+                seq += 1;
+            }
+            t0 += secs * 1_000_000;
+        }
+        events.push(ev(t0 + 60_000_000, "h", "stampede::other", "tick", &[]));
+        events.sort_by_key(|e| e.t_us);
+        EventLog::from_events(events)
+    }
+
+    fn params() -> Params {
+        Params {
+            capacity_per_s: Some(10.0),
+            ..Params::default()
+        }
+    }
+
+    #[test]
+    fn latency_that_stays_flat_passes() {
+        // 120 s at 5/s (0.5×), 120 s at 25/s (2.5×); 1.0 s then 1.4 s.
+        let log = run(&[(120, 5, 1000), (120, 25, 1400)]);
+        let Verdict::Pass { counts } = flat_latency_under_overload(&log, &params()) else {
+            panic!("must pass")
+        };
+        assert_eq!(counts["low_queries"], json!(600));
+        assert_eq!(counts["high_queries"], json!(3000));
+        assert_eq!(counts["p99_high_us"], json!(1_400_000));
+        assert_eq!(counts["low_buckets"], json!(2));
+    }
+
+    #[test]
+    fn latency_that_grows_under_overload_fails() {
+        // 2 s answers at 0.5× capacity, 5 s answers at 2.5×: 2.5 times slower.
+        let log = run(&[(120, 5, 2000), (120, 25, 5000)]);
+        let Verdict::Fail { witness } = flat_latency_under_overload(&log, &params()) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["p99_low_us"], json!(2_000_000));
+        assert_eq!(witness.counts["p99_high_us"], json!(5_000_000));
+        assert_eq!(witness.counts["ratio"], json!(2.5));
+        assert!(witness.summary.contains("5.000s"), "{}", witness.summary);
+        assert_eq!(witness.events.len(), WITNESS_EVENTS);
+        assert!(witness.events.iter().all(|e| e.name == "answered"));
+        assert!(witness.events.windows(2).all(|w| w[0].t_us <= w[1].t_us));
+    }
+
+    #[test]
+    fn the_p99_is_by_nearest_rank() {
+        // 100 low-load answers at 1 s, the slowest at 3 s: rank 99 is still 1 s; at high load
+        // two slow ones of 100 put rank 99 at 1.6 s, which is over 1.5 × 1 s.
+        let e = ev(0, "h", "t", "n", &[]);
+        let mut v: Vec<(u64, &Event)> = (0..99).map(|_| (1_000_000, &e)).collect();
+        v.push((3_000_000, &e));
+        assert_eq!(p99(&v), 1_000_000);
+        v[98].0 = 1_600_000;
+        v.sort_by_key(|q| q.0);
+        assert_eq!(p99(&v), 1_600_000);
+        assert_eq!(p99(&v[..1]), 1_000_000);
+    }
+
+    #[test]
+    fn too_few_queries_or_no_capacity_is_unknown() {
+        // No high-load bucket at all: 3 minutes at 0.5×.
+        let log = run(&[(180, 5, 1000)]);
+        let Verdict::Unknown { why } = flat_latency_under_overload(&log, &params()) else {
+            panic!("must be unknown")
+        };
+        assert!(why.starts_with("900 queries"), "{why}");
+        let both = run(&[(120, 5, 1000), (120, 25, 1000)]);
+        assert_eq!(
+            flat_latency_under_overload(&both, &Params::default()).word(),
+            "unknown"
+        );
+        let strict = Params {
+            min_queries: 1000,
+            ..params()
+        };
+        assert_eq!(
+            flat_latency_under_overload(&both, &strict).word(),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn failed_and_late_answers_have_no_latency() {
+        // At high load everything ends 504: no high-load latency.
+        let mut events = Vec::new();
+        for seq in 0..(25 * 120) {
+            let t = seq * 40_000;
+            events.push(submitted(t, seq));
+            events.push(answered(t + 9_000_000, seq, 504));
+        }
+        events.push(ev(300_000_000, "h", "stampede::other", "tick", &[]));
+        let log = EventLog::from_events(events);
+        let s = sides(&log, &params()).expect("capacity given");
+        assert!(s.high.is_empty());
+        assert_eq!(s.high_buckets, 2);
+        assert!(!sometimes(&log, &params()).0);
+    }
+
+    #[test]
+    fn sometimes_needs_both_regimes() {
+        let both = run(&[(120, 5, 1000), (120, 25, 1000)]);
+        assert_eq!(
+            sometimes(&both, &params()),
+            (
+                true,
+                "enough queries were answered both at low load and at twice the capacity or more"
+            )
+        );
+        assert!(!sometimes(&run(&[(240, 25, 1000)]), &params()).0);
+        assert!(!sometimes(&both, &Params::default()).0);
+    }
+}

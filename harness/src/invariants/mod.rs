@@ -197,7 +197,68 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         "recovers" => recovers(log),
         "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),
         "priority_order" => priority_order(log),
+        "fanout_bound" => fanout_bound::fanout_bound(log, &spec.params()),
+        "single_retry_layer" => single_retry_layer::single_retry_layer(log, &spec.params()),
+        "retries_off_peak" => {
+            retries_off_peak::retries_off_peak(log, &retries_off_peak_params(spec, scenario))
+        }
+        "backs_off_after_throttle" => {
+            backs_off_after_throttle::backs_off_after_throttle(log, &spec.params())
+        }
+        "alert_fires" => alert_fires::alert_fires(log, &spec.params()),
+        "littles_law" => littles_law::littles_law(log, &spec.params()),
+        "goodput_under_overload" => {
+            goodput_under_overload::goodput_under_overload(log, &spec.params())
+        }
+        "flat_latency_under_overload" => {
+            flat_latency_under_overload::flat_latency_under_overload(log, &spec.params())
+        }
+        "no_metastability" => no_metastability::no_metastability(log, &spec.params()),
+        "queue_cost_flat" => queue_cost_flat::queue_cost_flat(log, &spec.params()),
         _ => return None,
     };
     Some(verdict)
+}
+
+/// `retries_off_peak`'s parameters, its capacities taken from the provider's quotas where the
+/// scenario gives none.
+fn retries_off_peak_params(spec: &InvariantSpec, scenario: &Scenario) -> retries_off_peak::Params {
+    let mut p: retries_off_peak::Params = spec.params();
+    if p.quotas.is_empty() {
+        p.quotas = scenario
+            .world
+            .provider
+            .quotas
+            .iter()
+            .map(|(api, q)| (api.clone(), q.rate_per_s))
+            .collect();
+    }
+    p
+}
+
+/// The sometimes check of `spec`: whether the run reached the state that gives its verdict
+/// meaning, for the invariants that have one.
+pub fn sometimes_of(
+    spec: &InvariantSpec,
+    log: &EventLog,
+    scenario: &Scenario,
+) -> Option<sometimes::Sometimes> {
+    let (reached, state) = match spec.name.as_str() {
+        "fanout_bound" => fanout_bound::sometimes(log, &spec.params()),
+        "single_retry_layer" => single_retry_layer::sometimes(log, &spec.params()),
+        "retries_off_peak" => {
+            retries_off_peak::sometimes(log, &retries_off_peak_params(spec, scenario))
+        }
+        "backs_off_after_throttle" => backs_off_after_throttle::sometimes(log, &spec.params()),
+        "alert_fires" => alert_fires::sometimes(log, &spec.params()),
+        "littles_law" => littles_law::sometimes(log, &spec.params()),
+        "goodput_under_overload" => goodput_under_overload::sometimes(log, &spec.params()),
+        "flat_latency_under_overload" => {
+            flat_latency_under_overload::sometimes(log, &spec.params())
+        }
+        "no_metastability" => no_metastability::sometimes(log, &spec.params()),
+        "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
+        name => return sometimes::sometimes(name, log),
+    };
+    Some(sometimes::Sometimes { reached, state })
 }

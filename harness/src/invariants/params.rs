@@ -223,6 +223,16 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
         N::RetryAmplification => typed::<RetryAmplification, D>(d),
         N::BacklogDrains => typed::<BacklogDrains, D>(d),
         N::BoundedQueues => typed::<BoundedQueues, D>(d),
+        N::FanoutBound => typed::<super::fanout_bound::Params, D>(d),
+        N::SingleRetryLayer => typed::<super::single_retry_layer::Params, D>(d),
+        N::RetriesOffPeak => typed::<super::retries_off_peak::Params, D>(d),
+        N::BacksOffAfterThrottle => typed::<super::backs_off_after_throttle::Params, D>(d),
+        N::AlertFires => typed::<super::alert_fires::Params, D>(d),
+        N::LittlesLaw => typed::<super::littles_law::Params, D>(d),
+        N::GoodputUnderOverload => typed::<super::goodput_under_overload::Params, D>(d),
+        N::FlatLatencyUnderOverload => typed::<super::flat_latency_under_overload::Params, D>(d),
+        N::NoMetastability => typed::<super::no_metastability::Params, D>(d),
+        N::QueueCostFlat => typed::<super::queue_cost_flat::Params, D>(d),
         _ => typed::<NoParams, D>(d),
     }
 }
