@@ -15,8 +15,8 @@
 //! Unknown: no metadata call names a query. Does not check: S3 reads (a query's own data),
 //! calls of no query (queue polls, config reads), whether a single query needed the keys it
 //! fetched, or how many attempts an operation took (`retry_amplification`, `attempt_cap`).
-//! Keys include the principal, so two nodes fetching one lake role with their own instance
-//! principals are two keys: caches are per node.
+//! Keys include the client host (the part of `op` before `#`), so two nodes fetching one lake
+//! role are two keys: caches are per node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,8 +53,8 @@ impl Default for Params {
     }
 }
 
-/// A (principal, action, resource) key.
-type Key<'a> = (&'a str, &'a str, &'a str);
+/// A (client host, principal, action, resource) key: each node has its own cache.
+type Key<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 /// One logical operation: the start and event of its first call, and its query.
 struct Operation<'a> {
@@ -82,12 +82,13 @@ fn operations<'a>(log: &'a EventLog, p: &Params) -> (BTreeMap<Key<'a>, Vec<Opera
             continue;
         }
         calls += 1;
+        let op = e.str("op").unwrap_or("");
         let key = (
+            op.split('#').next().unwrap_or(""),
             e.str("principal").unwrap_or(""),
             e.str("action").unwrap_or(""),
             e.str("resource").unwrap_or(""),
         );
-        let op = e.str("op").unwrap_or("");
         // Calls without an op are told apart by their place in the log.
         let id = (key, op, if op.is_empty() { i } else { 0 });
         let s = started(e);
@@ -159,10 +160,10 @@ pub fn fanout_bound(log: &EventLog, p: &Params) -> Verdict {
         "operations_per_query": operations as f64 / queries.max(1) as f64,
         "max_operations_per_query": max_per_query,
     }));
-    let Some((n, at, (principal, action, resource), range)) = worst else {
+    let Some((n, at, (host, principal, action, resource), range)) = worst else {
         return Verdict::Pass { counts };
     };
-    let ops = &by_key[&(principal, action, resource)][range];
+    let ops = &by_key[&(host, principal, action, resource)][range];
     let queries_of_key: BTreeSet<&str> = ops.iter().map(|o| o.query).collect();
     counts.insert("key_operations".into(), n.into());
     counts.insert("key_queries".into(), queries_of_key.len().into());
