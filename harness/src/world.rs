@@ -339,15 +339,14 @@ pub fn simulate(
 
     let principal = system_principal();
     let (provider_config, background) = provider_config(scenario);
+    // IAM is global, as on the real provider: credentials one region's STS or IMDS issued are
+    // good in every region.
+    let global_iam = Iam::new(sub_seed(seed, "iam"), lakes.clone(), vec![principal]);
     for region in &scenario.world.regions {
         let host = provider_host(region);
         let provider = ProviderRegion::new(region, provider_config.clone(), Arc::new(SimClock));
         providers.insert(region.clone(), provider.clone());
-        let iam = Iam::new(
-            sub_seed(seed, &format!("iam/{region}")),
-            lakes.clone(),
-            vec![principal.clone()],
-        );
+        let iam = global_iam.clone();
         let config = ObjectStoreConfig {
             region: region.clone(),
             lakes: lakes.clone(),
