@@ -15,9 +15,9 @@
 //! - Source `metrics`: the rule reads the replay client's user-facing meter, the
 //!   `stampede::meter` event `traffic` on host `traffic`, sampled every 1 s of virtual time with
 //!   `in_flight` (queries submitted and not yet ended at the client), `submitted`, `ended` and
-//!   `failed` (cumulative: distinct seqs submitted, ended, and ended in a user-visible failure:
-//!   a final status of 429 or 500 and more, or no answer; 400 and 499 are not counted). The
-//!   meter does not travel through the log pipeline: stalls do not touch it.
+//!   `failed` (cumulative: distinct seqs submitted, ended, and ended in a failure a user sees,
+//!   as [`crate::invariants::user_visible_failure`] defines it: no answer, refused for load for
+//!   good, or 5xx). The meter does not travel through the log pipeline: stalls do not touch it.
 //!
 //! Signals, each over the trailing window `[t − window, t]` (closed) at the time `t` of the
 //! event being observed:
@@ -48,17 +48,18 @@ use std::ops::Range;
 
 use serde_json::json;
 
+use stampede_fakes::provider::call::PROVIDER_EVENTS;
+use stampede_system::coordinator::QUERY_EVENTS;
+
 use crate::events::Event;
 use crate::invariants::is_background;
+use crate::traffic::METER_EVENTS;
 
 /// The target alert events are recorded under.
 pub const ALERT_TARGET: &str = "stampede::alert";
 
 /// The host alert events are recorded on.
 pub const MONITOR_HOST: &str = "monitor";
-
-/// The target of the replay client's meter.
-pub const METER_TARGET: &str = "stampede::meter";
 
 /// One alert rule of a scenario (`alerts:` in the scenario file).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -81,7 +82,9 @@ pub struct AlertRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Signal {
-    /// User-visible query failures in the window (`logs` or `metrics`).
+    /// Failed queries in the window: from `logs` the system's own failures (`failed`,
+    /// `deadline_exceeded`); from `metrics` the failures users saw
+    /// ([`crate::invariants::user_visible_failure`]).
     FailedQueries,
     /// The system's provider calls throttled in the window (`logs` only).
     ThrottledCalls,
@@ -173,11 +176,10 @@ impl AlertRule {
     fn counts(&self, e: &Event) -> bool {
         match self.signal {
             Signal::FailedQueries => {
-                e.target == "stampede::query"
-                    && (e.name == "failed" || e.name == "deadline_exceeded")
+                e.target == QUERY_EVENTS && (e.name == "failed" || e.name == "deadline_exceeded")
             }
             Signal::ThrottledCalls => {
-                e.is("stampede::provider", "call")
+                e.is(PROVIDER_EVENTS, "call")
                     && e.str("outcome") == Some("throttled")
                     && e.str("account").is_some_and(|a| !is_background(a))
             }
@@ -207,7 +209,7 @@ impl Watch {
                 self.points.push_back((e.t_us, 1.0));
             }
             Some(Kind::Increase(field) | Kind::Lowest(field)) => {
-                if !e.is(METER_TARGET, "traffic") {
+                if !e.is(METER_EVENTS, "traffic") {
                     return;
                 }
                 let Some(v) = e.u64(field) else { return };
@@ -387,7 +389,7 @@ mod tests {
     fn failed(t_s: f64) -> Event {
         ev(
             t_s,
-            "stampede::query",
+            QUERY_EVENTS,
             "failed",
             &[("query_id", json!("q")), ("error", json!("boom"))],
         )
@@ -396,7 +398,7 @@ mod tests {
     fn meter(t_s: f64, in_flight: u64, failed: u64) -> Event {
         ev(
             t_s,
-            METER_TARGET,
+            METER_EVENTS,
             "traffic",
             &[
                 ("in_flight", json!(in_flight)),
@@ -588,7 +590,7 @@ mod tests {
         let call = |t: f64, account: &str| {
             ev(
                 t,
-                "stampede::provider",
+                PROVIDER_EVENTS,
                 "call",
                 &[("account", json!(account)), ("outcome", json!("throttled"))],
             )

@@ -79,10 +79,11 @@ impl Meter {
     }
 }
 
-/// Whether a reply is a failure the user sees: no answer, a refusal for load, or a failed,
-/// cancelled-by-the-system or late query. Invalid SQL (400) is the user's own.
+/// Whether a reply is a failure the user sees, by its final status (0 when no answer came, the
+/// last refusal's status, or the answer's): the one definition,
+/// [`crate::invariants::user_visible_failure`], which `alert_fires` judges pages against.
 fn user_visible_failure(status: u16) -> bool {
-    status == 0 || status == 429 || status >= 500
+    crate::invariants::user_visible_failure(u64::from(status))
 }
 
 /// Replays `submissions` in order and collects the replies into `replies`.

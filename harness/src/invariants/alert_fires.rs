@@ -1,10 +1,11 @@
 //! `alert_fires`: the scenario's alert rules raise at least one page within T of the first
 //! user-visible failure, and no more than N alerts in all.
 //!
-//! Checks: the first user-visible failure is the first `stampede::traffic` event that is an
-//! `answered` with a `status` other than 200, a `refused` with a `status` of 500 or more, or an
-//! `unanswered`. A page is a `stampede::alert` `firing` (see [`crate::alerts`]). The run passes
-//! when both hold:
+//! Checks: the first user-visible failure is the earliest end of a query at the client (its
+//! `stampede::traffic` `answered`, `unanswered` or final `refused`) that is a failure its user
+//! sees, as [`super::common::user_visible_failure`] defines it: no answer, refused for load for
+//! good (429 or 503 after its resubmissions), or ended 5xx. A page is a `stampede::alert`
+//! `firing` (see [`crate::alerts`]). The run passes when both hold:
 //!
 //! - paged: a `firing` at a time in `[t_fail, t_fail + within]`, or an alert already firing at
 //!   `t_fail` (its rule fired before and had not `resolved`: someone is already paged);
@@ -17,20 +18,18 @@
 //! before a late page could tell.
 //!
 //! Does not check: whether the page was about the failure (any rule's `firing` counts), how
-//! fast the alert resolved, failures after the first (one page per incident suffices), or
-//! 429 refusals and refusals later resubmitted below 500 (honest backpressure, not failure).
+//! fast the alert resolved, or failures after the first (one page per incident suffices). Not
+//! failures: 200, 400 (the user's own), 499 (cancelled by the user), and a refusal the client
+//! resubmitted after (honest backpressure the user did not see as an end).
 
 use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::common::{TRAFFIC_TARGET, log_end, obj, secs};
+use super::common::{ALERT_TARGET, ClientQuery, client_queries, log_end, micros, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
-
-/// The target of alert events.
-const ALERT_TARGET: &str = "stampede::alert";
 
 /// Parameters of `alert_fires`, from the scenario (`invariants: [{alert_fires: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -51,17 +50,15 @@ impl Default for Params {
     }
 }
 
-/// Whether `e` is a failure the user sees.
-fn user_visible_failure(e: &Event) -> bool {
-    if e.target != TRAFFIC_TARGET {
-        return false;
-    }
-    match e.name.as_str() {
-        "answered" => e.u64("status") != Some(200),
-        "refused" => e.u64("status").is_some_and(|s| s >= 500),
-        "unanswered" => true,
-        _ => false,
-    }
+/// The ends of the queries that failed in their user's eyes, in time order.
+fn failures(log: &EventLog) -> Vec<&Event> {
+    let mut ends: Vec<&Event> = client_queries(log)
+        .into_values()
+        .filter(ClientQuery::failed)
+        .filter_map(|q| q.end)
+        .collect();
+    ends.sort_by_key(|e| e.t_us);
+    ends
 }
 
 /// The failure in words: `answered 500 (seq 7)`.
@@ -78,15 +75,10 @@ fn describe(e: &Event) -> String {
 /// Checks that the first user-visible failure was paged within `within`, and that alerts were
 /// few.
 pub fn alert_fires(log: &EventLog, p: &Params) -> Verdict {
-    let within = u64::try_from(p.within.0.as_micros()).unwrap_or(u64::MAX);
-    let mut failure_count = 0u64;
-    let mut first_failure: Option<&Event> = None;
-    for e in log.of(TRAFFIC_TARGET).filter(|e| user_visible_failure(e)) {
-        failure_count += 1;
-        if first_failure.is_none_or(|f| e.t_us < f.t_us) {
-            first_failure = Some(e);
-        }
-    }
+    let within = micros(p.within);
+    let failed = failures(log);
+    let failure_count = failed.len() as u64;
+    let first_failure = failed.first().copied();
     let mut firings: Vec<&Event> = log
         .of(ALERT_TARGET)
         .filter(|e| e.name == "firing")
@@ -193,7 +185,7 @@ pub fn alert_fires(log: &EventLog, p: &Params) -> Verdict {
 /// Whether a user-visible failure happened: without one, there was nothing to page about.
 pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
     (
-        log.of(TRAFFIC_TARGET).any(user_visible_failure),
+        !failures(log).is_empty(),
         "a query failed visibly to its user",
     )
 }
@@ -201,6 +193,7 @@ pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invariants::common::TRAFFIC_TARGET;
     use crate::invariants::common::test_support::ev;
 
     const S: u64 = 1_000_000;
@@ -290,8 +283,12 @@ mod tests {
         let l = log(
             400,
             vec![
-                // 429 is backpressure and a 200 is fine: the first failure is the 503 at 100 s.
+                // A 429 or 503 the client resubmitted after is backpressure, and a 200 is
+                // fine: the first failure is the final 503 at 100 s.
                 traffic(40, "refused", 9, Some(429)),
+                traffic(41, "refused", 9, Some(503)),
+                traffic(45, "answered", 9, Some(200)),
+                traffic(90, "refused", 1, Some(503)),
                 traffic(100, "refused", 1, Some(503)),
                 traffic(110, "answered", 2, Some(500)),
                 alert(250, "firing", "errors"),
@@ -394,6 +391,39 @@ mod tests {
             ..Params::default()
         };
         assert_eq!(alert_fires(&l, &p).word(), "pass");
+    }
+
+    #[test]
+    fn only_failures_a_user_sees_count() {
+        // The user's own (400), the user's cancel (499), and refusals resubmitted after are not
+        // failures: with no page at all, the run passes and the state was not reached.
+        let calm = vec![
+            traffic(100, "refused", 1, Some(400)),
+            traffic(110, "answered", 2, Some(499)),
+            traffic(120, "refused", 3, Some(429)),
+            traffic(121, "submitted", 3, None),
+            traffic(130, "answered", 3, Some(200)),
+        ];
+        let l = log(300, calm.clone());
+        let Verdict::Pass { counts } = alert_fires(&l, &Params::default()) else {
+            panic!("must pass")
+        };
+        assert_eq!(counts["user_visible_failures"], json!(0));
+        assert!(!sometimes(&l, &Params::default()).0);
+        // A 429 that is the seq's last word is refused for good: a failure, and unpaged.
+        let mut more = calm;
+        more.push(traffic(150, "refused", 4, Some(429)));
+        let l = log(300, more);
+        assert!(sometimes(&l, &Params::default()).0);
+        let Verdict::Fail { witness } = alert_fires(&l, &Params::default()) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["first_failure_us"], json!(150 * S));
+        assert!(
+            witness.summary.contains("refused 429 (seq 4) at 150.000s"),
+            "{}",
+            witness.summary
+        );
     }
 
     #[test]

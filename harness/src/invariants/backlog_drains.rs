@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET};
-use super::no_lost_queries::TERMINAL;
+use super::common::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TASK_TARGET, TERMINAL, obj};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -36,10 +35,6 @@ fn thaw(log: &EventLog, account: &str) -> Option<u64> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-fn counts(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    v.as_object().cloned().unwrap_or_default()
 }
 
 /// Checks the drain after the first thaw of `account`, with `usable_per_s` lakes per second.
@@ -74,7 +69,7 @@ pub fn backlog_drains(
     }
     let mut done_before: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for e in log
-        .of("stampede::task")
+        .of(TASK_TARGET)
         .filter(|e| e.name == "task_done" && e.t_us < t1)
     {
         if let (Some(id), Some(lake)) = (e.str("query_id"), e.u64("lake")) {
@@ -119,7 +114,7 @@ pub fn backlog_drains(
                     t1 as f64 / 1e6,
                     lost.len()
                 ),
-                counts: counts(
+                counts: obj(
                     json!({ "backlog_lakes": backlog, "failed": lost.len(), "never_ended": never }),
                 ),
                 events: lost.into_iter().take(WITNESS_EVENTS).cloned().collect(),
@@ -151,7 +146,7 @@ pub fn backlog_drains(
         .filter(|e| e.name == "account_frozen" && e.str("account") == Some(account))
         .filter(|e| (t1..=drained_at).contains(&e.t_us))
         .collect();
-    let c = counts(json!({
+    let c = obj(json!({
         "backlog_lakes": backlog,
         "queries": open.len(),
         "drain_ms": drained_at.saturating_sub(t1) / 1000,
@@ -227,7 +222,7 @@ mod tests {
         ev(
             t_s * 1_000_000,
             "w",
-            "stampede::task",
+            TASK_TARGET,
             "task_done",
             &[("query_id", json!(id)), ("lake", json!(lake))],
         )

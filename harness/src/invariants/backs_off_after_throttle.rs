@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_call, log_end, obj, secs, started};
+use super::common::{
+    PROVIDER_TARGET, client_host, is_system_call, log_end, micros, obj, secs, started,
+};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -65,18 +67,13 @@ struct Judged<'a> {
 /// The judged throttles, per caller in time order, and how many throttles there were.
 fn judged<'a>(log: &'a EventLog, p: &Params) -> (Vec<Judged<'a>>, u64) {
     let mut callers: BTreeMap<(&str, &str), Vec<&Event>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
-        let Some(op) = e.str("op").filter(|o| !o.is_empty()) else {
-            continue;
-        };
-        let host = op.split_once('#').map_or(op, |(h, _)| h);
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_system_call(e)) {
         callers
-            .entry((host, e.str("api").unwrap_or("")))
+            .entry((client_host(e), e.str("api").unwrap_or("")))
             .or_default()
             .push(e);
     }
-    let delta = p.delta.0.as_micros() as u64;
-    let rtt = p.rtt.0.as_micros() as u64;
+    let (delta, rtt) = (micros(p.delta), micros(p.rtt));
     let end = log_end(log);
     let (mut out, mut throttles) = (Vec::new(), 0u64);
     for ((host, api), mut calls) in callers {
@@ -131,7 +128,7 @@ pub fn backs_off_after_throttle(log: &EventLog, p: &Params) -> Verdict {
                 format!(
                     "none of the {throttles} throttles hit a caller with at least {} calls in the {} before it and a whole window after it in the log",
                     p.min_calls,
-                    secs(p.delta.0.as_micros() as u64)
+                    secs(micros(p.delta))
                 )
             },
         };
@@ -150,8 +147,7 @@ pub fn backs_off_after_throttle(log: &EventLog, p: &Params) -> Verdict {
     else {
         return Verdict::Pass { counts };
     };
-    let delta = p.delta.0.as_micros() as u64;
-    let rtt = p.rtt.0.as_micros() as u64;
+    let (delta, rtt) = (micros(p.delta), micros(p.rtt));
     let t0 = first.throttle.t_us;
     let per_s = |n: u64| n as f64 * 1e6 / delta.max(1) as f64;
     counts.insert("failed".into(), failed.len().into());

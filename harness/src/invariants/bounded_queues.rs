@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::QUERY_TARGET;
+use super::common::{QUERY_TARGET, obj};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -39,15 +39,12 @@ pub fn bounded_queues(log: &EventLog, max_running: u64, max_queued: u64) -> Verd
     let (peak_running, peak_queued) = peak
         .values()
         .fold((0, 0), |a, p| (a.0.max(p.0), a.1.max(p.1)));
-    let counts = json!({
+    let counts = obj(json!({
         "peak_running": peak_running,
         "peak_queued": peak_queued,
         "max_running": max_running,
         "max_queued": max_queued,
-    })
-    .as_object()
-    .cloned()
-    .unwrap_or_default();
+    }));
     let Some(first) = over.first() else {
         return Verdict::Pass { counts };
     };

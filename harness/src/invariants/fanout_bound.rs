@@ -22,13 +22,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_call, max_in_window, obj, secs, started};
+use super::common::{
+    PROVIDER_TARGET, TASK_TARGET, client_host, is_call, max_in_window, micros, obj, secs, started,
+};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
-
-/// The target of task events: which query worked on which lake.
-const TASK_TARGET: &str = "stampede::task";
 
 /// Parameters of `fanout_bound`, from the scenario (`invariants: [{fanout_bound: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -84,7 +83,7 @@ fn operations<'a>(log: &'a EventLog, p: &Params) -> (BTreeMap<Key<'a>, Vec<Opera
         calls += 1;
         let op = e.str("op").unwrap_or("");
         let key = (
-            op.split('#').next().unwrap_or(""),
+            client_host(e),
             e.str("principal").unwrap_or(""),
             e.str("action").unwrap_or(""),
             e.str("resource").unwrap_or(""),
@@ -126,7 +125,7 @@ pub fn fanout_bound(log: &EventLog, p: &Params) -> Verdict {
             ),
         };
     }
-    let ttl = p.ttl.0.as_micros() as u64;
+    let ttl = micros(p.ttl);
     let mut per_query: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut operations, mut over_keys) = (0u64, 0u64);
     // The worst key: its window's count, start, and index range.
@@ -217,7 +216,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
     if shared_call {
         return (true, STATE);
     }
-    let ttl = p.ttl.0.as_micros() as u64;
+    let ttl = micros(p.ttl);
     let mut by_lake: BTreeMap<u64, Vec<(u64, &str)>> = BTreeMap::new();
     for e in log.of(TASK_TARGET) {
         if e.name != "task_done" && e.name != "task_failed" {

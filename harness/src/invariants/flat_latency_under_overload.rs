@@ -21,8 +21,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{log_end, obj, secs};
-use super::goodput_under_overload::{arrivals, goodput, micros};
+use super::common::{arrivals, capacity, goodput, log_end, micros, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -71,19 +70,7 @@ struct Sides<'a> {
 /// Splits the answered queries by the offered load of their arrival's bucket; `Err` says why
 /// it cannot.
 fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
-    let cap = match p.capacity_per_s {
-        Some(c) if c.is_finite() && c > 0.0 => c,
-        Some(c) => {
-            return Err(format!(
-                "capacity_per_s is {c}: load needs a positive capacity"
-            ));
-        }
-        None => {
-            return Err(
-                "no capacity_per_s given: load cannot be told as a multiple of capacity".into(),
-            );
-        }
-    };
+    let cap = capacity(p.capacity_per_s)?;
     let w = micros(p.window);
     if w == 0 {
         return Err("the window is empty: no rate can be measured".into());

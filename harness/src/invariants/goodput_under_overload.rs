@@ -17,11 +17,11 @@
 //! `flat_latency_under_overload`); which queries were shed (see `priority_order` and
 //! `tenant_fairness`).
 
-use std::collections::BTreeSet;
-
 use serde_json::json;
 
-use super::common::{TRAFFIC_TARGET, log_end, obj, secs};
+use super::common::{
+    TRAFFIC_TARGET, arrivals, capacity, goodput, log_end, micros, missed_goodput, obj, secs,
+};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -51,34 +51,6 @@ impl Default for Params {
             at_10x: 0.8,
         }
     }
-}
-
-/// The first `submitted` event of each seq (the offered arrivals), in time order. Other
-/// checkers over offered load use it as well.
-pub(super) fn arrivals(log: &EventLog) -> Vec<&Event> {
-    let mut submitted: Vec<&Event> = log
-        .of(TRAFFIC_TARGET)
-        .filter(|e| e.name == "submitted")
-        .collect();
-    submitted.sort_by_key(|e| e.t_us);
-    let mut seen = BTreeSet::new();
-    submitted.retain(|e| e.u64("seq").is_some_and(|s| seen.insert(s)));
-    submitted
-}
-
-/// The `answered` events with status 200 (goodput), in time order.
-pub(super) fn goodput(log: &EventLog) -> Vec<&Event> {
-    let mut answers: Vec<&Event> = log
-        .of(TRAFFIC_TARGET)
-        .filter(|e| e.name == "answered" && e.u64("status") == Some(200))
-        .collect();
-    answers.sort_by_key(|e| e.t_us);
-    answers
-}
-
-/// A span of virtual time in microseconds.
-pub(super) fn micros(s: Span) -> u64 {
-    u64::try_from(s.0.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The worst overloaded window: where it starts, its arrivals and 200 answers, its bound.
@@ -167,22 +139,9 @@ fn scan(arrived: &[u64], answered: &[u64], end: u64, w: u64, cap: f64, p: &Param
     s
 }
 
-/// The capacity, if the parameters give a usable one; otherwise why not.
-fn capacity(p: &Params) -> Result<f64, String> {
-    match p.capacity_per_s {
-        Some(c) if c.is_finite() && c > 0.0 => Ok(c),
-        Some(c) => Err(format!(
-            "capacity_per_s is {c}: overload needs a positive capacity"
-        )),
-        None => Err(
-            "no capacity_per_s given: offered load cannot be told as a multiple of capacity".into(),
-        ),
-    }
-}
-
 /// Checks goodput in every complete window whose offered load is at least twice the capacity.
 pub fn goodput_under_overload(log: &EventLog, p: &Params) -> Verdict {
-    let cap = match capacity(p) {
+    let cap = match capacity(p.capacity_per_s) {
         Ok(c) => c,
         Err(why) => return Verdict::Unknown { why },
     };
@@ -237,11 +196,7 @@ pub fn goodput_under_overload(log: &EventLog, p: &Params) -> Verdict {
     let mut events: Vec<Event> = log
         .of(TRAFFIC_TARGET)
         .filter(in_window)
-        .filter(|e| match e.name.as_str() {
-            "answered" => e.u64("status") != Some(200),
-            "refused" | "unanswered" => true,
-            _ => false,
-        })
+        .filter(|e| missed_goodput(e))
         .take(WITNESS_EVENTS)
         .cloned()
         .collect();
@@ -275,7 +230,7 @@ pub fn goodput_under_overload(log: &EventLog, p: &Params) -> Verdict {
 /// Whether some complete window offered at least twice the capacity.
 pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
     const STATE: &str = "offered load reached twice the capacity over a window";
-    let (Ok(cap), w) = (capacity(p), micros(p.window)) else {
+    let (Ok(cap), w) = (capacity(p.capacity_per_s), micros(p.window)) else {
         return (false, STATE);
     };
     if w == 0 {

@@ -4,9 +4,9 @@
 //! queries submitted and not yet ended at the client) against the client's own events
 //! (`stampede::traffic`), over the span from the first `submitted` to the last end:
 //!
-//! - a seq starts at its first `submitted` and ends at its `answered` or `unanswered`, or at its
-//!   final `refused`: a `refused` with no later `submitted` or end of the same seq (a refusal
-//!   followed by a resubmission does not end it: the query is still the user's, waiting);
+//! - a seq starts at its first `submitted` and ends as [`super::common::client_queries`] reads
+//!   it: at its `answered` or `unanswered`, or at its final `refused` (a refusal followed by a
+//!   resubmission does not end it: the query is still the user's, waiting);
 //! - the span is `[t0, t1]`: `t0` the first `submitted`, `t1` the last end; if some seqs never
 //!   end, `t1` is the log's last event, and those seqs are counted as in flight up to it;
 //! - L: the time-average over the span of the meter's `in_flight`, each sample held until the
@@ -29,13 +29,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{TRAFFIC_TARGET, log_end, obj, secs};
+use super::common::{METER_TARGET, client_queries, log_end, micros, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
-
-/// The target of the replay client's meter.
-const METER_TARGET: &str = "stampede::meter";
 
 /// Parameters of `littles_law`, from the scenario (`invariants: [{littles_law: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -62,9 +59,6 @@ impl Default for Params {
 struct Seq {
     first: u64,
     end: Option<u64>,
-    /// Whether `end` is an answer (or no answer): a refusal's end can still be undone by a
-    /// resubmission.
-    settled: bool,
 }
 
 /// The seqs of the client's events, and the span they cover.
@@ -77,35 +71,20 @@ struct Traffic {
 
 impl Traffic {
     fn read(log: &EventLog) -> Option<Self> {
-        let mut seqs: BTreeMap<u64, Seq> = BTreeMap::new();
-        for e in log.of(TRAFFIC_TARGET) {
-            let Some(n) = e.u64("seq") else { continue };
-            match e.name.as_str() {
-                "submitted" => {
-                    let s = seqs.entry(n).or_insert(Seq {
-                        first: e.t_us,
-                        end: None,
-                        settled: false,
-                    });
-                    s.first = s.first.min(e.t_us);
-                    if !s.settled {
-                        s.end = None;
-                    }
-                }
-                "refused" => {
-                    if let Some(s) = seqs.get_mut(&n).filter(|s| !s.settled) {
-                        s.end = Some(e.t_us);
-                    }
-                }
-                "answered" | "unanswered" => {
-                    if let Some(s) = seqs.get_mut(&n).filter(|s| !s.settled) {
-                        s.end = Some(e.t_us);
-                        s.settled = true;
-                    }
-                }
-                _ => {}
-            }
-        }
+        // Seqs never submitted are not the client's queries.
+        let seqs: BTreeMap<u64, Seq> = client_queries(log)
+            .into_iter()
+            .filter_map(|(n, q)| {
+                let first = q.submitted_us?;
+                Some((
+                    n,
+                    Seq {
+                        first,
+                        end: q.end.map(|e| e.t_us),
+                    },
+                ))
+            })
+            .collect();
         let t0 = seqs.values().map(|s| s.first).min()?;
         let ended = seqs.values().filter(|s| s.end.is_some()).count() as u64;
         let t1 = if ended == seqs.len() as u64 {
@@ -146,7 +125,7 @@ pub fn littles_law(log: &EventLog, p: &Params) -> Verdict {
     }
     samples.sort_by_key(|s| s.0);
     let (t0, t1, span) = (tr.t0, tr.t1, tr.span());
-    let min_span = u64::try_from(p.min_span.0.as_micros()).unwrap_or(u64::MAX);
+    let min_span = micros(p.min_span);
     if span == 0 || span < min_span {
         return Verdict::Unknown {
             why: format!(
@@ -254,7 +233,7 @@ pub fn littles_law(log: &EventLog, p: &Params) -> Verdict {
 /// Whether the traffic ran for at least `min_span` and at least one query ended: the state in
 /// which the meters can be compared at all.
 pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
-    let min_span = u64::try_from(p.min_span.0.as_micros()).unwrap_or(u64::MAX);
+    let min_span = micros(p.min_span);
     let reached = Traffic::read(log).is_some_and(|tr| tr.ended > 0 && tr.span() >= min_span);
     (
         reached,
@@ -265,6 +244,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invariants::common::TRAFFIC_TARGET;
     use crate::invariants::common::test_support::ev;
 
     const S: u64 = 1_000_000;

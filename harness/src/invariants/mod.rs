@@ -37,6 +37,8 @@ mod throttle_rate;
 
 use serde::Serialize;
 
+use common::micros;
+
 use crate::events::{Event, EventLog};
 use crate::scenario::{InvariantSpec, Scenario};
 
@@ -46,7 +48,7 @@ pub use coalesced::{COALESCED_SERVICES, MAX_IN_FLIGHT, coalesced};
 pub use collateral_damage::{
     COLLATERAL_MIN_CALLS, COLLATERAL_WINDOW_US, MAX_COLLATERAL_ERRORS, collateral_damage,
 };
-pub use common::is_background;
+pub use common::{FAULT_STARTS, is_background, user_visible_failure};
 pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
 pub use invalid_sql_costs_nothing::{INVALID_SQL_ERRORS, invalid_sql_costs_nothing};
@@ -55,9 +57,7 @@ pub use no_lost_queries::no_lost_queries;
 pub use priority_order::{INTERACTIVE, priority_order};
 pub use progress_visible::{FIRST_STATUS_WITHIN_US, PROGRESS_EVERY_US, progress_visible};
 pub use provider_quota::{Quota, provider_quota};
-pub use recovers::{
-    FAULT_STARTS, GOODPUT_WINDOW_US, RECOVERED_SHARE, T_MAX_MIN_US, T_STABLE_US, recovers,
-};
+pub use recovers::{GOODPUT_WINDOW_US, RECOVERED_SHARE, T_MAX_MIN_US, T_STABLE_US, recovers};
 pub use retry_amplification::{
     AMPLIFICATION_MIN_CALLS, AMPLIFICATION_WINDOW_US, MAX_AMPLIFICATION, retry_amplification,
 };
@@ -120,7 +120,6 @@ pub struct Witness {
 /// The checkers that read only the log, with the scenario's parameters. `deterministic` needs
 /// two runs and lives in [`crate::run`].
 pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
-    let us = |s: crate::scenario::Span| s.0.as_micros() as u64;
     let verdict = match spec.name.as_str() {
         "no_lost_queries" => no_lost_queries(log),
         "never_frozen" => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
@@ -144,17 +143,17 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         }
         "throttle_rate" => {
             let p: params::ThrottleRate = spec.params();
-            throttle_rate(log, p.max_share, us(p.window))
+            throttle_rate(log, p.max_share, micros(p.window))
         }
         "collateral_damage" => {
             let p: params::CollateralDamage = spec.params();
-            collateral_damage(log, p.max_share, us(p.window), p.min_calls)
+            collateral_damage(log, p.max_share, micros(p.window), p.min_calls)
         }
         "attempt_cap" => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
         "retry_hygiene" => retry_hygiene(log),
         "progress_visible" => {
             let p: params::ProgressVisible = spec.params();
-            progress_visible(log, us(p.first_within), us(p.every))
+            progress_visible(log, micros(p.first_within), micros(p.every))
         }
         "explicit_backpressure" => explicit_backpressure(log),
         "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
@@ -162,7 +161,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         "blast_radius" => blast_radius(log),
         "failback_ramp" => {
             let p: params::FailbackRamp = spec.params();
-            failback_ramp(log, p.max_per_s, us(p.ramp))
+            failback_ramp(log, p.max_per_s, micros(p.ramp))
         }
         "tenant_fairness" => {
             tenant_fairness(log, spec.params::<params::TenantFairness>().min_index)
@@ -192,7 +191,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         }
         "retry_amplification" => {
             let p: params::RetryAmplification = spec.params();
-            retry_amplification(log, p.max_ratio, us(p.window), p.min_calls)
+            retry_amplification(log, p.max_ratio, micros(p.window), p.min_calls)
         }
         "recovers" => recovers(log),
         "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),

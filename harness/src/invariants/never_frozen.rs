@@ -2,11 +2,9 @@
 
 use serde_json::json;
 
+use super::common::{PROVIDER_TARGET, obj};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::EventLog;
-
-/// The target the provider reports freezes on.
-pub const PROVIDER_TARGET: &str = "stampede::provider";
 
 /// Checks that no `account_frozen` event names one of `accounts`.
 pub fn never_frozen(log: &EventLog, accounts: &[&str]) -> Verdict {
@@ -21,9 +19,8 @@ pub fn never_frozen(log: &EventLog, accounts: &[&str]) -> Verdict {
             .of(PROVIDER_TARGET)
             .filter(|e| e.name == "account_frozen")
             .count();
-        let counts = json!({ "freezes_of_other_accounts": all_freezes });
         return Verdict::Pass {
-            counts: counts.as_object().cloned().unwrap_or_default(),
+            counts: obj(json!({ "freezes_of_other_accounts": all_freezes })),
         };
     }
     let first = &frozen[0];
@@ -34,10 +31,7 @@ pub fn never_frozen(log: &EventLog, accounts: &[&str]) -> Verdict {
                 first.str("account").unwrap_or("?"),
                 first.time().as_secs_f64()
             ),
-            counts: json!({ "freezes": frozen.len() })
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            counts: obj(json!({ "freezes": frozen.len() })),
             events: frozen.into_iter().take(WITNESS_EVENTS).cloned().collect(),
         },
     }

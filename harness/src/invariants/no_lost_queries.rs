@@ -5,20 +5,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::common::{QUERY_TARGET, TERMINAL, obj};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-
-/// The target the system reports query lifecycle events on.
-pub const QUERY_TARGET: &str = "stampede::query";
-
-/// Lifecycle event names that end a query.
-pub const TERMINAL: [&str; 5] = [
-    "succeeded",
-    "failed",
-    "rejected",
-    "cancelled",
-    "deadline_exceeded",
-];
 
 /// Checks that every `accepted` query has exactly one terminal event, that no terminal event
 /// belongs to a query never accepted, and that none is still open at the end of the log.
@@ -61,9 +50,8 @@ pub fn no_lost_queries(log: &EventLog) -> Verdict {
         .collect();
     let terminal = accepted - open.len() as u64;
     if open.is_empty() && doubled == 0 && orphaned == 0 {
-        let counts = json!({ "accepted": accepted, "terminal": terminal });
         return Verdict::Pass {
-            counts: counts.as_object().cloned().unwrap_or_default(),
+            counts: obj(json!({ "accepted": accepted, "terminal": terminal })),
         };
     }
     offending.extend(open.iter().copied());
@@ -72,14 +60,14 @@ pub fn no_lost_queries(log: &EventLog) -> Verdict {
         "{} accepted queries never ended, {doubled} ended or were accepted twice, {orphaned} ended without being accepted",
         open.len()
     );
-    let counts = json!({
+    let counts = obj(json!({
         "accepted": accepted, "terminal": terminal, "open": open.len(),
         "doubled": doubled, "orphaned": orphaned,
-    });
+    }));
     Verdict::Fail {
         witness: Witness {
             summary,
-            counts: counts.as_object().cloned().unwrap_or_default(),
+            counts,
             events: offending
                 .into_iter()
                 .take(WITNESS_EVENTS)

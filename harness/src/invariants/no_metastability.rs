@@ -4,8 +4,8 @@
 //! of expired work) keeps goodput down.
 //!
 //! Checks: the trigger is the first `stampede::fault` event that starts a fault (one of
-//! `recovers::FAULT_STARTS`) at t0. It ends at t1, the first matching end, paired the same way
-//! as in `recovers`. Goodput is the `stampede::traffic` `answered` events with status 200. The
+//! `FAULT_STARTS`) at t0. It ends at t1, the first matching end, paired as in `recovers` (one
+//! shared pairing, [`super::common::fault_end`]). Goodput is the `stampede::traffic` `answered` events with status 200. The
 //! offered arrivals are the first `submitted` of each `seq`. Baselines are rates over the span
 //! `[t0 − baseline, t0)`, or `[0, t0)` if `baseline` is not set: G0 for goodput and O0 for
 //! offered load. Every window `[s, s + W)` with s ≥ t1 that ends by the log's last event is
@@ -27,9 +27,10 @@
 
 use serde_json::json;
 
-use super::common::{FAULT_TARGET, TRAFFIC_TARGET, log_end, obj, secs};
-use super::goodput_under_overload::{arrivals, goodput, micros};
-use super::recovers::FAULT_STARTS;
+use super::common::{
+    TRAFFIC_TARGET, arrivals, fault_end, first_fault, goodput, log_end, micros, missed_goodput,
+    obj, secs,
+};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -64,48 +65,13 @@ impl Default for Params {
     }
 }
 
-/// Whether fault event `e` ends the fault `start` began (the pairing `recovers` documents).
-fn ends(start: &Event, e: &Event) -> bool {
-    let same = |k: &str| e.str(k) == start.str(k);
-    match start.name.as_str() {
-        "freeze" => e.name == "thaw" && same("account"),
-        "region_down" => e.name == "region_up" && same("region"),
-        "throttle" => e.name == "throttle" && same("region") && same("api"),
-        "latency" | "fleet_capacity" => e.name == start.name && same("region"),
-        "host_crash" => e.name == "host_restart" && same("host"),
-        "partition" => {
-            e.name == "heal"
-                && ((same("a") && same("b"))
-                    || (e.str("a") == start.str("b") && e.str("b") == start.str("a")))
-        }
-        _ => false,
-    }
-}
-
 /// The first fault, when it ended, and the event that ended it if one did (a freeze may end by
 /// its own duration).
 fn trigger(log: &EventLog) -> Result<(&Event, u64, Option<&Event>), String> {
-    let faults: Vec<&Event> = log.of(FAULT_TARGET).collect();
-    let Some(i) = faults
-        .iter()
-        .position(|e| FAULT_STARTS.contains(&e.name.as_str()))
-    else {
+    let Some(start) = first_fault(log) else {
         return Err("no fault: nothing could trigger a metastable state".into());
     };
-    let start = faults[i];
-    let by_event = faults[i + 1..]
-        .iter()
-        .find(|e| e.t_us >= start.t_us && ends(start, e))
-        .map(|e| (e.t_us, Some(*e)));
-    let by_duration = (start.name == "freeze")
-        .then(|| start.u64("duration_ms"))
-        .flatten()
-        .map(|ms| (start.t_us.saturating_add(ms.saturating_mul(1000)), None));
-    let end = match (by_event, by_duration) {
-        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-        (a, b) => a.or(b),
-    };
-    match end {
+    match fault_end(log, start) {
         Some((t1, e)) => Ok((start, t1, e)),
         None => Err(format!(
             "the {} at {} never ended: load cannot come back after it",
@@ -293,11 +259,7 @@ pub fn no_metastability(log: &EventLog, p: &Params) -> Verdict {
     let lost: Vec<&Event> = log
         .of(TRAFFIC_TARGET)
         .filter(in_window)
-        .filter(|e| match e.name.as_str() {
-            "answered" => e.u64("status") != Some(200),
-            "refused" | "unanswered" => true,
-            _ => false,
-        })
+        .filter(|e| missed_goodput(e))
         .collect();
     let shown = if lost.is_empty() {
         arrivals(log).into_iter().filter(in_window).collect()
@@ -347,6 +309,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::invariants::common::FAULT_TARGET;
     use crate::invariants::common::test_support::ev;
 
     /// Two arrivals a second over [from, to) seconds, each answered a second later: 200 when

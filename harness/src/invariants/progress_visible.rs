@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, log_end, obj, secs};
+use super::common::{QUERY_TARGET, TERMINAL, log_end, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -33,14 +33,6 @@ pub const FIRST_STATUS_WITHIN_US: u64 = 5_000_000;
 
 /// The most time between statuses of a running query.
 pub const PROGRESS_EVERY_US: u64 = 30_000_000;
-
-const TERMINAL: [&str; 5] = [
-    "succeeded",
-    "failed",
-    "rejected",
-    "cancelled",
-    "deadline_exceeded",
-];
 
 /// One silence too long: the event it began with, the one that ended it (none: the log's end),
 /// how long, and the limit.

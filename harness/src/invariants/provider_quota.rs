@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::common::{PROVIDER_TARGET, is_call, obj, started};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-
-/// The target the provider reports calls on.
-pub const PROVIDER_TARGET: &str = "stampede::provider";
 
 /// The windows checked.
 pub const WINDOWS: [Duration; 3] = [
@@ -38,11 +36,6 @@ impl Quota {
     }
 }
 
-/// When a call reached the provider: its event's time less its latency.
-fn started(e: &Event) -> u64 {
-    e.t_us.saturating_sub(e.u64("latency_us").unwrap_or(0))
-}
-
 /// The worst window found: how far over (ratio), the key, its calls, the count, the quota, W.
 type Excess<'a> = (f64, String, Vec<&'a Event>, u64, u64, Duration);
 
@@ -58,7 +51,7 @@ pub fn provider_quota(
         };
     }
     let mut calls: BTreeMap<(&str, &str, &str), Vec<&Event>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| e.name == "call") {
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
         let (Some(account), Some(service), Some(api)) =
             (e.str("account"), e.str("service"), e.str("api"))
         else {
@@ -103,10 +96,7 @@ pub fn provider_quota(
     }
     match worst {
         None => Verdict::Pass {
-            counts: json!({ "calls_checked": checked })
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            counts: obj(json!({ "calls_checked": checked })),
         },
         Some((_, key, events, n, allowed, w)) => Verdict::Fail {
             witness: Witness {
@@ -115,10 +105,7 @@ pub fn provider_quota(
                     w.as_secs(),
                     started(events[0]) as f64 / 1e6
                 ),
-                counts: json!({ "calls": n, "allowed": allowed, "window_s": w.as_secs() })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
+                counts: obj(json!({ "calls": n, "allowed": allowed, "window_s": w.as_secs() })),
                 events: events.into_iter().take(WITNESS_EVENTS).cloned().collect(),
             },
         },

@@ -22,13 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, obj, secs};
-use super::no_lost_queries::TERMINAL;
+use super::common::{QUERY_TARGET, TASK_TARGET, TERMINAL, obj, secs};
 use super::{Verdict, Witness};
 use crate::events::{Event, EventLog};
-
-/// The target tasks report on.
-const TASK_TARGET: &str = "stampede::task";
 
 /// Parameters of `queue_cost_flat`, from the scenario (`invariants: [{queue_cost_flat: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -3,7 +3,7 @@
 //!
 //! Checks: the trigger is the first `stampede::fault` event that starts a fault (`freeze`,
 //! `region_down`, `throttle`, `latency`, `fleet_capacity`, `host_crash`, `partition`) at t0;
-//! it ends at t1, the first matching end: for `freeze` the earlier of its `duration_ms` and a
+//! it ends at t1, the first matching end ([`super::common::fault_end`]): for `freeze` the earlier of its `duration_ms` and a
 //! `thaw` of the same account; `region_up` of the same region; the next `throttle` of the same
 //! region and api, `latency` or `fleet_capacity` of the same region; `host_restart` of the same
 //! host; `heal` of the same pair. Goodput is the `stampede::traffic` `answered` events with
@@ -21,7 +21,7 @@
 
 use serde_json::json;
 
-use super::common::{FAULT_TARGET, TRAFFIC_TARGET, log_end, obj, secs};
+use super::common::{fault_end, first_fault, goodput, log_end, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -37,53 +37,9 @@ pub const RECOVERED_SHARE: f64 = 0.9;
 /// The least recovery bound; the bound is this or twice the fault's length.
 pub const T_MAX_MIN_US: u64 = 60_000_000;
 
-/// Fault events that start a fault.
-pub const FAULT_STARTS: [&str; 7] = [
-    "freeze",
-    "region_down",
-    "throttle",
-    "latency",
-    "fleet_capacity",
-    "host_crash",
-    "partition",
-];
-
-/// When the fault started by `start` ended, and the event that ended it if one did.
-fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option<&'a Event>)> {
-    let same = |e: &Event, k: &str| e.str(k) == start.str(k);
-    let after = log
-        .of(FAULT_TARGET)
-        .filter(|e| e.t_us >= start.t_us && !std::ptr::eq(*e, start));
-    let mut ends = after.filter(|e| match start.name.as_str() {
-        "freeze" => e.name == "thaw" && same(e, "account"),
-        "region_down" => e.name == "region_up" && same(e, "region"),
-        "throttle" => e.name == "throttle" && same(e, "region") && same(e, "api"),
-        "latency" | "fleet_capacity" => e.name == start.name && same(e, "region"),
-        "host_crash" => e.name == "host_restart" && same(e, "host"),
-        "partition" => {
-            e.name == "heal"
-                && ((same(e, "a") && same(e, "b"))
-                    || (e.str("a") == start.str("b") && e.str("b") == start.str("a")))
-        }
-        _ => false,
-    });
-    let event = ends.next().map(|e| (e.t_us, Some(e)));
-    let timed = (start.name == "freeze")
-        .then(|| start.u64("duration_ms"))
-        .flatten()
-        .map(|ms| (start.t_us + ms * 1000, None));
-    match (event, timed) {
-        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Checks recovery from the first fault.
 pub fn recovers(log: &EventLog) -> Verdict {
-    let Some(start) = log
-        .of(FAULT_TARGET)
-        .find(|e| FAULT_STARTS.contains(&e.name.as_str()))
-    else {
+    let Some(start) = first_fault(log) else {
         return Verdict::Unknown {
             why: "no fault: nothing to recover from".into(),
         };
@@ -98,11 +54,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
             ),
         };
     };
-    let mut answers: Vec<&Event> = log
-        .of(TRAFFIC_TARGET)
-        .filter(|e| e.name == "answered" && e.u64("status") == Some(200))
-        .collect();
-    answers.sort_by_key(|e| e.t_us);
+    let answers = goodput(log);
     let times: Vec<u64> = answers.iter().map(|e| e.t_us).collect();
     let before = times.partition_point(|&t| t < t0) as u64;
     if before == 0 || t0 == 0 {
@@ -220,6 +172,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
 mod tests {
     use super::*;
     use crate::invariants::common::test_support::ev;
+    use crate::invariants::common::{FAULT_TARGET, TRAFFIC_TARGET};
 
     fn answered(t_us: u64, status: u64) -> Event {
         ev(

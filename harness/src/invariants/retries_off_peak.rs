@@ -3,12 +3,15 @@
 //!
 //! Checks two clauses.
 //!
-//! (a) Peak buckets: the system's provider `call`s (non-empty `op`) per (`region`, `api`), in
-//! buckets `[k · bucket, (k + 1) · bucket)` of their start (`t_us − latency_us`). A bucket is
-//! at peak when its calls, every attempt counted, reach `peak_share` × the api's capacity in
-//! one bucket (`quotas[api]` per second × the bucket's length); in a bucket at peak, the
-//! retries (calls with `attempt` > 1) are at most `max_retry_share` of its calls. Apis without
-//! a quota and buckets of fewer than `min_calls` calls are not judged.
+//! (a) Peak buckets: the system's provider `call`s (non-empty `op`) per (`region`, `account`,
+//! `api`), in buckets `[k · bucket, (k + 1) · bucket)` of their start (`t_us − latency_us`).
+//! The provider's quotas are per (account, api) in each region, and the system calls as many
+//! accounts (its own, and each lake's), so capacity is per account: a bucket is at peak when
+//! one account's calls of the api, every attempt counted, reach `peak_share` × that account's
+//! capacity in one bucket (`quotas[api]` per second × the bucket's length). In a bucket at
+//! peak, the retries (calls with `attempt` > 1) are at most `max_retry_share` of its calls.
+//! Apis without a quota and buckets of fewer than `min_calls` calls are not judged; many
+//! accounts each below their quota are no peak, however many calls they make together.
 //!
 //! (b) Spread delays: the `stampede::mechanism` `retry` events whose delay the server did not
 //! dictate (`retry_after_us` 0), grouped by the attempt that failed (`attempt`) over the whole
@@ -19,15 +22,18 @@
 //!
 //! Fails on clause (a) first, with its worst bucket (highest retry share, the earliest of
 //! equals), else on clause (b) with its attempt number of the lowest spread. Unknown: no bucket
-//! at peak and no attempt number with enough delays. Does not check: the quota per account (the
-//! capacity is one quota per region and api, against every account's calls together); delays
-//! within one burst of failures apart from the rest of the run; delays after `Retry-After`.
+//! at peak and no attempt number with enough delays. Does not check: the quota's burst (a
+//! bucket is judged against the sustained rate only); load the region's fleet shares across
+//! accounts (`collateral_damage`, `never_frozen`); delays within one burst of failures apart
+//! from the rest of the run; delays after `Retry-After`.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{MECHANISM_TARGET, PROVIDER_TARGET, is_call, obj, secs, started};
+use super::common::{
+    MECHANISM_TARGET, PROVIDER_TARGET, is_system_call, micros, obj, secs, started,
+};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -43,8 +49,9 @@ pub struct Params {
     pub peak_share: f64,
     /// The largest share of retries among a peak bucket's calls. Default 0.1.
     pub max_retry_share: f64,
-    /// The capacity: the provider's quota per api, in calls per second (from the scenario's
-    /// `world.provider.quotas`). Default empty: no bucket is judged.
+    /// The capacity of one account: the provider's quota per (account, api), by api, in calls
+    /// per second (from the scenario's `world.provider.quotas`). Default empty: no bucket is
+    /// judged.
     pub quotas: BTreeMap<String, f64>,
     /// The fewest calls in a bucket that is judged. Default 20.
     pub min_calls: u64,
@@ -68,7 +75,10 @@ impl Default for Params {
     }
 }
 
-/// A bucket's calls: all of them and the retries, by (region, api, bucket index).
+/// A bucket's key: (region, account, api, bucket index).
+type Key<'a> = (&'a str, &'a str, &'a str, u64);
+
+/// A bucket's calls: all of them and the retries.
 #[derive(Default)]
 struct Bucket<'a> {
     calls: u64,
@@ -76,26 +86,26 @@ struct Bucket<'a> {
 }
 
 /// The buckets at peak with at least `min_calls` calls.
-fn peak_buckets<'a>(
-    log: &'a EventLog,
-    p: &Params,
-) -> BTreeMap<(&'a str, &'a str, u64), Bucket<'a>> {
-    let width = (p.bucket.0.as_micros() as u64).max(1);
-    let mut buckets: BTreeMap<(&str, &str, u64), Bucket<'_>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
+fn peak_buckets<'a>(log: &'a EventLog, p: &Params) -> BTreeMap<Key<'a>, Bucket<'a>> {
+    let width = micros(p.bucket).max(1);
+    let mut buckets: BTreeMap<Key<'_>, Bucket<'_>> = BTreeMap::new();
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_system_call(e)) {
         let api = e.str("api").unwrap_or("");
-        if e.str("op").is_none_or(str::is_empty) || !p.quotas.contains_key(api) {
+        if !p.quotas.contains_key(api) {
             continue;
         }
-        let key = (e.str("region").unwrap_or(""), api, started(e) / width);
-        let b = buckets.entry(key).or_default();
+        let region = e.str("region").unwrap_or("");
+        let account = e.str("account").unwrap_or("");
+        let b = buckets
+            .entry((region, account, api, started(e) / width))
+            .or_default();
         b.calls += 1;
         if e.u64("attempt").unwrap_or(0) > 1 {
             b.retries.push(e);
         }
     }
     let seconds = width as f64 / 1e6;
-    buckets.retain(|(_, api, _), b| {
+    buckets.retain(|(_, _, api, _), b| {
         let capacity = p.quotas[*api] * seconds;
         b.calls >= p.min_calls && b.calls as f64 >= p.peak_share * capacity - 1e-9
     });
@@ -155,19 +165,19 @@ pub fn retries_off_peak(log: &EventLog, p: &Params) -> Verdict {
     if buckets.is_empty() && spreads.is_empty() {
         return Verdict::Unknown {
             why: format!(
-                "no bucket of at least {} calls reached {} of an api's quota, and no attempt number had {} retry delays to judge their spread",
+                "no bucket of at least {} calls of one account reached {} of an api's quota, and no attempt number had {} retry delays to judge their spread",
                 p.min_calls, p.peak_share, p.min_delays
             ),
         };
     }
-    let width = (p.bucket.0.as_micros() as u64).max(1);
+    let width = micros(p.bucket).max(1);
     let share = |b: &Bucket<'_>| b.retries.len() as f64 / b.calls as f64;
-    let over_buckets: Vec<(&(&str, &str, u64), &Bucket<'_>)> = buckets
+    let over_buckets: Vec<(&Key<'_>, &Bucket<'_>)> = buckets
         .iter()
         .filter(|(_, b)| b.retries.len() as f64 > p.max_retry_share * b.calls as f64 + 1e-9)
         .collect();
     let worst_bucket = over_buckets.iter().copied().reduce(|w, c| {
-        let later = (c.0.2, c.0) > (w.0.2, w.0);
+        let later = (c.0.3, c.0) > (w.0.3, w.0);
         if share(c.1) > share(w.1) || (share(c.1) == share(w.1) && !later) {
             c
         } else {
@@ -193,17 +203,18 @@ pub fn retries_off_peak(log: &EventLog, p: &Params) -> Verdict {
     }
     counts.insert("buckets_over".into(), over_buckets.len().into());
     counts.insert("attempt_numbers_over".into(), over_spreads.len().into());
-    if let Some(((region, api, k), b)) = worst_bucket {
+    if let Some(((region, account, api, k), b)) = worst_bucket {
         let start = k * width;
         counts.insert("clause".into(), "peak".into());
         counts.insert("bucket_start_us".into(), start.into());
         counts.insert("region".into(), (*region).into());
+        counts.insert("account".into(), (*account).into());
         counts.insert("api".into(), (*api).into());
         counts.insert("retries".into(), b.retries.len().into());
         counts.insert("attempts".into(), b.calls.into());
         counts.insert("capacity_per_s".into(), p.quotas[*api].into());
         let summary = format!(
-            "in the peak bucket [{}, {}) of {api} in {region}, {} of {} calls were retries ({:.1} %, quota {} per s), over {:.1} %",
+            "in the peak bucket [{}, {}) of {api} by account {account} in {region}, {} of {} calls were retries ({:.1} %, quota {} per s), over {:.1} %",
             secs(start),
             secs(start + width),
             b.retries.len(),
@@ -269,14 +280,16 @@ mod tests {
     use super::*;
     use crate::invariants::common::test_support::ev;
 
-    fn call(t_us: u64, api: &str, op: &str, attempt: u64) -> Event {
+    const SYSTEM: &str = "100000000001";
+
+    fn call(t_us: u64, account: &str, api: &str, op: &str, attempt: u64) -> Event {
         ev(
             t_us,
             "provider-r",
             PROVIDER_TARGET,
             "call",
             &[
-                ("account", json!("100000000001")),
+                ("account", json!(account)),
                 ("region", json!("r")),
                 ("service", json!("sts")),
                 ("api", json!(api)),
@@ -303,19 +316,26 @@ mod tests {
         )
     }
 
-    /// `n` calls of `api` spread over second `s`, the first `retries` of them retries.
-    fn second(s: u64, api: &str, n: u64, retries: u64) -> Vec<Event> {
+    /// `n` calls of `api` by `account` spread over second `s`, the first `retries` of them
+    /// retries.
+    fn second_of(account: &str, s: u64, api: &str, n: u64, retries: u64) -> Vec<Event> {
         (0..n)
             .map(|k| {
                 let attempt = if k < retries { 2 } else { 1 };
                 call(
                     s * 1_000_000 + 1000 + k * (900_000 / n),
+                    account,
                     api,
-                    &format!("w#0.{s}.{k}"),
+                    &format!("w#0.{account}.{s}.{k}"),
                     attempt,
                 )
             })
             .collect()
+    }
+
+    /// `n` calls of `api` by the system's own account over second `s`, `retries` of them retries.
+    fn second(s: u64, api: &str, n: u64, retries: u64) -> Vec<Event> {
+        second_of(SYSTEM, s, api, n, retries)
     }
 
     fn log(mut events: Vec<Event>) -> EventLog {
@@ -367,6 +387,7 @@ mod tests {
             panic!("must fail")
         };
         assert_eq!(witness.counts["clause"], json!("peak"));
+        assert_eq!(witness.counts["account"], json!(SYSTEM));
         assert_eq!(witness.counts["bucket_start_us"], json!(3_000_000));
         assert_eq!(witness.counts["retries"], json!(23));
         assert_eq!(witness.counts["attempts"], json!(46));
@@ -374,7 +395,7 @@ mod tests {
         assert!(
             witness
                 .summary
-                .contains("[3.000s, 4.000s) of AssumeRole in r"),
+                .contains("[3.000s, 4.000s) of AssumeRole by account 100000000001 in r"),
             "{}",
             witness.summary
         );
@@ -435,6 +456,36 @@ mod tests {
             retries_off_peak(&log(e), &Params::default()).word(),
             "unknown"
         );
+    }
+
+    #[test]
+    fn capacity_is_per_account() {
+        // Five lake accounts call GetTable 30 times each in one second against a quota of 50
+        // per account: 150 calls together, but no account near its own quota, so no peak,
+        // retries or not.
+        let lakes: Vec<String> = (1..=5).map(|i| format!("3{i:011}")).collect();
+        let mut e: Vec<Event> = lakes
+            .iter()
+            .flat_map(|a| second_of(a, 0, "GetTable", 30, 30))
+            .collect();
+        let p = Params {
+            quotas: BTreeMap::from([("GetTable".to_string(), 50.0)]),
+            ..Params::default()
+        };
+        let Verdict::Unknown { why } = retries_off_peak(&log(e.clone()), &p) else {
+            panic!("must be unknown")
+        };
+        assert!(why.contains("of one account"), "{why}");
+        assert!(!sometimes(&log(e.clone()), &p).0);
+        // One of them at its quota with a third retries is a peak, and only its bucket is.
+        e.extend(second_of(&lakes[0], 1, "GetTable", 50, 15));
+        let Verdict::Fail { witness } = retries_off_peak(&log(e), &p) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["account"], json!(lakes[0]));
+        assert_eq!(witness.counts["bucket_start_us"], json!(1_000_000));
+        assert_eq!(witness.counts["buckets_over"], json!(1));
+        assert_eq!(witness.counts["attempts"], json!(50));
     }
 
     #[test]

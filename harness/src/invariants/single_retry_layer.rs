@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_call, obj, secs};
+use super::common::{PROVIDER_TARGET, is_call, is_system_call, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -74,9 +74,7 @@ fn operations(log: &EventLog) -> BTreeMap<(bool, &str), Operation<'_>> {
 
 /// Checks that no operation was retried by more than `max_layers` layers.
 pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
-    let has_op = log
-        .of(PROVIDER_TARGET)
-        .any(|e| is_call(e) && e.str("op").is_some_and(|o| !o.is_empty()));
+    let has_op = log.of(PROVIDER_TARGET).any(is_system_call);
     if !has_op {
         return Verdict::Unknown {
             why: "no provider call names its operation: the system's retry layer is not visible"

@@ -6,7 +6,10 @@
 
 use serde::Serialize;
 
-use super::common::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background};
+use super::common::{
+    CONFIG_TARGET, FAULT_STARTS, FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET,
+    TRAFFIC_TARGET, is_background,
+};
 use crate::events::EventLog;
 
 /// Whether the interesting state was reached, and what that state is.
@@ -52,7 +55,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             "other accounts called while the fleet ran at half its capacity or more",
         ),
         "attempt_cap" | "retry_hygiene" | "retry_amplification" => (
-            log.of("stampede::mechanism").any(|e| e.name == "retry"),
+            log.of(MECHANISM_TARGET).any(|e| e.name == "retry"),
             "a call was retried",
         ),
         "progress_visible" => (
@@ -65,7 +68,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             "admission made a query wait or refused one",
         ),
         "coalesced" => (
-            log.of("stampede::mechanism")
+            log.of(MECHANISM_TARGET)
                 .any(|e| e.name == "cache_coalesced"),
             "two lookups of one key were in flight together",
         ),
@@ -74,8 +77,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             "the system assumed a lake's role",
         ),
         "blast_radius" => (
-            log.of("stampede::config")
-                .any(|e| e.name == "config_pushed"),
+            log.of(CONFIG_TARGET).any(|e| e.name == "config_pushed"),
             "a config was pushed",
         ),
         "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
@@ -100,21 +102,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
             "a frozen account thawed",
         ),
-        "recovers" => (
-            any_fault(
-                log,
-                &[
-                    "freeze",
-                    "region_down",
-                    "throttle",
-                    "latency",
-                    "fleet_capacity",
-                    "host_crash",
-                    "partition",
-                ],
-            ),
-            "a fault was injected",
-        ),
+        "recovers" => (any_fault(log, &FAULT_STARTS), "a fault was injected"),
         "invalid_sql_costs_nothing" => (
             log.of(QUERY_TARGET)
                 .any(|e| e.name == "refused" && e.str("reason") == Some("invalid_sql")),
