@@ -353,6 +353,58 @@ fn a_query_fails_over_to_the_healthy_region() {
 }
 
 #[test]
+fn an_operator_failover_sends_new_queries_to_the_next_region_until_it_is_undone() {
+    // Queries take turns preferring each region's coordinator: queries 0 and 2 prefer
+    // eu-west-1's, query 1 eu-central-1's. The operator fails eu-west-1 over from 30 s to 90 s.
+    let query = |t_ms: u64| {
+        serde_json::json!({
+            "t_ms": t_ms, "tenant": "tenant-01", "user": "it",
+            "sql": "SELECT count(*) FROM telemetry", "lakes": { "tenant": "tenant-01" },
+        })
+    };
+    let yaml = "name: operator-failover\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: { count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20 }\nsystem: { preset: hardened, workers_per_region: 2 }\ntraffic:\n  replay: trace.jsonl\nfaults:\n  - { at: 30s, action: failover, region: eu-west-1, for: 60s }\ninvariants: [no_lost_queries, explicit_backpressure]\n";
+    let (prepared, dir) = write_world(
+        "operator-failover",
+        yaml,
+        &[query(60_000), query(70_000), query(120_000)],
+    );
+    let report = stampede::run(prepared, None).unwrap();
+    cleanup(&dir);
+    let log = &report.log;
+    let accepted: Vec<&str> = log
+        .of("stampede::query")
+        .filter(|e| e.name == "accepted")
+        .map(|e| e.host.as_str())
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            "coordinator-eu-central-1",
+            "coordinator-eu-central-1",
+            "coordinator-eu-west-1"
+        ],
+        "during the failover the next region admits; after it, the home region again"
+    );
+    // The client moved on from the 503 without giving up on the query.
+    assert!(log.of("stampede::traffic").all(|e| e.name != "refused"));
+    let paused: Vec<&str> = log
+        .of("stampede::query")
+        .filter(|e| e.name == "admission_paused" || e.name == "admission_resumed")
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(paused, ["admission_paused", "admission_resumed"]);
+    for (name, verdict) in &report.verdicts {
+        assert_eq!(verdict.word(), "pass", "{name}: {verdict:?}");
+    }
+    let statuses: Vec<u64> = log
+        .of("stampede::traffic")
+        .filter(|e| e.name == "answered")
+        .filter_map(|e| e.u64("status"))
+        .collect();
+    assert_eq!(statuses, [200, 200, 200]);
+}
+
+#[test]
 fn failback_restarts_all_at_once_when_naive_and_spread_when_hardened() {
     let spread = |preset: &str| {
         let (prepared, dir) = two_regions(&format!("failback-{preset}"), preset, &[]);
