@@ -438,7 +438,8 @@ pub enum InvariantName {
     Coalesced,
     /// No lake account touches another lake's bucket; only the system assumes roles.
     TenantIsolation,
-    /// A config version a canary rolled back was never applied beyond the canaries.
+    /// A bad config version (rolled back by a canary, or failing calls on a node) never reaches
+    /// beyond the canaries, and every node that ran it leaves it within 2 minutes.
     BlastRadius,
     /// After a region comes back, at most 20 credential fetches a second for 60 s.
     FailbackRamp,

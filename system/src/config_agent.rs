@@ -79,10 +79,19 @@ impl ConfigAgent {
         }
     }
 
-    /// Polls and applies until the host stops.
+    /// Polls and applies until the host stops. Each poll first reports how the node's calls
+    /// went since the last one under the version it runs (`config_health`), whatever the
+    /// preset: that is how anyone can tell a bad version from a good one.
     pub async fn run(mut self) {
+        let mut last = self.cloud.guard().health();
         loop {
             tokio::time::sleep(POLL_EVERY).await;
+            let now = self.cloud.guard().health();
+            let (ok, failed) = (now.0 - last.0, now.1 - last.1);
+            last = now;
+            if ok + failed > 0 {
+                tracing::info!(target: CONFIG_EVENTS, version = self.applied, ok, failed, "config_health");
+            }
             let Ok(store) = self.cloud.own_store(CONFIG_BUCKET).await else {
                 continue;
             };
@@ -96,6 +105,8 @@ impl ConfigAgent {
                 continue;
             }
             self.consider(&store, doc).await;
+            // A canary's bake is judged by its own verdict, not by the next report.
+            last = self.cloud.guard().health();
         }
     }
 

@@ -278,9 +278,13 @@ impl Coordinator {
             tracing::info!(target: QUERY_EVENTS, query_id = %id, lakes = lakes.len() as u64, "recovered");
             let decision = {
                 let mut inner = self.inner();
-                let d = inner
-                    .admission
-                    .offer(&id, &record.tenant, priority_rank(record.priority));
+                let budget = self.budget(deadline_unix_ms, inner.admission.typical());
+                let d = inner.admission.offer(
+                    &id,
+                    &record.tenant,
+                    priority_rank(record.priority),
+                    budget,
+                );
                 inner.queries.insert(
                     id.clone(),
                     Query::new(*record, plan, lakes, deadline_unix_ms),
@@ -293,6 +297,13 @@ impl Coordinator {
                 self.clone().start_query(id);
             }
         }
+    }
+
+    /// How long a query with this deadline may wait and still run in time: until the deadline,
+    /// less a typical run.
+    fn budget(&self, deadline_unix_ms: Option<u64>, typical: Duration) -> Option<Duration> {
+        let left = Duration::from_millis(deadline_unix_ms?.saturating_sub(self.now_unix_ms()));
+        Some(left.saturating_sub(typical))
     }
 
     fn resolve(&self, selector: &LakeSelector) -> Vec<u32> {
@@ -367,10 +378,11 @@ impl Coordinator {
         let (id, decision) = {
             let mut inner = self.inner();
             let id = format!("{}-q{}", self.setup.name, inner.next);
+            let budget = self.budget(deadline_unix_ms, inner.admission.typical());
             let decision =
                 inner
                     .admission
-                    .offer(&id, &record.tenant, priority_rank(record.priority));
+                    .offer(&id, &record.tenant, priority_rank(record.priority), budget);
             gauge(&inner.admission);
             if let Decision::Shed { retry_after } = decision {
                 drop(inner);
@@ -605,6 +617,7 @@ impl Coordinator {
                 return;
             }
             let was_queued = q.phase == Phase::Queued;
+            let started = q.started;
             q.phase = phase;
             q.error = error.clone();
             q.fragments.clear();
@@ -631,6 +644,9 @@ impl Coordinator {
                 inner.admission.withdraw(id);
                 Vec::new()
             } else {
+                if let Some(started) = started {
+                    inner.admission.observe(started.elapsed());
+                }
                 inner.admission.finish(&tenant)
             };
             gauge(&inner.admission);

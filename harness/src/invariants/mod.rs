@@ -158,7 +158,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         "explicit_backpressure" => explicit_backpressure(log),
         "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
         "tenant_isolation" => tenant_isolation(log),
-        "blast_radius" => blast_radius(log),
+        "blast_radius" => blast_radius(log, &spec.params()),
         "failback_ramp" => {
             let p: params::FailbackRamp = spec.params();
             failback_ramp(log, p.max_per_s, micros(p.ramp))
@@ -257,6 +257,7 @@ pub fn sometimes_of(
         }
         "no_metastability" => no_metastability::sometimes(log, &spec.params()),
         "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
+        "blast_radius" => blast_radius::sometimes(log, &spec.params()),
         name => return sometimes::sometimes(name, log),
     };
     Some(sometimes::Sometimes { reached, state })

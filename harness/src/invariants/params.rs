@@ -233,6 +233,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
         N::FlatLatencyUnderOverload => typed::<super::flat_latency_under_overload::Params, D>(d),
         N::NoMetastability => typed::<super::no_metastability::Params, D>(d),
         N::QueueCostFlat => typed::<super::queue_cost_flat::Params, D>(d),
+        N::BlastRadius => typed::<super::blast_radius::Params, D>(d),
         _ => typed::<NoParams, D>(d),
     }
 }

@@ -7,8 +7,8 @@
 use serde::Serialize;
 
 use super::common::{
-    CONFIG_TARGET, FAULT_STARTS, FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET,
-    TRAFFIC_TARGET, is_background,
+    FAULT_STARTS, FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET,
+    is_background,
 };
 use crate::events::EventLog;
 
@@ -75,10 +75,6 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
         "tenant_isolation" => (
             any_call(log, |e| e.str("api") == Some("AssumeRole")),
             "the system assumed a lake's role",
-        ),
-        "blast_radius" => (
-            log.of(CONFIG_TARGET).any(|e| e.name == "config_pushed"),
-            "a config was pushed",
         ),
         "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
         "tenant_fairness" => (

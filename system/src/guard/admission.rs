@@ -1,6 +1,9 @@
 //! Admission control on a coordinator: a bounded number of queries run at once, the rest wait
 //! in a bounded queue ordered by priority, then by the tenant with the fewest running (fair
-//! share), then by arrival. A full queue sheds with a `Retry-After` estimate.
+//! share), then by arrival. A full queue sheds with a `Retry-After` estimate, and so does a
+//! queue whose expected wait would outlast the query's deadline: a query that cannot start in
+//! time is refused at once rather than held until it fails (the queue is bounded in time as
+//! well as in length, after Google SRE's "Handling Overload").
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,17 +71,34 @@ impl Admission {
         self.queue.len()
     }
 
-    /// Offers a query.
-    pub fn offer(&mut self, id: &str, tenant: &str, priority: Priority) -> Decision {
+    /// How long a query usually runs: an average over the last few that ran.
+    pub fn typical(&self) -> Duration {
+        self.typical
+    }
+
+    /// A query ran for `took`: the typical run time moves a fifth of the way towards it.
+    pub fn observe(&mut self, took: Duration) {
+        self.typical = self.typical.mul_f64(0.8) + took.mul_f64(0.2);
+    }
+
+    /// Offers a query that must start within `budget` (its deadline, less what it needs to
+    /// run), if it has one.
+    pub fn offer(
+        &mut self,
+        id: &str,
+        tenant: &str,
+        priority: Priority,
+        budget: Option<Duration>,
+    ) -> Decision {
         if self.running_total() < self.max_running && self.queue.is_empty() {
             *self.running.entry(tenant.to_string()).or_default() += 1;
             return Decision::Run;
         }
-        if self.queue.len() as u32 >= self.max_queued {
-            let waves = 1 + self.queue.len() as u32 / self.max_running;
-            return Decision::Shed {
-                retry_after: self.typical * waves,
-            };
+        // Slots free about one wave of `max_running` every typical run time.
+        let waves = 1 + self.queue.len() as u32 / self.max_running;
+        let wait = self.typical * waves;
+        if self.queue.len() as u32 >= self.max_queued || budget.is_some_and(|b| wait > b) {
+            return Decision::Shed { retry_after: wait };
         }
         self.seq += 1;
         self.queue.push(Waiting {
@@ -143,12 +163,21 @@ mod tests {
     #[test]
     fn bounded_prioritised_fair_and_sheds_with_retry_after() {
         let mut a = Admission::new(1, 3, Duration::from_secs(10));
-        assert_eq!(a.offer("q1", "t0", 0), Decision::Run);
-        assert_eq!(a.offer("q2", "t0", 0), Decision::Queued { position: 1 });
-        assert_eq!(a.offer("q3", "t1", 0), Decision::Queued { position: 2 });
-        assert_eq!(a.offer("q4", "t0", 9), Decision::Queued { position: 3 });
+        assert_eq!(a.offer("q1", "t0", 0, None), Decision::Run);
         assert_eq!(
-            a.offer("q5", "t2", 9),
+            a.offer("q2", "t0", 0, None),
+            Decision::Queued { position: 1 }
+        );
+        assert_eq!(
+            a.offer("q3", "t1", 0, None),
+            Decision::Queued { position: 2 }
+        );
+        assert_eq!(
+            a.offer("q4", "t0", 9, None),
+            Decision::Queued { position: 3 }
+        );
+        assert_eq!(
+            a.offer("q5", "t2", 9, None),
             Decision::Shed {
                 retry_after: Duration::from_secs(40)
             }
@@ -158,10 +187,47 @@ mod tests {
         assert!(a.withdraw("q3"));
         assert_eq!(a.finish("t0"), Vec::<String>::new());
         let mut b = Admission::new(2, 9, Duration::from_secs(1));
-        b.offer("a1", "a", 0);
-        b.offer("a2", "a", 0);
-        b.offer("a3", "a", 0);
-        b.offer("b1", "b", 0);
+        b.offer("a1", "a", 0, None);
+        b.offer("a2", "a", 0, None);
+        b.offer("a3", "a", 0, None);
+        b.offer("b1", "b", 0, None);
         assert_eq!(b.finish("a"), vec!["b1"], "tenant b has nothing running");
+    }
+
+    #[test]
+    fn a_query_that_cannot_start_before_its_deadline_is_shed_at_once() {
+        let mut a = Admission::new(1, 10, Duration::from_secs(10));
+        assert_eq!(a.offer("q1", "t", 0, None), Decision::Run);
+        // One wave ahead: about 10 s to wait, within a 15 s budget.
+        let budget = Some(Duration::from_secs(15));
+        assert_eq!(
+            a.offer("q2", "t", 0, budget),
+            Decision::Queued { position: 1 }
+        );
+        // Two waves ahead: 20 s, past it.
+        assert_eq!(
+            a.offer("q3", "t", 0, budget),
+            Decision::Shed {
+                retry_after: Duration::from_secs(20)
+            }
+        );
+        // Without a deadline it waits.
+        assert_eq!(
+            a.offer("q4", "t", 0, None),
+            Decision::Queued { position: 2 }
+        );
+        // Queries turn out to run in 1 s: the estimate follows.
+        for _ in 0..30 {
+            a.observe(Duration::from_secs(1));
+        }
+        assert!(
+            a.typical() < Duration::from_millis(1100),
+            "{:?}",
+            a.typical()
+        );
+        assert_eq!(
+            a.offer("q5", "t", 0, budget),
+            Decision::Queued { position: 3 }
+        );
     }
 }
