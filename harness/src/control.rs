@@ -42,6 +42,13 @@ pub enum ProviderAction {
         /// The added latency.
         extra: Duration,
     },
+    /// A share (0 to 1) of an api's calls fail with the service's 503 (0 lifts it).
+    Errors {
+        /// The api, e.g. `GetTable`.
+        api: String,
+        /// The share of its calls that fail.
+        share: f64,
+    },
     /// Keep only this fraction (0 to 1) of the metadata fleet in service.
     FleetCapacity {
         /// The fraction in service.
@@ -128,6 +135,9 @@ impl ProviderAction {
                 "latency",
                 vec![("extra_ms", json!(extra.as_millis() as u64))],
             ),
+            Self::Errors { api, share } => {
+                ("errors", vec![("api", json!(api)), ("share", json!(share))])
+            }
             Self::FleetCapacity { fraction } => {
                 ("fleet_capacity", vec![("fraction", json!(fraction))])
             }
@@ -195,6 +205,7 @@ pub fn apply_due(
                 p.model().throttle(api, *rate_per_s)
             }
             (ProviderAction::Latency { extra }, Some(p)) => p.model().set_extra_latency(*extra),
+            (ProviderAction::Errors { api, share }, Some(p)) => p.model().set_errors(api, *share),
             (ProviderAction::FleetCapacity { fraction }, Some(p)) => {
                 p.model().set_fleet_available(*fraction)
             }
@@ -295,6 +306,20 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                             rate_per_s: 1e12,
                         },
                     );
+                }
+            }
+            FaultAction::ApiErrors => {
+                let api = f.api.clone().unwrap_or_default();
+                let share = f.fraction.unwrap_or(0.0);
+                push(
+                    at,
+                    ProviderAction::Errors {
+                        api: api.clone(),
+                        share,
+                    },
+                );
+                if let Some(u) = until {
+                    push(u, ProviderAction::Errors { api, share: 0.0 });
                 }
             }
             FaultAction::RegionOutage => {

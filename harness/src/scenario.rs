@@ -100,6 +100,10 @@ pub enum FaultAction {
     /// An api is held to `rate_per_s` for every account, for `for`.
     #[serde(rename = "api.throttle")]
     ApiThrottle,
+    /// A failing dependency: `fraction` of an api's calls (every account's) fail with the
+    /// service's 503, for `for`.
+    #[serde(rename = "api.errors")]
+    ApiErrors,
     /// The region goes down, every host in it, and comes back after `for` (the failback).
     #[serde(rename = "region.outage")]
     RegionOutage,
@@ -149,6 +153,7 @@ impl FaultAction {
         match self {
             Self::AccountFreeze => "account.freeze",
             Self::ApiThrottle => "api.throttle",
+            Self::ApiErrors => "api.errors",
             Self::RegionOutage => "region.outage",
             Self::HostCrash => "host.crash",
             Self::Latency => "latency",
@@ -895,6 +900,13 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         }
         match f.action {
             FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
+            FaultAction::ApiErrors => {
+                need(f.api.is_some(), "api")?;
+                need(
+                    f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
+                    "fraction (above 0, at most 1)",
+                )?;
+            }
             FaultAction::ApiThrottle => {
                 need(f.api.is_some(), "api")?;
                 need(

@@ -178,7 +178,9 @@ pub struct Tuning {
     pub retry_cap: Duration,
     /// Retries allowed per request over the budget window. Default: 0.1.
     pub retry_budget_ratio: f64,
-    /// Retries allowed per second regardless of requests. Default: 1.
+    /// Retries allowed per second regardless of requests. Default: 0.2: the floor is per
+    /// node, so a fleet's floors add up; at 1 a second, 10 nodes could retry 100 times in a
+    /// budget window whatever their traffic.
     pub retry_budget_min_per_s: f64,
     /// Consecutive failures that open a breaker. Default: 5.
     pub breaker_failures: u32,
@@ -223,7 +225,7 @@ impl Default for Tuning {
             retry_base: Duration::from_millis(100),
             retry_cap: Duration::from_secs(10),
             retry_budget_ratio: 0.1,
-            retry_budget_min_per_s: 1.0,
+            retry_budget_min_per_s: 0.2,
             breaker_failures: 5,
             breaker_open_for: Duration::from_secs(5),
             max_running_queries: 4,

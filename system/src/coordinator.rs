@@ -418,6 +418,7 @@ impl Coordinator {
                 user = %record.user,
                 lakes = lakes.len() as u64,
                 priority = priority_rank(record.priority) as u64,
+                deadline_ms = record.deadline_ms.unwrap_or(0),
                 "accepted"
             );
             inner.queries.insert(

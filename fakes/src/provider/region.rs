@@ -81,6 +81,10 @@ pub struct RegionModel {
     abuse: AbuseMonitor,
     prefixes: BTreeMap<(String, bool), TokenBucket>,
     extra_latency: Duration,
+    /// Per api: the share of calls that fail, and how much failure is owed (each call adds
+    /// the share; a call fails when a whole one is owed), so the share is exact and needs no
+    /// randomness.
+    errors: BTreeMap<String, (f64, f64)>,
 }
 
 impl RegionModel {
@@ -92,6 +96,7 @@ impl RegionModel {
             abuse: AbuseMonitor::new(config.abuse),
             prefixes: BTreeMap::new(),
             extra_latency: Duration::ZERO,
+            errors: BTreeMap::new(),
             config,
         }
     }
@@ -103,6 +108,9 @@ impl RegionModel {
         }
         if !self.quotas.admit(account, api, now) {
             return Admission::Throttled;
+        }
+        if self.fails(api) {
+            return Admission::Shed;
         }
         self.abuse.record(account, now);
         match self.fleet.admit(now) {
@@ -121,6 +129,9 @@ impl RegionModel {
         }
         if !self.quotas.admit(account, api, now) {
             return Admission::Throttled;
+        }
+        if self.fails(api) {
+            return Admission::Shed;
         }
         Admission::Proceed {
             delay: self.extra_latency,
@@ -203,6 +214,29 @@ impl RegionModel {
         self.extra_latency = latency;
     }
 
+    /// Fault control: `share` (0 to 1) of `api`'s calls fail with the service's 503, as a
+    /// failing dependency answers; 0 lifts it.
+    pub fn set_errors(&mut self, api: &str, share: f64) {
+        if share <= 0.0 {
+            self.errors.remove(api);
+        } else {
+            self.errors.insert(api.to_string(), (share.min(1.0), 0.0));
+        }
+    }
+
+    fn fails(&mut self, api: &str) -> bool {
+        let Some((share, owed)) = self.errors.get_mut(api) else {
+            return false;
+        };
+        *owed += *share;
+        if *owed >= 1.0 {
+            *owed -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Fault control: keep only `fraction` of the fleet in service.
     pub fn set_fleet_available(&mut self, fraction: f64) {
         self.fleet.set_available(fraction);
@@ -219,6 +253,23 @@ mod tests {
             key,
             write: false,
         }
+    }
+
+    #[test]
+    fn an_error_share_fails_exactly_that_share_of_an_apis_calls() {
+        let mut m = RegionModel::new(ProviderConfig::default());
+        m.set_errors("GetTable", 0.3);
+        let now = Duration::ZERO;
+        let shed = (0..100)
+            .filter(|_| m.admit_plain("300000000001", "GetTable", now) == Admission::Shed)
+            .count();
+        assert_eq!(shed, 30);
+        assert!(matches!(
+            m.admit_plain("300000000001", "AssumeRole", now),
+            Admission::Proceed { .. }
+        ));
+        m.set_errors("GetTable", 0.0);
+        assert!((0..10).all(|_| m.admit_plain("300000000001", "GetTable", now) != Admission::Shed));
     }
 
     #[test]

@@ -232,10 +232,11 @@ pub fn missed_goodput(e: &Event) -> bool {
 }
 
 /// Fault events that start a fault.
-pub const FAULT_STARTS: [&str; 7] = [
+pub const FAULT_STARTS: [&str; 8] = [
     "freeze",
     "region_down",
     "throttle",
+    "errors",
     "latency",
     "fleet_capacity",
     "host_crash",
@@ -251,7 +252,7 @@ pub fn first_fault(log: &EventLog) -> Option<&Event> {
 /// When the fault started by `start` ended, and the event that ended it if one did (a freeze
 /// may end by its own duration). The end is the first matching fault event at or after it: for
 /// `freeze` the earlier of its `duration_ms` and a `thaw` of the same account; `region_up` of
-/// the same region; the next `throttle` of the same region and api, `latency` or
+/// the same region; the next `throttle` (or `errors`) of the same region and api, `latency` or
 /// `fleet_capacity` of the same region; `host_restart` of the same host; `heal` of the same
 /// pair, either way round. `None`: it never ended.
 pub fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option<&'a Event>)> {
@@ -262,7 +263,7 @@ pub fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option
     let mut ends = after.filter(|e| match start.name.as_str() {
         "freeze" => e.name == "thaw" && same(e, "account"),
         "region_down" => e.name == "region_up" && same(e, "region"),
-        "throttle" => e.name == "throttle" && same(e, "region") && same(e, "api"),
+        "throttle" | "errors" => e.name == start.name && same(e, "region") && same(e, "api"),
         "latency" | "fleet_capacity" => e.name == start.name && same(e, "region"),
         "host_crash" => e.name == "host_restart" && same(e, "host"),
         "partition" => {

@@ -101,7 +101,9 @@ pub enum GuardError {
 struct State {
     limiters: BTreeMap<String, ApiLimiter>,
     breakers: BTreeMap<String, Breaker>,
-    budget: RetryBudget,
+    /// One retry budget per api: a failing dependency's retries are paid from its own calls,
+    /// not from the node's traffic to every other service.
+    budgets: BTreeMap<String, RetryBudget>,
     rng: ChaCha8Rng,
     /// When the provider last pushed back (throttle, timeout, 5xx, frozen account).
     trouble: Option<Duration>,
@@ -204,17 +206,11 @@ pub fn classify(status: StatusCode, code: Option<&str>, headers: &HeaderMap) -> 
 impl Guard {
     /// A node's guard, its jitter drawn from `seed`.
     pub fn new(config: SystemConfig, seed: u64) -> Self {
-        let t = &config.tuning;
-        let budget = RetryBudget::new(
-            t.retry_budget_ratio,
-            t.retry_budget_min_per_s,
-            BUDGET_WINDOW,
-        );
         Self {
             state: Mutex::new(State {
                 limiters: BTreeMap::new(),
                 breakers: BTreeMap::new(),
-                budget,
+                budgets: BTreeMap::new(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 // A node that boots under `failback_ramp` starts slow, as after trouble.
                 trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
@@ -252,6 +248,23 @@ impl Guard {
         let mut st = self.state();
         st.limiters.clear();
         st.breakers.clear();
+        st.budgets.clear();
+    }
+
+    /// Runs `f` on `api`'s retry budget, made under the current tuning on first use.
+    fn budget<R>(&self, api: &str, f: impl FnOnce(&mut RetryBudget, Duration) -> R) -> R {
+        let now = self.now();
+        let config = self.config();
+        let t = &config.tuning;
+        let mut st = self.state();
+        let budget = st.budgets.entry(api.to_string()).or_insert_with(|| {
+            RetryBudget::new(
+                t.retry_budget_ratio,
+                t.retry_budget_min_per_s,
+                BUDGET_WINDOW,
+            )
+        });
+        f(budget, now)
     }
 
     /// Attempts that succeeded and that failed, since the node booted.
@@ -483,7 +496,7 @@ impl Guard {
         if let Some(query) = QUERY.try_with(|q| correlate(q)).ok().flatten() {
             parts.headers.insert(QUERY_HEADER, query);
         }
-        self.state().budget.deposit(self.now());
+        self.budget(&api, |b, now| b.deposit(now));
         loop {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
@@ -517,7 +530,7 @@ impl Guard {
             if attempt >= tuning.max_attempts.max(1) {
                 return answer;
             }
-            if switches.retry_budget && !self.state().budget.withdraw(self.now()) {
+            if switches.retry_budget && !self.budget(&api, |b, now| b.withdraw(now)) {
                 tracing::info!(target: MECHANISM_EVENTS, api, attempt, "retry_denied");
                 return answer;
             }
