@@ -1,6 +1,7 @@
 //! Simulation benchmarks: the smoke scenario end to end, one idle virtual hour with 10 hosts
-//! (what turmoil costs per host per tick when nothing happens), and provider calls per wall
-//! second through the fakes.
+//! (what turmoil costs per host per tick when nothing happens), provider calls per wall
+//! second through the fakes, fragments per wall second, and every checker over an incident's
+//! log.
 
 use std::path::Path;
 
@@ -96,7 +97,42 @@ fn fragments(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, smoke, idle_hour, provider_calls, fragments);
+/// Every checker over the log of the naive incident replay (incident 1: a freeze, throttling,
+/// retries, about 10⁵ events): how long a verdict takes per event.
+fn checkers(c: &mut Criterion) {
+    use stampede::scenario::{InvariantName, InvariantSpec};
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/incidents/metadata-overload-freeze/naive.yaml");
+    let mut prepared = stampede::prepare(&path).expect("incident scenario");
+    prepared.scenario.invariants.clear();
+    let scenario = prepared.scenario.clone();
+    let log = stampede::run(prepared, None).expect("incident runs").log;
+    let mut group = c.benchmark_group("checkers");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(2))
+        .throughput(criterion::Throughput::Elements(log.events().len() as u64));
+    for name in InvariantName::ALL {
+        if name == InvariantName::Deterministic {
+            continue;
+        }
+        let spec = InvariantSpec::named(name);
+        group.bench_function(name.as_str(), |b| {
+            b.iter(|| stampede::invariants::check_log(&spec, &log, &scenario))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    smoke,
+    idle_hour,
+    provider_calls,
+    fragments,
+    checkers
+);
 criterion_main!(benches);
 
 /// Provider calls per wall second: the real SQS client sending `CALLS` messages, 50 at a time,

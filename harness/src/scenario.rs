@@ -489,6 +489,41 @@ pub enum InvariantName {
 }
 
 impl InvariantName {
+    /// Every invariant this build can check, in catalogue order.
+    pub const ALL: [InvariantName; 31] = [
+        Self::NoLostQueries,
+        Self::NeverFrozen,
+        Self::ProviderQuota,
+        Self::Deterministic,
+        Self::ThrottleRate,
+        Self::CollateralDamage,
+        Self::AttemptCap,
+        Self::RetryHygiene,
+        Self::ProgressVisible,
+        Self::ExplicitBackpressure,
+        Self::Coalesced,
+        Self::TenantIsolation,
+        Self::BlastRadius,
+        Self::FailbackRamp,
+        Self::TenantFairness,
+        Self::BacklogDrains,
+        Self::BoundedQueues,
+        Self::RetryAmplification,
+        Self::Recovers,
+        Self::InvalidSqlCostsNothing,
+        Self::PriorityOrder,
+        Self::FanoutBound,
+        Self::SingleRetryLayer,
+        Self::RetriesOffPeak,
+        Self::BacksOffAfterThrottle,
+        Self::AlertFires,
+        Self::LittlesLaw,
+        Self::GoodputUnderOverload,
+        Self::FlatLatencyUnderOverload,
+        Self::NoMetastability,
+        Self::QueueCostFlat,
+    ];
+
     /// The stable name used in scenario files and results.
     pub fn as_str(self) -> &'static str {
         match self {
