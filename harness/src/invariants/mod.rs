@@ -262,3 +262,35 @@ pub fn sometimes_of(
     };
     Some(sometimes::Sometimes { reached, state })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::InvariantName;
+
+    fn scenario() -> Scenario {
+        let yaml = "name: t\nduration: 1m\nworld:\n  regions: [r]\n  lakes: { count: 1 }\ntraffic:\n  replay: t.jsonl\n";
+        crate::scenario::parse(std::path::Path::new("t.yaml"), yaml).expect("a scenario")
+    }
+
+    #[test]
+    fn every_invariant_has_a_checker_and_a_sometimes_check() {
+        let (log, scenario) = (EventLog::default(), scenario());
+        for name in InvariantName::ALL {
+            if name == InvariantName::Deterministic {
+                continue;
+            }
+            let spec = InvariantSpec::named(name);
+            assert!(
+                check_log(&spec, &log, &scenario).is_some(),
+                "{} has no checker",
+                name.as_str()
+            );
+            assert!(
+                sometimes_of(&spec, &log, &scenario).is_some_and(|s| !s.reached),
+                "{} has no sometimes check, or one reached on an empty log",
+                name.as_str()
+            );
+        }
+    }
+}
