@@ -81,10 +81,10 @@ pub struct RegionModel {
     abuse: AbuseMonitor,
     prefixes: BTreeMap<(String, bool), TokenBucket>,
     extra_latency: Duration,
-    /// Per api: the share of calls that fail, and how much failure is owed (each call adds
-    /// the share; a call fails when a whole one is owed), so the share is exact and needs no
-    /// randomness.
-    errors: BTreeMap<String, (f64, f64)>,
+    /// Per api: the share of calls that fail and how much failure is owed, both in millionths
+    /// (each call adds the share; a call fails when a whole one is owed), so the share is exact
+    /// and needs no randomness.
+    errors: BTreeMap<String, (u64, u64)>,
 }
 
 impl RegionModel {
@@ -217,10 +217,11 @@ impl RegionModel {
     /// Fault control: `share` (0 to 1) of `api`'s calls fail with the service's 503, as a
     /// failing dependency answers; 0 lifts it.
     pub fn set_errors(&mut self, api: &str, share: f64) {
-        if share <= 0.0 {
+        let millionths = (share.clamp(0.0, 1.0) * 1e6).round() as u64;
+        if millionths == 0 {
             self.errors.remove(api);
         } else {
-            self.errors.insert(api.to_string(), (share.min(1.0), 0.0));
+            self.errors.insert(api.to_string(), (millionths, 0));
         }
     }
 
@@ -229,8 +230,8 @@ impl RegionModel {
             return false;
         };
         *owed += *share;
-        if *owed >= 1.0 {
-            *owed -= 1.0;
+        if *owed >= 1_000_000 {
+            *owed -= 1_000_000;
             true
         } else {
             false

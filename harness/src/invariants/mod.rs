@@ -150,7 +150,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
             collateral_damage(log, p.max_share, micros(p.window), p.min_calls)
         }
         "attempt_cap" => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
-        "retry_hygiene" => retry_hygiene(log),
+        "retry_hygiene" => retry_hygiene(log, &spec.params()),
         "progress_visible" => {
             let p: params::ProgressVisible = spec.params();
             progress_visible(log, micros(p.first_within), micros(p.every))
@@ -258,6 +258,7 @@ pub fn sometimes_of(
         "no_metastability" => no_metastability::sometimes(log, &spec.params()),
         "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
         "blast_radius" => blast_radius::sometimes(log, &spec.params()),
+        "retry_hygiene" => retry_hygiene::sometimes(log, &spec.params()),
         name => return sometimes::sometimes(name, log),
     };
     Some(sometimes::Sometimes { reached, state })

@@ -234,6 +234,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
         N::NoMetastability => typed::<super::no_metastability::Params, D>(d),
         N::QueueCostFlat => typed::<super::queue_cost_flat::Params, D>(d),
         N::BlastRadius => typed::<super::blast_radius::Params, D>(d),
+        N::RetryHygiene => typed::<super::retry_hygiene::Params, D>(d),
         _ => typed::<NoParams, D>(d),
     }
 }

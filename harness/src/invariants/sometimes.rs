@@ -54,7 +54,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
                 }),
             "other accounts called while the fleet ran at half its capacity or more",
         ),
-        "attempt_cap" | "retry_hygiene" | "retry_amplification" => (
+        "attempt_cap" | "retry_amplification" => (
             log.of(MECHANISM_TARGET).any(|e| e.name == "retry"),
             "a call was retried",
         ),
