@@ -207,6 +207,7 @@ impl Worker {
                 (self.reply(&task, Ok(ipc)).await, true)
             }
             Err(e) => {
+                let e = without_wall_times(&e);
                 let last =
                     receives >= tuning.task_receives.max(1) || e.starts_with("deadline exceeded");
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
@@ -282,5 +283,56 @@ impl Worker {
             Ok(resp) => resp.status().is_success() || resp.status() == http::StatusCode::GONE,
             Err(_) => false,
         }
+    }
+}
+
+/// `object_store` writes how long a failed request took by the wall clock (`Error performing
+/// GET ... in 50.97µs - ...`): dropped, so an error logged or answered is the same every run.
+fn without_wall_times(message: &str) -> String {
+    const UNITS: [&str; 4] = ["ns", "µs", "ms", "s"];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" in ") {
+        let after = &rest[at + 4..];
+        let token_len = after.find([' ', ',']).unwrap_or(after.len());
+        let token = &after[..token_len];
+        let is_duration = token.starts_with(|c: char| c.is_ascii_digit())
+            && UNITS.iter().any(|u| token.ends_with(u))
+            && token
+                .trim_end_matches(|c: char| c.is_alphabetic() || c == 'µ')
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.');
+        if is_duration {
+            out.push_str(&rest[..at]);
+            rest = &after[token_len..];
+        } else {
+            out.push_str(&rest[..at + 4]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod wall_time_tests {
+    use super::without_wall_times;
+
+    #[test]
+    fn wall_clock_durations_are_dropped_and_nothing_else() {
+        assert_eq!(
+            without_wall_times(
+                "Generic S3 error: Error performing GET http://h:9000/b/k in 50.97µs - HTTP error: GetObject: deadline exceeded"
+            ),
+            "Generic S3 error: Error performing GET http://h:9000/b/k - HTTP error: GetObject: deadline exceeded"
+        );
+        assert_eq!(
+            without_wall_times("Error performing GET u in 1.2s, after 2 retries - x"),
+            "Error performing GET u, after 2 retries - x"
+        );
+        assert_eq!(
+            without_wall_times("not in table t in 3 parts"),
+            "not in table t in 3 parts"
+        );
     }
 }
