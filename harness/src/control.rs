@@ -252,8 +252,7 @@ pub async fn operator(controls: Vec<Control>) -> turmoil::Result {
 /// The windows of virtual time, in microseconds, when the scenario stalls the log pipeline.
 pub fn log_stalls(scenario: &crate::scenario::Scenario) -> Vec<std::ops::Range<u64>> {
     scenario
-        .faults
-        .iter()
+        .timeline()
         .filter(|f| f.action == crate::scenario::FaultAction::LogsStall)
         .map(|f| {
             let at = f.at.0.as_micros() as u64;
@@ -267,7 +266,7 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
     use crate::scenario::FaultAction;
     let first = scenario.world.regions.first().cloned().unwrap_or_default();
     let mut out = Vec::new();
-    for f in &scenario.faults {
+    for f in scenario.timeline() {
         let region = f.region.clone().unwrap_or_else(|| first.clone());
         let at = f.at.0;
         let until = f.lasts.map(|d| at + d.0);

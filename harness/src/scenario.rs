@@ -41,6 +41,11 @@ pub struct Scenario {
     /// Faults and operator actions on the timeline.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Operator actions on the timeline, kept apart from the faults as a gameday script
+    /// (`admission.pause`, `admission.resume`, `drain.rate`, `failover`, `caches.flush`,
+    /// `config.push`); the same keys as a fault.
+    #[serde(default)]
+    pub operator: Vec<FaultSpec>,
     /// Alert rules, evaluated on the signals as they come (see `alert_fires`).
     #[serde(default)]
     pub alerts: Vec<crate::alerts::AlertRule>,
@@ -148,6 +153,19 @@ pub enum FaultAction {
 }
 
 impl FaultAction {
+    /// Whether an operator does it (rather than the world doing it to the system).
+    pub fn is_operator(self) -> bool {
+        matches!(
+            self,
+            Self::AdmissionPause
+                | Self::AdmissionResume
+                | Self::DrainRate
+                | Self::Failover
+                | Self::CachesFlush
+                | Self::ConfigPush
+        )
+    }
+
     /// The name written in scenario files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -573,6 +591,14 @@ pub struct InvariantSpec {
     pub params: serde_json::Value,
 }
 
+impl Scenario {
+    /// The whole timeline: the faults, then the operator's actions (each applies at its own
+    /// time, whichever list holds it).
+    pub fn timeline(&self) -> impl Iterator<Item = &FaultSpec> {
+        self.faults.iter().chain(&self.operator)
+    }
+}
+
 impl InvariantSpec {
     /// The invariant `name` with its default parameters.
     pub fn named(name: InvariantName) -> Self {
@@ -891,8 +917,22 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             "must not exceed max_latency".into(),
         ));
     }
-    for (i, f) in s.faults.iter().enumerate() {
-        let key = format!("faults.{i}");
+    let entries = s
+        .faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (format!("faults.{i}"), f));
+    let operator = s.operator.iter().enumerate();
+    for (key, f) in entries.chain(operator.map(|(i, f)| (format!("operator.{i}"), f))) {
+        if key.starts_with("operator") && !f.action.is_operator() {
+            return Err(err(
+                &key,
+                format!(
+                    "`{}` is not an operator action: list it under `faults`",
+                    f.action.as_str()
+                ),
+            ));
+        }
         let need = |present: bool, what: &str| {
             if present {
                 Ok(())
