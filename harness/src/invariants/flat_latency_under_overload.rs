@@ -3,8 +3,10 @@
 //! arrived at 0.8× capacity.
 //!
 //! Checks: a query's arrival is the first `stampede::traffic` `submitted` of its `seq`. Its
-//! latency is the time from that arrival to its `answered` event with status 200, as the
-//! client sees it (waits after a 429/503 with Retry-After included). Arrivals are bucketed into
+//! latency is the time from its acceptance (the coordinator's `accepted` of the answer's
+//! `query_id`; the arrival when the log has none) to its `answered` event with status 200:
+//! the latency of the queries the system took on, which load shedding is there to keep low.
+//! A shed query's waits before it came back are not in it. Arrivals are bucketed into
 //! consecutive windows of W from the first arrival. A bucket's offered load is its arrivals / W.
 //! A query is low-load if its bucket offered ≤ `low` × `capacity_per_s`. It is high-load if
 //! its bucket offered ≥ `high` × capacity. Buckets that reach past the log's last event are
@@ -21,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{arrivals, capacity, goodput, log_end, micros, obj, secs};
+use super::common::{QUERY_TARGET, arrivals, capacity, goodput, log_end, micros, obj, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -111,6 +113,13 @@ fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
         low_buckets: side.values().filter(|h| !**h).count() as u64,
         high_buckets: side.values().filter(|h| **h).count() as u64,
     };
+    // When each query was accepted: its latency runs from there, so the waits of a query
+    // that was shed and came back are not counted against the queries that were served.
+    let accepted: BTreeMap<&str, u64> = log
+        .of(QUERY_TARGET)
+        .filter(|e| e.name == "accepted")
+        .filter_map(|e| Some((e.str("query_id")?, e.t_us)))
+        .collect();
     let mut seen = std::collections::BTreeSet::new();
     for e in goodput(log) {
         let Some(seq) = e.u64("seq").filter(|s| seen.insert(*s)) else {
@@ -119,9 +128,14 @@ fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
         let Some(&t) = arrival.get(&seq) else {
             continue;
         };
+        let from = e
+            .str("query_id")
+            .and_then(|q| accepted.get(q))
+            .copied()
+            .unwrap_or(t);
         match side.get(&bucket(t)) {
-            Some(true) => s.high.push((e.t_us.saturating_sub(t), e)),
-            Some(false) => s.low.push((e.t_us.saturating_sub(t), e)),
+            Some(true) => s.high.push((e.t_us.saturating_sub(from), e)),
+            Some(false) => s.low.push((e.t_us.saturating_sub(from), e)),
             None => {}
         }
     }
@@ -233,6 +247,38 @@ mod tests {
             "answered",
             &[("seq", json!(seq)), ("status", json!(status))],
         )
+    }
+
+    #[test]
+    fn latency_runs_from_acceptance_not_from_a_shed_first_try() {
+        // Query 0 is shed, comes back 60 s later, is accepted and answered in 1 s.
+        let q = |t_us: u64, name: &str| {
+            ev(
+                t_us,
+                "coordinator-r",
+                QUERY_TARGET,
+                name,
+                &[("query_id", json!("q0"))],
+            )
+        };
+        let mut answer = answered(61_000_000, 0, 200);
+        answer.fields.insert("query_id".into(), json!("q0"));
+        let log = EventLog::from_events(vec![
+            submitted(0, 0),
+            q(60_000_000, "accepted"),
+            answer,
+            submitted(200_000_000, 1),
+        ]);
+        let p = Params {
+            capacity_per_s: Some(1.0),
+            window: Span(std::time::Duration::from_secs(60)),
+            ..Params::default()
+        };
+        let s = sides(&log, &p).expect("sides");
+        assert_eq!(
+            s.low.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+            [1_000_000]
+        );
     }
 
     /// Phases of (seconds, arrivals a second, latency in ms of each answer), one after the
