@@ -3,7 +3,7 @@
 //!
 //! Checks: the first user-visible failure is the earliest end of a query at the client (its
 //! `stampede::traffic` `answered`, `unanswered` or final `refused`) that is a failure its user
-//! sees, as [`super::common::user_visible_failure`] defines it: no answer, refused for load for
+//! sees, as [`super::clients::user_visible_failure`] defines it: no answer, refused for load for
 //! good (429 or 503 after its resubmissions), or ended 5xx. A page is a `stampede::alert`
 //! `firing` (see [`crate::alerts`]). The run passes when both hold:
 //!
@@ -26,7 +26,10 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::common::{ALERT_TARGET, ClientQuery, client_queries, log_end, micros, obj, secs};
+use super::clients::{ClientQuery, client_queries};
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::ALERT_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -193,8 +196,8 @@ pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::TRAFFIC_TARGET;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
+    use crate::invariants::vocabulary::TRAFFIC_TARGET;
 
     const S: u64 = 1_000_000;
 

@@ -14,7 +14,9 @@
 
 use serde_json::json;
 
-use super::common::{MECHANISM_TARGET, obj, secs};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::MECHANISM_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -63,7 +65,7 @@ pub fn attempt_cap(log: &EventLog, max_attempts: u64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn retry(t_us: u64, attempt: u64) -> Event {
         ev(

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TASK_TARGET, TERMINAL, obj};
+use super::obj;
+use super::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TASK_TARGET, TERMINAL};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -190,7 +191,7 @@ pub fn backlog_drains(
 mod tests {
     use serde_json::json;
 
-    use super::super::common::test_support::ev;
+    use super::super::test_support::ev;
     use super::*;
 
     const SYS: &str = "100000000001";

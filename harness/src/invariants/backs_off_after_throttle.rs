@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{
-    PROVIDER_TARGET, client_host, is_system_call, log_end, micros, obj, secs, started,
-};
+use super::calls::{client_host, is_system_call, started};
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -199,7 +200,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     const S: u64 = 1_000_000;
 

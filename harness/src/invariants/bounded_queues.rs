@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, obj};
+use super::obj;
+use super::vocabulary::QUERY_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -65,7 +66,7 @@ pub fn bounded_queues(log: &EventLog, max_running: u64, max_queued: u64) -> Verd
 
 #[cfg(test)]
 mod tests {
-    use super::super::common::test_support::ev;
+    use super::super::test_support::ev;
     use super::*;
 
     fn gauge(t: u64, running: u64, queued: u64) -> Event {

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_background, is_call, obj, secs, started};
+use super::calls::{is_call, started};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::{PROVIDER_TARGET, is_background};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -104,7 +107,7 @@ pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(end_us: u64, latency_us: u64, service: &str, resource: &str, account: &str) -> Event {
         ev(

@@ -17,9 +17,11 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::Verdict;
-use super::common::{
-    PROVIDER_TARGET, is_background, is_call, log_end, obj, started, worst_ratio_breach,
-};
+use super::calls::{is_call, started};
+use super::obj;
+use super::time::log_end;
+use super::vocabulary::{PROVIDER_TARGET, is_background};
+use super::windows::worst_ratio_breach;
 use crate::events::{Event, EventLog};
 
 /// The largest share of failed background calls allowed in a window.
@@ -57,7 +59,7 @@ pub fn collateral_damage(
     }
     let end = log_end(log);
     let (mut calls, mut failed, mut windows) = (0u64, 0u64, 0u64);
-    let mut worst: Option<(&str, super::common::RatioBreach<'_>)> = None;
+    let mut worst: Option<(&str, super::windows::RatioBreach<'_>)> = None;
     for (region, mut points) in by_region {
         points.sort_by_key(|p| p.0);
         calls += points.len() as u64;
@@ -98,7 +100,7 @@ pub fn collateral_damage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(t_us: u64, account: &str, region: &str, outcome: &str) -> Event {
         ev(

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{TRAFFIC_TARGET, obj, secs};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -108,7 +110,7 @@ pub fn explicit_backpressure(log: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn t(t_us: u64, name: &str, seq: u64, extra: &[(&str, serde_json::Value)]) -> Event {
         let mut fields = vec![("seq", json!(seq))];

@@ -16,9 +16,11 @@
 
 use serde_json::json;
 
-use super::common::{
-    FAULT_TARGET, PROVIDER_TARGET, is_background, is_call, max_in_window, obj, secs, started,
-};
+use super::calls::{is_call, started};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, is_background};
+use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -95,7 +97,7 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     const S: u64 = 1_000_000;
 

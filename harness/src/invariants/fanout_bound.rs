@@ -22,9 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{
-    PROVIDER_TARGET, TASK_TARGET, client_host, is_call, max_in_window, micros, obj, secs, started,
-};
+use super::calls::{client_host, is_call, started};
+use super::obj;
+use super::time::{micros, secs};
+use super::vocabulary::{PROVIDER_TARGET, TASK_TARGET};
+use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -251,7 +253,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     const MIN_US: u64 = 60_000_000;
 

@@ -23,7 +23,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, arrivals, capacity, goodput, log_end, micros, obj, secs};
+use super::clients::{arrivals, capacity, goodput};
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::QUERY_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -226,8 +229,8 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::TRAFFIC_TARGET;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
+    use crate::invariants::vocabulary::TRAFFIC_TARGET;
 
     fn submitted(t_us: u64, seq: u64) -> Event {
         ev(

@@ -19,9 +19,10 @@
 
 use serde_json::json;
 
-use super::common::{
-    TRAFFIC_TARGET, arrivals, capacity, goodput, log_end, micros, missed_goodput, obj, secs,
-};
+use super::clients::{arrivals, capacity, goodput, missed_goodput};
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -244,7 +245,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn submitted(t_us: u64, seq: u64) -> Event {
         ev(

@@ -15,7 +15,9 @@
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, obj, secs};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::QUERY_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -67,7 +69,7 @@ pub fn invalid_sql_costs_nothing(log: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn refused(t_us: u64, reason: &str) -> Event {
         ev(

@@ -4,7 +4,7 @@
 //! queries submitted and not yet ended at the client) against the client's own events
 //! (`stampede::traffic`), over the span from the first `submitted` to the last end:
 //!
-//! - a seq starts at its first `submitted` and ends as [`super::common::client_queries`] reads
+//! - a seq starts at its first `submitted` and ends as [`super::clients::client_queries`] reads
 //!   it: at its `answered` or `unanswered`, or at its final `refused` (a refusal followed by a
 //!   resubmission does not end it: the query is still the user's, waiting);
 //! - the span is `[t0, t1]`: `t0` the first `submitted`, `t1` the last end; if some seqs never
@@ -29,7 +29,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{METER_TARGET, client_queries, log_end, micros, obj, secs};
+use super::clients::client_queries;
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::METER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -244,8 +247,8 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::TRAFFIC_TARGET;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
+    use crate::invariants::vocabulary::TRAFFIC_TARGET;
 
     const S: u64 = 1_000_000;
 

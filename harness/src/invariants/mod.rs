@@ -7,12 +7,14 @@ mod backlog_drains;
 mod backs_off_after_throttle;
 mod blast_radius;
 mod bounded_queues;
+mod calls;
+mod clients;
 mod coalesced;
 mod collateral_damage;
-mod common;
 mod explicit_backpressure;
 mod failback_ramp;
 mod fanout_bound;
+mod faults;
 mod flat_latency_under_overload;
 mod goodput_under_overload;
 mod invalid_sql_costs_nothing;
@@ -33,24 +35,31 @@ mod single_retry_layer;
 pub mod sometimes;
 mod tenant_fairness;
 mod tenant_isolation;
+#[cfg(test)]
+mod test_support;
 mod throttle_rate;
+mod time;
+mod vocabulary;
+mod windows;
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use common::micros;
+use time::micros;
 
 use crate::events::{Event, EventLog};
 use crate::scenario::{InvariantSpec, Scenario};
 
 pub use attempt_cap::{MAX_ATTEMPTS, attempt_cap};
 pub use blast_radius::blast_radius;
+pub use clients::user_visible_failure;
 pub use coalesced::{COALESCED_SERVICES, MAX_IN_FLIGHT, coalesced};
 pub use collateral_damage::{
     COLLATERAL_MIN_CALLS, COLLATERAL_WINDOW_US, MAX_COLLATERAL_ERRORS, collateral_damage,
 };
-pub use common::{FAULT_STARTS, is_background, user_visible_failure};
 pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
+pub use faults::FAULT_STARTS;
 pub use invalid_sql_costs_nothing::{INVALID_SQL_ERRORS, invalid_sql_costs_nothing};
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
@@ -65,6 +74,7 @@ pub use retry_hygiene::retry_hygiene;
 pub use tenant_fairness::{MIN_JAIN_INDEX, tenant_fairness};
 pub use tenant_isolation::tenant_isolation;
 pub use throttle_rate::{MAX_THROTTLED, THROTTLE_WINDOW_US, throttle_rate};
+pub use vocabulary::is_background;
 
 /// How many offending events a witness shows at most.
 pub const WITNESS_EVENTS: usize = 5;
@@ -115,6 +125,11 @@ pub struct Witness {
     pub counts: serde_json::Map<String, serde_json::Value>,
     /// The first offending events, in time order, at most [`WITNESS_EVENTS`].
     pub events: Vec<Event>,
+}
+
+/// A `json!({...})` object as the map verdicts hold.
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
 }
 
 /// The checkers that read only the log, with the scenario's parameters. `deterministic` needs

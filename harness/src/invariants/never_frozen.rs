@@ -2,7 +2,8 @@
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, obj};
+use super::obj;
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::EventLog;
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, TERMINAL, obj};
+use super::obj;
+use super::vocabulary::{QUERY_TARGET, TERMINAL};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 

@@ -5,7 +5,7 @@
 //!
 //! Checks: the trigger is the first `stampede::fault` event that starts a fault (one of
 //! `FAULT_STARTS`) at t0. It ends at t1, the first matching end, paired as in `recovers` (one
-//! shared pairing, [`super::common::fault_end`]). Goodput is the `stampede::traffic` `answered` events with status 200. The
+//! shared pairing, [`super::faults::fault_end`]). Goodput is the `stampede::traffic` `answered` events with status 200. The
 //! offered arrivals are the first `submitted` of each `seq`. Baselines are rates over the span
 //! `[t0 − baseline, t0)`, or `[0, t0)` if `baseline` is not set: G0 for goodput and O0 for
 //! offered load. Every window `[s, s + W)` with s ≥ t1 that ends by the log's last event is
@@ -27,10 +27,11 @@
 
 use serde_json::json;
 
-use super::common::{
-    TRAFFIC_TARGET, arrivals, fault_end, first_fault, goodput, log_end, micros, missed_goodput,
-    obj, secs,
-};
+use super::clients::{arrivals, goodput, missed_goodput};
+use super::faults::{fault_end, first_fault};
+use super::obj;
+use super::time::{log_end, micros, secs};
+use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -309,8 +310,8 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::FAULT_TARGET;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
+    use crate::invariants::vocabulary::FAULT_TARGET;
 
     /// Two arrivals a second over [from, to) seconds, each answered a second later: 200 when
     /// `good(second)`, 504 otherwise.

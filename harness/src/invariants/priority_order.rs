@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, obj, secs};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::QUERY_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -135,7 +137,7 @@ pub fn priority_order(log: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn q(t_s: u64, host: &str, name: &str, id: &str, priority: Option<u64>) -> Event {
         let mut fields = vec![("query_id", json!(id))];

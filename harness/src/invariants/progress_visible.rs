@@ -24,7 +24,9 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, TERMINAL, log_end, obj, secs};
+use super::obj;
+use super::time::{log_end, secs};
+use super::vocabulary::{QUERY_TARGET, TERMINAL};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -188,7 +190,7 @@ pub fn progress_visible(log: &EventLog, first_within_us: u64, every_us: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     const S: u64 = 1_000_000;
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_call, obj, started};
+use super::calls::{is_call, started};
+use super::obj;
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 

@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, TASK_TARGET, TERMINAL, obj, secs};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::{QUERY_TARGET, TASK_TARGET, TERMINAL};
 use super::{Verdict, Witness};
 use crate::events::{Event, EventLog};
 
@@ -260,7 +262,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn query(t_us: u64, name: &str, id: &str, lakes: Option<u64>) -> Event {
         let mut f = vec![("query_id", json!(id))];

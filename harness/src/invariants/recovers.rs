@@ -3,7 +3,7 @@
 //!
 //! Checks: the trigger is the first `stampede::fault` event that starts a fault (`freeze`,
 //! `region_down`, `throttle`, `latency`, `fleet_capacity`, `host_crash`, `partition`) at t0;
-//! it ends at t1, the first matching end ([`super::common::fault_end`]): for `freeze` the earlier of its `duration_ms` and a
+//! it ends at t1, the first matching end ([`super::faults::fault_end`]): for `freeze` the earlier of its `duration_ms` and a
 //! `thaw` of the same account; `region_up` of the same region; the next `throttle` of the same
 //! region and api, `latency` or `fleet_capacity` of the same region; `host_restart` of the same
 //! host; `heal` of the same pair. Goodput is the `stampede::traffic` `answered` events with
@@ -21,7 +21,10 @@
 
 use serde_json::json;
 
-use super::common::{fault_end, first_fault, goodput, log_end, obj, secs};
+use super::clients::goodput;
+use super::faults::{fault_end, first_fault};
+use super::obj;
+use super::time::{log_end, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -171,8 +174,8 @@ pub fn recovers(log: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
-    use crate::invariants::common::{FAULT_TARGET, TRAFFIC_TARGET};
+    use crate::invariants::test_support::ev;
+    use crate::invariants::vocabulary::{FAULT_TARGET, TRAFFIC_TARGET};
 
     fn answered(t_us: u64, status: u64) -> Event {
         ev(

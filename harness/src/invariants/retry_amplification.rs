@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{
-    MECHANISM_TARGET, PROVIDER_TARGET, is_background, is_call, log_end, obj, secs, started,
-};
+use super::calls::{is_call, started};
+use super::obj;
+use super::time::{log_end, secs};
+use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET, is_background};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -178,7 +179,7 @@ pub fn retry_amplification(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(t_us: u64, account: &str, api: &str) -> Event {
         ev(

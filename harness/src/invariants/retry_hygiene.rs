@@ -29,9 +29,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::common::{
-    MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, is_system_call, micros, obj, secs, started,
-};
+use super::calls::{is_system_call, started};
+use super::obj;
+use super::time::{micros, secs};
+use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::scenario::Span;
@@ -370,7 +371,7 @@ pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     const MS: u64 = 1_000;
     const S: u64 = 1_000_000;

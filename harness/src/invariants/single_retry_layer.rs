@@ -20,7 +20,10 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{PROVIDER_TARGET, is_call, is_system_call, obj, secs};
+use super::calls::{is_call, is_system_call};
+use super::obj;
+use super::time::secs;
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -156,7 +159,7 @@ pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(t_us: u64, op: &str, attempt: u64, sdk_attempt: u64, invocation: &str) -> Event {
         ev(

@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
-use super::common::{
-    FAULT_STARTS, FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET,
-    is_background,
+use super::faults::FAULT_STARTS;
+use super::vocabulary::{
+    FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
 };
 use crate::events::EventLog;
 
@@ -113,7 +113,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
 mod tests {
     use serde_json::json;
 
-    use super::super::common::test_support::ev;
+    use super::super::test_support::ev;
     use super::*;
 
     #[test]

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::common::{QUERY_TARGET, TRAFFIC_TARGET, obj};
+use super::obj;
+use super::vocabulary::{QUERY_TARGET, TRAFFIC_TARGET};
 use super::{Verdict, Witness};
 use crate::events::{Event, EventLog};
 
@@ -146,7 +147,7 @@ pub fn tenant_fairness(log: &EventLog, min_index: f64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     /// Client events: `n` queries of `tenant` from `seq`, the first `ok` answered 200 and the
     /// rest shed for good (429 after the last resubmission).

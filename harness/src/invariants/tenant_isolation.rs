@@ -19,9 +19,10 @@
 
 use serde_json::json;
 
-use super::common::{
-    PROVIDER_TARGET, SYSTEM_ACCOUNT, is_background, is_call, lake_of_account, obj, secs,
-};
+use super::calls::is_call;
+use super::obj;
+use super::time::secs;
+use super::vocabulary::{PROVIDER_TARGET, SYSTEM_ACCOUNT, is_background, lake_of_account};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -121,7 +122,7 @@ pub fn tenant_isolation(log: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(t_us: u64, service: &str, api: &str, account: &str, resource: &str) -> Event {
         ev(

@@ -15,9 +15,11 @@
 use serde_json::json;
 
 use super::Verdict;
-use super::common::{
-    PROVIDER_TARGET, is_background, is_call, log_end, obj, started, worst_ratio_breach,
-};
+use super::calls::{is_call, started};
+use super::obj;
+use super::time::log_end;
+use super::vocabulary::{PROVIDER_TARGET, is_background};
+use super::windows::worst_ratio_breach;
 use crate::events::{Event, EventLog};
 
 /// The largest share of throttled calls allowed in a window.
@@ -61,7 +63,7 @@ pub fn throttle_rate(log: &EventLog, max_ratio: f64, window_us: u64) -> Verdict 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::common::test_support::ev;
+    use crate::invariants::test_support::ev;
 
     fn call(t_us: u64, account: &str, outcome: &str) -> Event {
         ev(
