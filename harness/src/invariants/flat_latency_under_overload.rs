@@ -229,28 +229,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::test_support::ev;
-    use crate::invariants::vocabulary::TRAFFIC_TARGET;
-
-    fn submitted(t_us: u64, seq: u64) -> Event {
-        ev(
-            t_us,
-            "traffic",
-            TRAFFIC_TARGET,
-            "submitted",
-            &[("seq", json!(seq)), ("tenant", json!("tenant-00"))],
-        )
-    }
-
-    fn answered(t_us: u64, seq: u64, status: u64) -> Event {
-        ev(
-            t_us,
-            "traffic",
-            TRAFFIC_TARGET,
-            "answered",
-            &[("seq", json!(seq)), ("status", json!(status))],
-        )
-    }
+    use crate::invariants::test_support::{answered, ev, submitted};
 
     #[test]
     fn latency_runs_from_acceptance_not_from_a_shed_first_try() {

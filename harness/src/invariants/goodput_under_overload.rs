@@ -245,31 +245,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::test_support::ev;
-
-    fn submitted(t_us: u64, seq: u64) -> Event {
-        ev(
-            t_us,
-            "traffic",
-            TRAFFIC_TARGET,
-            "submitted",
-            &[
-                ("seq", json!(seq)),
-                ("tenant", json!("tenant-00")),
-                ("coordinator", json!("c")),
-            ],
-        )
-    }
-
-    fn answered(t_us: u64, seq: u64, status: u64) -> Event {
-        ev(
-            t_us,
-            "traffic",
-            TRAFFIC_TARGET,
-            "answered",
-            &[("seq", json!(seq)), ("status", json!(status))],
-        )
-    }
+    use crate::invariants::test_support::{answered, ev, submitted};
 
     fn refused(t_us: u64, seq: u64) -> Event {
         ev(
