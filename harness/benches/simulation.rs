@@ -8,7 +8,8 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn smoke(c: &mut Criterion) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.yaml");
+    let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
+        .join("../scenarios/smoke.yaml");
     let mut prepared = stampede::prepare(&path).expect("smoke scenario");
     // One simulation per iteration: the determinism check would double it.
     prepared
@@ -102,7 +103,7 @@ fn fragments(c: &mut Criterion) {
 fn checkers(c: &mut Criterion) {
     use stampede::scenario::{InvariantName, InvariantSpec};
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
         .join("../scenarios/incidents/metadata-overload-freeze/naive.yaml");
     let mut prepared = stampede::prepare(&path).expect("incident scenario");
     prepared.scenario.invariants.clear();

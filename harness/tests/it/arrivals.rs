@@ -2,22 +2,19 @@
 //! request per row), exactly as recorded and four times faster, at the millisecond resolution
 //! of tokio's timers (the recorded offsets have 100 ns digits).
 
-use std::path::Path;
 use std::time::Duration;
 
 use stampede::events::Recorder;
 use stampede::world::simulate;
 
+/// The Azure trace, as published (`data/README.md`).
+fn azure_csv() -> std::path::PathBuf {
+    crate::repo("data/traces/azure-llm-inference-2023-conv.csv")
+}
+
 /// The Azure trace's arrival offsets, from the file itself.
 fn recorded() -> Vec<Duration> {
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/traces/azure-llm-inference-2023-conv.csv");
-    assert!(
-        csv.is_file(),
-        "{} is missing: this test replays the project's shared data, kept in `shared/` beside the repository",
-        csv.display()
-    );
-    stampede::arrivals::read_csv(&csv, "TIMESTAMP").unwrap()
+    stampede::arrivals::read_csv(&azure_csv(), "TIMESTAMP").unwrap()
 }
 
 /// When the replay client submitted each query, in the run of a scenario with `timing`.
@@ -28,8 +25,7 @@ fn submitted(timing: &str, window_s: u64) -> Vec<Duration> {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/traces/azure-llm-inference-2023-conv.csv");
+    let csv = azure_csv();
     let yaml = format!(
         "name: azure\nduration: 40s\ntick: 1ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: 2, files_per_lake: 1, rows_per_file: 10 }}\ntraffic:\n  arrivals: {{ csv: {} }}\n  query: {{ sql: 'SELECT count(*) FROM telemetry' }}\n  window: {{ to: {window_s}s }}\n  timing: '{timing}'\n",
         csv.display()

@@ -8,6 +8,7 @@
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
+//! - `recorded`: the fakes answer requests a real client recorded against the real IMDS and STS.
 //! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
 
 mod arrivals;
@@ -19,13 +20,22 @@ mod malformed;
 mod provider;
 mod queue;
 mod real_clients;
+mod recorded;
 mod system;
 
 use std::path::PathBuf;
 
+/// A path in the repository, from its root. The root is found at run time from the
+/// `CARGO_MANIFEST_DIR` cargo sets for the test, not the one compiled in: CI runs the tests
+/// from a copy of the repository that reuses the checkout's build, and a path compiled in
+/// would read the checkout instead of the copy.
+pub fn repo(rel: &str) -> PathBuf {
+    let harness =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    PathBuf::from(harness).join("..").join(rel)
+}
+
 /// A path under the repository's `scenarios/` folder.
 pub fn scenario(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(rel)
+    repo("scenarios").join(rel)
 }

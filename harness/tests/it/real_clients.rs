@@ -27,12 +27,13 @@ use stampede_system::aws_http::{DialerHttpClient, EpochClock, TokioSleep, sdk_co
 
 const REGION: &str = "eu-west-1";
 
-struct Fakes {
-    s3: String,
-    sts: String,
-    imds: String,
-    glue: String,
-    sqs: String,
+/// The fake provider's endpoints on loopback.
+pub(crate) struct Fakes {
+    pub(crate) s3: String,
+    pub(crate) sts: String,
+    pub(crate) imds: String,
+    pub(crate) glue: String,
+    pub(crate) sqs: String,
 }
 
 async fn listen() -> (tokio::net::TcpListener, String) {
@@ -41,7 +42,8 @@ async fn listen() -> (tokio::net::TcpListener, String) {
     (listener, url)
 }
 
-async fn start_fakes() -> Fakes {
+/// Every service of one region's fake provider on loopback: four lakes of four tenants.
+pub(crate) async fn start_fakes() -> Fakes {
     let lakes = LakeDirectory {
         seed: 1,
         count: 4,
