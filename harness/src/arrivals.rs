@@ -100,6 +100,17 @@ pub enum Generator {
     },
 }
 
+impl Generator {
+    /// The process's name, as the scenario writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Generator::Poisson { .. } => "poisson",
+            Generator::Diurnal { .. } => "diurnal",
+            Generator::Burst { .. } => "burst",
+        }
+    }
+}
+
 fn day() -> Span {
     Span(Duration::from_secs(86_400))
 }

@@ -21,6 +21,7 @@ pub mod serve;
 pub mod trace;
 pub mod traffic;
 pub mod world;
+pub mod yaml;
 
 pub use exit::Exit;
 pub use run::{Prepared, RunError, RunReport, prepare, run};

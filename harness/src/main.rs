@@ -182,10 +182,10 @@ fn validate_command(files: &[PathBuf]) -> ExitCode {
     for f in files {
         match prepare(f) {
             Ok(p) => println!(
-                "ok: {} ({} queries in {})",
+                "ok: {} ({} queries from {})",
                 f.display(),
                 p.trace.records.len(),
-                p.trace_path.display()
+                p.source()
             ),
             Err(e) => {
                 eprintln!("error: {e}");

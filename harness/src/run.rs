@@ -33,8 +33,9 @@ pub struct Prepared {
     pub path: PathBuf,
     /// Its contents.
     pub scenario: Scenario,
-    /// The trace file it replays.
-    pub trace_path: PathBuf,
+    /// The file its queries come from (a native trace or a CSV of arrivals); `None` when they
+    /// are generated.
+    pub trace_path: Option<PathBuf>,
     /// The trace.
     pub trace: Trace,
 }
@@ -111,12 +112,24 @@ pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
         },
         other => InputError::whole_file(&trace_path, other.to_string()),
     })?;
+    let trace_path = t.generate.is_none().then_some(trace_path);
     Ok(Prepared {
         path: path.to_path_buf(),
         scenario,
         trace_path,
         trace,
     })
+}
+
+impl Prepared {
+    /// Where the queries come from, for people: the file, or the generator.
+    pub fn source(&self) -> String {
+        match (&self.trace_path, &self.scenario.traffic.generate) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(generator)) => format!("a generated {} process", generator.kind()),
+            (None, None) => "no source".to_string(),
+        }
+    }
 }
 
 fn find_text(path: &Path, needle: &str) -> (Option<u64>, Option<u64>) {

@@ -764,17 +764,55 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
             })
         });
     let scenario = parsed.map_err(|e| {
+        // An unclosed bracket trips typing wherever it first gets in the way; name the bracket.
+        if let Some(open) = crate::yaml::unclosed_bracket(text) {
+            return InputError {
+                file: path.to_path_buf(),
+                line: Some(open.line),
+                column: Some(open.column),
+                field: None,
+                message: open.message(),
+            };
+        }
         let location = e.location();
-        let message = first_line(&e.to_string());
+        let (line, column) = (location.map(|l| l.line()), location.map(|l| l.column()));
+        let mut message = first_line(&e.to_string());
+        if let Some(key) = duplicate_key(&message) {
+            let first = line
+                .zip(column)
+                .and_then(|(l, c)| crate::yaml::first_occurrence(text, key, l, c));
+            let said = match first {
+                Some(first) => format!("duplicate key '{key}' (first at line {first})"),
+                None => format!("duplicate key '{key}'"),
+            };
+            field = name_duplicate(field.clone(), key);
+            message = said;
+        }
         InputError {
             file: path.to_path_buf(),
-            line: location.map(|l| l.line()),
-            column: location.map(|l| l.column()),
-            field: name_duplicate(field.clone(), &message),
+            line,
+            column,
+            field: field.clone().and_then(tidy_field),
             message,
         }
     })?;
     validate(path, text, scenario)
+}
+
+/// A field path as people read it: serde's `?` (a map key or an untagged value it cannot
+/// name) is left out, and a path of nothing but those is no path.
+pub fn tidy_field(path: String) -> Option<String> {
+    let kept: Vec<&str> = path
+        .split('.')
+        .filter(|segment| !segment.is_empty() && *segment != "?")
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("."))
+}
+
+/// The key of serde-saphyr's duplicate-key message, if it is one.
+fn duplicate_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("duplicate mapping key: ")?;
+    Some(rest.split(',').next().unwrap_or(rest).trim())
 }
 
 fn saphyr_options() -> serde_saphyr::Options {
@@ -784,11 +822,7 @@ fn saphyr_options() -> serde_saphyr::Options {
 }
 
 /// A duplicate key is found below serde, where the path ends in `?`: name the key instead.
-fn name_duplicate(field: Option<String>, message: &str) -> Option<String> {
-    let Some(rest) = message.strip_prefix("duplicate mapping key: ") else {
-        return field;
-    };
-    let key = rest.split(',').next().unwrap_or(rest).trim();
+fn name_duplicate(field: Option<String>, key: &str) -> Option<String> {
     let parent = field
         .as_deref()
         .and_then(|f| f.strip_suffix('?'))

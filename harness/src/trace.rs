@@ -122,7 +122,7 @@ fn parse_line<T: for<'de> Deserialize<'de>>(
             file: path.to_path_buf(),
             line: Some(index as u64 + 1),
             column: Some(e.column() as u64),
-            field: field.filter(|f| f != "." && !f.is_empty()),
+            field: field.and_then(crate::scenario::tidy_field),
             message,
         }
     };

@@ -215,6 +215,30 @@ fn names_with_location(stderr: &str, file: &str) -> bool {
     })
 }
 
+/// Compares `stderr` for the malformed `scenario` with the message kept beside it
+/// (`NAME.expected`, paths from the repository's root); `STAMPEDE_BLESS=1` writes it instead.
+fn expected_message(scenario: &Path, stderr: &str) -> Option<String> {
+    let root = crate::repo("");
+    let got = stderr.replace(&root.display().to_string(), "");
+    let expected_path = scenario.with_extension("expected");
+    if std::env::var_os("STAMPEDE_BLESS").is_some() {
+        std::fs::write(&expected_path, &got).unwrap();
+        return None;
+    }
+    let name = scenario.file_name().unwrap().to_string_lossy();
+    match std::fs::read_to_string(&expected_path) {
+        Ok(expected) if expected == got => None,
+        Ok(expected) => Some(format!(
+            "{name}: the message differs from {}:\n  expected: {expected}  got:      {got}  (STAMPEDE_BLESS=1 cargo test --test it invalid writes it anew)",
+            expected_path.display()
+        )),
+        Err(_) => Some(format!(
+            "{name}: {} is missing (STAMPEDE_BLESS=1 cargo test --test it invalid writes it)",
+            expected_path.display()
+        )),
+    }
+}
+
 #[test]
 fn every_invalid_scenario_exits_64_with_a_location_and_leaves_no_run_dir() {
     let root = scenario("invalid");
@@ -264,6 +288,9 @@ fn every_invalid_scenario_exits_64_with_a_location_and_leaves_no_run_dir() {
                 "{name}: stderr does not name {offending_name}:LINE:COL:\n{stderr}"
             ));
         }
+        if let Some(problem) = expected_message(path, &stderr) {
+            problems.push(problem);
+        }
         if run_dir.exists() {
             problems.push(format!("{name}: the run directory {run_dir:?} exists"));
         }
@@ -290,4 +317,68 @@ fn every_invalid_scenario_exits_64_with_a_location_and_leaves_no_run_dir() {
         "{} malformed inputs (scenario files at fault and traces); at least 30 are wanted",
         at_fault.len()
     );
+}
+
+#[test]
+fn the_committed_provider_trace_is_the_import_of_the_committed_cloudtrail_records() {
+    let dir = temp_dir("cloudtrail-import");
+    let records = crate::repo("data/cloudtrail/otrf-ec2-proxy-s3-exfiltration.ndjson");
+    let out_path = dir.join("neighbour.provider.jsonl");
+    let out = stampede(
+        &[
+            "trace",
+            "import",
+            "--cloudtrail",
+            records.to_str().unwrap(),
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let imported = std::fs::read_to_string(&out_path).unwrap();
+    let committed = std::fs::read_to_string(scenario(
+        "traces/otrf-ec2-proxy-s3-exfiltration.provider.jsonl",
+    ))
+    .unwrap();
+    assert_eq!(
+        imported, committed,
+        "scenarios/traces/otrf-ec2-proxy-s3-exfiltration.provider.jsonl is not what \
+         `stampede trace import` makes of data/cloudtrail/ today: import it again"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn validate_names_where_the_queries_come_from() {
+    let dir = temp_dir("validate-source");
+    let generated = scenario("traffic/cloudtrail-neighbour.yaml");
+    let replayed = scenario("smoke.yaml");
+    let out = stampede(
+        &[
+            "validate",
+            generated.to_str().unwrap(),
+            replayed.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<_> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("ok: ")
+            && lines[0].ends_with(" queries from a generated poisson process)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("/scenarios/traces/smoke.jsonl)") && lines[1].contains("(10 queries"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
