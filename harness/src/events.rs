@@ -47,6 +47,11 @@ impl Event {
         self.fields.get(key).and_then(Value::as_u64)
     }
 
+    /// A boolean field, if present.
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.fields.get(key).and_then(Value::as_bool)
+    }
+
     /// Whether this is `target`'s event `name`.
     pub fn is(&self, target: &str, name: &str) -> bool {
         self.target == target && self.name == name

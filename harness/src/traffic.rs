@@ -104,13 +104,27 @@ pub async fn replay(
             }
         }
     });
+    // Whether each distinct SQL is valid, by the same validation the system's coordinator can
+    // do, run here by the client on what it sends: so that checkers know which queries were
+    // invalid without taking the system's word for it.
+    let mut valid_sql = std::collections::BTreeMap::<String, bool>::new();
     for sub in submissions {
+        let sql_valid = match valid_sql.get(&sub.record.sql) {
+            Some(v) => *v,
+            None => {
+                let v = stampede_system::engine::validate(&sub.record.sql)
+                    .await
+                    .is_ok();
+                valid_sql.insert(sub.record.sql.clone(), v);
+                v
+            }
+        };
         tokio::time::sleep_until(start + sub.at).await;
         let replies = replies.clone();
         let meter = meter.clone();
         meter.borrow_mut().submitted += 1;
         tasks.spawn_local(async move {
-            let reply = submit(sub).await;
+            let reply = submit(sub, sql_valid).await;
             {
                 let mut m = meter.borrow_mut();
                 m.ended += 1;
@@ -150,13 +164,14 @@ fn status_code(phase: Phase) -> u16 {
     }
 }
 
-async fn submit(sub: Submission) -> Reply {
+async fn submit(sub: Submission, sql_valid: bool) -> Reply {
     let seq = sub.seq;
     tracing::info!(
         target: TRAFFIC_EVENTS,
         seq,
         tenant = %sub.record.tenant,
         coordinator = %sub.coordinators.first().map_or("", |c| c.0.as_str()),
+        sql_valid,
         "submitted"
     );
     let body = Bytes::from(serde_json::to_vec(&sub.record).expect("a record serialises"));
@@ -227,6 +242,7 @@ async fn submit(sub: Submission) -> Reply {
         }
     };
     let id = accepted.query_id;
+    tracing::info!(target: TRAFFIC_EVENTS, seq, query_id = %id, "accepted");
     let mut misses = 0;
     let last = loop {
         tokio::time::sleep(POLL_EVERY).await;

@@ -1,8 +1,9 @@
 //! The AWS SDK's HTTP client over a [`Dialer`], and the SDK's runtime hooks (sleep, clock)
 //! bound to tokio's time, which is virtual under a simulator.
 //!
-//! The SDK's own retries stay off wherever the system builds a client: retrying belongs to
-//! the system.
+//! The SDK's own retries are off wherever the system builds a client, unless the system runs
+//! without `one_retry_layer`: retrying belongs to the system's guard. Every SDK invocation is
+//! named in a header ([`InvocationIds`]), so the provider's log links the SDK's own attempts.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,13 +11,17 @@ use std::time::{Duration, SystemTime};
 
 use aws_smithy_async::rt::sleep::{AsyncSleep, Sleep};
 use aws_smithy_async::time::TimeSource;
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut;
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
@@ -247,4 +252,63 @@ pub fn sdk_config_over(
         .sleep_impl(TokioSleep)
         .time_source(EpochClock::new(epoch))
         .build()
+}
+
+/// The request header naming an SDK invocation: the same on each of the SDK's own attempts of
+/// one call.
+pub const INVOCATION_HEADER: &str = "x-stampede-invocation";
+
+/// Names each SDK invocation `{node}#{boot}/{n}`, counting per node, in [`INVOCATION_HEADER`]:
+/// set once before the SDK's retry loop, so every attempt carries it. The SDK's own
+/// `amz-sdk-invocation-id` is drawn from an unseeded RNG and cannot be logged by a
+/// deterministic run; this one can.
+/// Clones share one count.
+#[derive(Debug, Clone)]
+pub struct InvocationIds {
+    node: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl InvocationIds {
+    /// Invocation ids for `node` (`{node}#{boot}`, as the guard names it).
+    pub fn new(node: &str) -> Self {
+        Self {
+            node: node.into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl Intercept for InvocationIds {
+    fn name(&self) -> &'static str {
+        "StampedeInvocationIds"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        context
+            .request_mut()
+            .headers_mut()
+            .insert(INVOCATION_HEADER, format!("{}/{n}", self.node));
+        Ok(())
+    }
+}
+
+/// The SDK's retries as the system runs them. `on`: the SDK's standard mode with its default 3
+/// attempts and exponential backoff, without its jitter (drawn from an unseeded RNG, which a
+/// deterministic run cannot have). Off: one attempt.
+pub fn sdk_retries(on: bool) -> aws_config::retry::RetryConfig {
+    use aws_config::retry::RetryConfig;
+    if on {
+        RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_use_static_exponential_base(true)
+    } else {
+        RetryConfig::disabled()
+    }
 }

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use aws_sdk_sts::config::retry::{RetryPartition, TokenBucket};
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::aws_http::{DialerHttpClient, EpochClock, TokioSleep, sdk_config_over};
+use crate::aws_http::{
+    DialerHttpClient, EpochClock, InvocationIds, TokioSleep, sdk_config_over, sdk_retries,
+};
 use crate::guard::cache::{CoalescingCache, Lookup};
 use crate::guard::{Guard, MECHANISM_EVENTS};
 use crate::http_client::DialerConnector;
@@ -75,6 +78,12 @@ pub struct Cloud {
     start: tokio::time::Instant,
     credentials: CoalescingCache<Credentials, CloudError>,
     tables: CoalescingCache<Vec<String>, CloudError>,
+    /// Names the SDK's invocations in the provider's log.
+    invocations: InvocationIds,
+    /// The SDK's retry quota, when its retries are on: this node's own, not the one the SDK
+    /// keeps per partition name for the whole process, which would join simulations run side
+    /// by side.
+    retry_partition: RetryPartition,
 }
 
 impl Cloud {
@@ -90,13 +99,17 @@ impl Cloud {
         Self {
             node: node.to_string(),
             dialer,
-            guard,
             epoch,
             home: home.to_string(),
             endpoints,
             start: tokio::time::Instant::now(),
             credentials: CoalescingCache::default(),
             tables: CoalescingCache::default(),
+            invocations: InvocationIds::new(guard.name()),
+            retry_partition: RetryPartition::custom(guard.name().to_string())
+                .token_bucket(TokenBucket::default())
+                .build(),
+            guard,
         }
     }
 
@@ -132,6 +145,41 @@ impl Cloud {
         credentials: Credentials,
     ) -> aws_config::SdkConfig {
         sdk_config_over(self.http(), endpoint, region, credentials, self.epoch)
+    }
+
+    /// The SDK's retries and the invocation header, as the node's config says.
+    fn sdk_retries(&self) -> aws_config::retry::RetryConfig {
+        sdk_retries(!self.guard.config().switches.one_retry_layer)
+    }
+
+    /// An STS client on `sdk`.
+    fn sts_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_sts::Client {
+        let conf = aws_sdk_sts::config::Builder::from(sdk)
+            .retry_config(self.sdk_retries())
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.invocations.clone())
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+
+    /// A catalog client on `sdk`.
+    fn glue_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_glue::Client {
+        let conf = aws_sdk_glue::config::Builder::from(sdk)
+            .retry_config(self.sdk_retries())
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.invocations.clone())
+            .build();
+        aws_sdk_glue::Client::from_conf(conf)
+    }
+
+    /// A queue client on `sdk`.
+    fn sqs_client(&self, sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+        let conf = aws_sdk_sqs::config::Builder::from(sdk)
+            .retry_config(self.sdk_retries())
+            .retry_partition(self.retry_partition.clone())
+            .interceptor(self.invocations.clone())
+            .build();
+        aws_sdk_sqs::Client::from_conf(conf)
     }
 
     /// How long credentials expiring at `expiry` may be cached from now: the cache's TTL, cut
@@ -226,7 +274,7 @@ impl Cloud {
     pub async fn lake_credentials(&self, lake: &Lake) -> Result<Credentials, CloudError> {
         let instance = self.instance_credentials().await?;
         let sdk = self.sdk(&self.endpoints(&lake.region)?.sts, &lake.region, instance);
-        let client = aws_sdk_sts::Client::new(&sdk);
+        let client = self.sts_client(&sdk);
         let arn = lake.role_arn.clone();
         let session = self.node.clone();
         let epoch = self.epoch;
@@ -271,7 +319,7 @@ impl Cloud {
         creds: Credentials,
     ) -> Result<Vec<String>, CloudError> {
         let sdk = self.sdk(&self.endpoints(&lake.region)?.glue, &lake.region, creds);
-        let client = aws_sdk_glue::Client::new(&sdk);
+        let client = self.glue_client(&sdk);
         let until = self.cache_until(None);
         let fetch = async move {
             let table = client
@@ -395,7 +443,7 @@ impl Cloud {
     pub async fn sqs(&self, region: &str) -> Result<aws_sdk_sqs::Client, CloudError> {
         let creds = self.instance_credentials().await?;
         let sdk = self.sdk(&self.endpoints(region)?.sqs, region, creds);
-        Ok(aws_sdk_sqs::Client::new(&sdk))
+        Ok(self.sqs_client(&sdk))
     }
 }
 

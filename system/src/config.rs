@@ -47,6 +47,15 @@ pub struct Switches {
     /// Validate a pushed config, canary it on a subset of nodes, fall back to the last known
     /// good one on failure.
     pub config_canary: bool,
+    /// Validate a query's SQL against the schema on the coordinator, before it is accepted and
+    /// before any provider call. Off, the coordinator accepts it unread and fans it out; each
+    /// worker finds the SQL invalid only after the lake's credentials and catalog calls, as the
+    /// system did on the day.
+    pub validate_sql: bool,
+    /// One retry layer: the AWS SDK clients' own retries are off and the guard alone retries.
+    /// Off, the SDK's standard retries (3 attempts, its default) run above the guard's, each
+    /// SDK attempt a new guard operation with its own retries, as with the SDK's defaults.
+    pub one_retry_layer: bool,
 }
 
 impl Switches {
@@ -64,6 +73,8 @@ impl Switches {
             deadline_propagation: on,
             failback_ramp: on,
             config_canary: on,
+            validate_sql: on,
+            one_retry_layer: on,
         }
     }
 }
@@ -105,6 +116,12 @@ pub struct SwitchOverrides {
     /// Overrides `config_canary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_canary: Option<bool>,
+    /// Overrides `validate_sql`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate_sql: Option<bool>,
+    /// Overrides `one_retry_layer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub one_retry_layer: Option<bool>,
 }
 
 impl SwitchOverrides {
@@ -143,6 +160,12 @@ impl SwitchOverrides {
         }
         if let Some(v) = self.config_canary {
             s.config_canary = v;
+        }
+        if let Some(v) = self.validate_sql {
+            s.validate_sql = v;
+        }
+        if let Some(v) = self.one_retry_layer {
+            s.one_retry_layer = v;
         }
         s
     }

@@ -245,6 +245,16 @@ impl Worker {
             .lake_files(lake, creds.clone())
             .await
             .map_err(|e| e.to_string())?;
+        // SQL nobody checked is planned here, against the table just read: an invalid query
+        // has already cost the lake's credentials and catalog calls.
+        if let Some(sql) = &task.sql {
+            engine::validate(sql).await.map_err(|e| {
+                format!(
+                    "invalid SQL at line {}, column {}: {}",
+                    e.line, e.column, e.message
+                )
+            })?;
+        }
         let store = self
             .cloud
             .lake_store(lake, &creds)

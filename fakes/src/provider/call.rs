@@ -11,17 +11,21 @@ pub const OP_HEADER: &str = "x-stampede-op";
 pub const ATTEMPT_HEADER: &str = "x-stampede-attempt";
 /// The query the call works for.
 pub const QUERY_HEADER: &str = "x-stampede-query";
+/// The AWS SDK invocation the call is an attempt of, the same on each of the SDK's attempts.
+pub const INVOCATION_HEADER: &str = "x-stampede-invocation";
 
 /// What a request says about who sent it and why: the correlation headers a client may send,
 /// and the AWS SDK's own attempt (`amz-sdk-request`). Logged with the call; absent fields are
-/// empty or 0. Real clients that send none are served the same. The SDK's invocation id is not
-/// logged: the SDK draws it from an unseeded RNG, and the log must be the same every run.
+/// empty or 0. Real clients that send none are served the same. The SDK's own invocation id
+/// (`amz-sdk-invocation-id`) is not logged: the SDK draws it from an unseeded RNG, and the log
+/// must be the same every run; the system names its invocations in [`INVOCATION_HEADER`].
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     op: String,
     attempt: u64,
     query_id: String,
     sdk_attempt: u64,
+    sdk_invocation: String,
 }
 
 impl CallContext {
@@ -44,6 +48,7 @@ impl CallContext {
             attempt: text(ATTEMPT_HEADER).parse().unwrap_or(0),
             query_id: text(QUERY_HEADER),
             sdk_attempt,
+            sdk_invocation: text(INVOCATION_HEADER),
         }
     }
 }
@@ -173,6 +178,7 @@ impl ProviderCall {
             attempt = self.context.attempt,
             query_id = %self.context.query_id,
             sdk_attempt = self.context.sdk_attempt,
+            sdk_invocation = %self.context.sdk_invocation,
             "call"
         );
     }

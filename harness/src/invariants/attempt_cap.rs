@@ -1,110 +1,190 @@
-//! `attempt_cap`: no call is tried more than N times.
+//! `attempt_cap`: no logical operation is tried more than N times, whichever layers retry it.
 //!
-//! Checks: every `stampede::mechanism` `retry` event (the system's call guard, one per retry,
-//! with `attempt` the attempt that failed, from 1): the attempt it leads to, `attempt + 1`, is
-//! at most `max_attempts`. A call that succeeds or fails on its first attempt logs no `retry`,
-//! so a log without retries passes.
+//! Evidence: the provider's log, not the retry layers' own reports. A logical operation is an
+//! AWS SDK invocation (`sdk_invocation`, the same on each of the SDK's own attempts, each of
+//! which the guard may retry under it), or, for a call outside the SDK (`object_store`'s S3
+//! calls, IMDS), the guard's operation (`op`, the same on each of the guard's attempts). Its
+//! attempts are the provider calls that carry it: every try that reached the provider, made by
+//! whichever layer. Fails when an operation has more than `max_attempts` calls; the witness is
+//! the operation that first went over, with its calls.
 //!
-//! Does not check: attempts across layers of one logical operation. A task redelivered by the
-//! queue (`stampede::task` `task_failed` with `receives`) and a query resubmitted by the client
-//! (`stampede::traffic` `refused`) retry at other layers, and no event links a provider call to
-//! the task or query it serves, so the product of the layers' attempts (what the catalogue's
-//! "per logical operation" means) is not computed; that needs an operation id on `retry`,
-//! `task_failed` and provider `call` events.
+//! Unknown when no system call names its operation (the system's layers are not visible).
+//!
+//! Does not count: tries that never reached the provider (a request lost on the network), and
+//! the queue's redelivery of a task, whose worker then starts new operations: a task tried
+//! three times, each time with three attempts per call, passes here.
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
+use super::calls::is_system_call;
 use super::obj;
 use super::time::secs;
-use super::vocabulary::MECHANISM_TARGET;
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
-/// The most attempts one call may get.
+/// The most attempts one operation may get.
 pub const MAX_ATTEMPTS: u64 = 3;
 
-/// Checks that no `retry` leads to an attempt beyond `max_attempts`.
+/// A system call's logical operation: its SDK invocation if it has one, else its guard
+/// operation.
+pub fn operation(e: &Event) -> Option<&str> {
+    let invocation = e.str("sdk_invocation").unwrap_or("");
+    if !invocation.is_empty() {
+        return Some(invocation);
+    }
+    e.str("op").filter(|o| !o.is_empty())
+}
+
+/// The system's calls by logical operation.
+fn operations(log: &EventLog) -> BTreeMap<&str, Vec<&Event>> {
+    let mut ops: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_system_call(e)) {
+        if let Some(op) = operation(e) {
+            ops.entry(op).or_default().push(e);
+        }
+    }
+    ops
+}
+
+/// Checks that no logical operation reached the provider more than `max_attempts` times.
 pub fn attempt_cap(log: &EventLog, max_attempts: u64) -> Verdict {
-    let retries: Vec<&Event> = log
-        .of(MECHANISM_TARGET)
-        .filter(|e| e.name == "retry")
-        .collect();
-    let over: Vec<&Event> = retries
-        .iter()
-        .copied()
-        .filter(|e| e.u64("attempt").is_some_and(|a| a + 1 > max_attempts))
-        .collect();
-    let highest = retries
-        .iter()
-        .filter_map(|e| e.u64("attempt"))
-        .max()
-        .map_or(1, |a| a + 1);
-    if over.is_empty() {
-        return Verdict::Pass {
-            counts: obj(json!({ "retries": retries.len(), "highest_attempt": highest })),
+    let ops = operations(log);
+    if ops.is_empty() {
+        return Verdict::Unknown {
+            why: "no provider call names its operation: the system's retry layers are not visible"
+                .into(),
         };
     }
-    let first = over[0];
+    let highest = ops.values().map(Vec::len).max().unwrap_or(0);
+    let retried = ops.values().filter(|calls| calls.len() > 1).count();
+    let over: Vec<(&str, &Vec<&Event>)> = ops
+        .iter()
+        .filter(|(_, calls)| calls.len() as u64 > max_attempts)
+        .map(|(op, calls)| (*op, calls))
+        .collect();
+    // The operation whose cap-breaking attempt came first.
+    let Some((op, calls)) = over
+        .iter()
+        .min_by_key(|(_, calls)| calls[max_attempts as usize].t_us)
+        .copied()
+    else {
+        return Verdict::Pass {
+            counts: obj(json!({
+                "operations": ops.len(), "retried": retried, "highest_attempts": highest,
+            })),
+        };
+    };
+    let breaking = calls[max_attempts as usize];
     Verdict::Fail {
         witness: Witness {
             summary: format!(
-                "{} retries went beyond attempt {max_attempts}, the first on {} at t={} (to attempt {}); the highest attempt was {highest}",
+                "{} operations were tried more than {max_attempts} times; the first, {op} ({} {}), reached its attempt {} at {} and was tried {} times in all (the most: {highest})",
                 over.len(),
-                first.host,
-                secs(first.t_us),
-                first.u64("attempt").unwrap_or(0) + 1
+                breaking.str("api").unwrap_or("?"),
+                breaking.str("resource").unwrap_or(""),
+                max_attempts + 1,
+                secs(breaking.t_us),
+                calls.len(),
             ),
             counts: obj(json!({
-                "retries_over_cap": over.len(), "retries": retries.len(), "highest_attempt": highest,
+                "operations": ops.len(), "operations_over_cap": over.len(),
+                "retried": retried, "highest_attempts": highest, "operation": op,
             })),
-            events: over.into_iter().take(WITNESS_EVENTS).cloned().collect(),
+            events: calls
+                .iter()
+                .take(WITNESS_EVENTS)
+                .map(|e| (*e).clone())
+                .collect(),
         },
     }
+}
+
+/// Sometimes: some logical operation reached the provider more than once.
+pub fn sometimes(log: &EventLog) -> (bool, &'static str) {
+    (
+        operations(log).values().any(|calls| calls.len() > 1),
+        "an operation was tried more than once at the provider",
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::test_support::ev;
+    use crate::invariants::test_support::system_call;
 
-    fn retry(t_us: u64, attempt: u64) -> Event {
-        ev(
+    /// A failed call of operation `op`, attempt `attempt`, SDK attempt `sdk_attempt` of SDK
+    /// invocation `invocation`.
+    fn call(t_us: u64, op: &str, attempt: u64, sdk_attempt: u64, invocation: &str) -> Event {
+        system_call(
             t_us,
-            "worker-r-0",
-            MECHANISM_TARGET,
-            "retry",
             &[
-                ("api", json!("GetObject")),
+                ("outcome", json!("error")),
+                ("op", json!(op)),
                 ("attempt", json!(attempt)),
-                ("delay_us", json!(1000)),
-                ("retry_after_us", json!(0)),
+                ("sdk_attempt", json!(sdk_attempt)),
+                ("sdk_invocation", json!(invocation)),
             ],
         )
     }
 
     #[test]
-    fn retries_up_to_the_third_attempt_pass() {
-        let log = EventLog::from_events(vec![retry(1, 1), retry(2, 2), retry(3, 1)]);
+    fn three_tries_at_either_layer_pass() {
+        let log = EventLog::from_events(vec![
+            // The guard tries three times within one SDK attempt.
+            call(1, "w#0.1", 1, 1, "w#0/1"),
+            call(2, "w#0.1", 2, 1, "w#0/1"),
+            call(3, "w#0.1", 3, 1, "w#0/1"),
+            // object_store: the guard's operation alone.
+            call(4, "w#0.2", 1, 0, ""),
+            call(5, "w#0.2", 2, 0, ""),
+            // A background call: no operation.
+            call(6, "", 0, 0, ""),
+        ]);
         let Verdict::Pass { counts } = attempt_cap(&log, MAX_ATTEMPTS) else {
             panic!("must pass")
         };
-        assert_eq!(counts["highest_attempt"], json!(3));
+        assert_eq!(counts["operations"], json!(2));
+        assert_eq!(counts["highest_attempts"], json!(3));
+        assert!(sometimes(&log).0);
     }
 
     #[test]
-    fn a_fourth_attempt_fails() {
-        let log = EventLog::from_events(vec![retry(1, 1), retry(2, 2), retry(3, 3), retry(4, 4)]);
+    fn the_layers_attempts_multiply_and_fail() {
+        // Two SDK attempts, each retried twice by the guard: four tries of one invocation,
+        // though neither layer went past its own cap.
+        let log = EventLog::from_events(vec![
+            call(10, "w#0.1", 1, 1, "w#0/7"),
+            call(20, "w#0.1", 2, 1, "w#0/7"),
+            call(30, "w#0.2", 1, 2, "w#0/7"),
+            call(40, "w#0.2", 2, 2, "w#0/7"),
+            call(50, "w#0.3", 1, 1, "w#0/8"),
+        ]);
         let Verdict::Fail { witness } = attempt_cap(&log, MAX_ATTEMPTS) else {
             panic!("must fail")
         };
-        assert_eq!(witness.counts["retries_over_cap"], json!(2));
-        assert_eq!(witness.counts["highest_attempt"], json!(5));
-        assert_eq!(witness.events[0].t_us, 3);
+        assert_eq!(witness.counts["operation"], json!("w#0/7"));
+        assert_eq!(witness.counts["highest_attempts"], json!(4));
+        assert_eq!(witness.events.len(), 4);
+        assert!(witness.summary.contains("at 0.000s"), "{}", witness.summary);
     }
 
     #[test]
-    fn no_retries_pass() {
-        let log = EventLog::from_events(vec![]);
-        assert_eq!(attempt_cap(&log, MAX_ATTEMPTS).word(), "pass");
+    fn one_layer_past_the_cap_fails() {
+        let log = EventLog::from_events((1..=5).map(|a| call(a * 10, "w#0.4", a, 0, "")).collect());
+        let Verdict::Fail { witness } = attempt_cap(&log, MAX_ATTEMPTS) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["operations_over_cap"], json!(1));
+        assert_eq!(attempt_cap(&log, 5).word(), "pass");
+    }
+
+    #[test]
+    fn without_operations_it_is_unknown() {
+        let log = EventLog::from_events(vec![call(1, "", 0, 2, "")]);
+        assert_eq!(attempt_cap(&log, MAX_ATTEMPTS).word(), "unknown");
+        assert!(!sometimes(&log).0);
     }
 }

@@ -6,7 +6,8 @@
 //!   `refused` after which the client gave up (a refusal it was not asked to retry, or the last
 //!   of its resubmissions: the client logs no `answered` for it);
 //! - no `unanswered` event (no coordinator answered, or it stopped answering);
-//! - no seq with neither an answer nor a refusal by the end of the log (a hang);
+//! - no seq whose last event is its `submitted` or its `accepted` (taken by a coordinator,
+//!   perhaps after refusals, and never answered) by the end of the log: a hang;
 //! - every refusal with status 429 or 503 (backpressure) says when to come back
 //!   (`retry_after_s > 0`, the `Retry-After` header).
 //!
@@ -70,7 +71,8 @@ pub fn explicit_backpressure(log: &EventLog) -> Verdict {
         match last.name.as_str() {
             "answered" => answered += 1,
             "refused" => refused += 1,
-            "submitted" => {
+            // Submitted, or accepted (perhaps after refusals), and never answered.
+            "submitted" | "accepted" => {
                 hung += 1;
                 offending.push(last);
             }
@@ -182,6 +184,20 @@ mod tests {
         };
         assert_eq!(witness.counts["hung"], json!(1));
         assert_eq!(witness.events[0].u64("seq"), Some(0));
+    }
+
+    #[test]
+    fn a_query_refused_then_accepted_and_never_answered_fails() {
+        let v = check(vec![
+            t(1, "submitted", 0, &[]),
+            refused(2, 0, 429, 3),
+            t(3_000_002, "accepted", 0, &[("query_id", json!("c-q0"))]),
+        ]);
+        let Verdict::Fail { witness } = v else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["hung"], json!(1));
+        assert_eq!(witness.events[0].name, "accepted");
     }
 
     #[test]

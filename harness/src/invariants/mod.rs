@@ -60,7 +60,7 @@ pub use collateral_damage::{
 pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
 pub use faults::FAULT_STARTS;
-pub use invalid_sql_costs_nothing::{INVALID_SQL_ERRORS, invalid_sql_costs_nothing};
+pub use invalid_sql_costs_nothing::invalid_sql_costs_nothing;
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
 pub use priority_order::{INTERACTIVE, priority_order};

@@ -159,20 +159,15 @@ pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::test_support::ev;
+    use crate::invariants::test_support::system_call;
 
     fn call(t_us: u64, op: &str, attempt: u64, sdk_attempt: u64, invocation: &str) -> Event {
-        ev(
+        system_call(
             t_us,
-            "provider-r",
-            PROVIDER_TARGET,
-            "call",
             &[
-                ("account", json!("100000000001")),
                 ("service", json!("glue")),
                 ("api", json!("GetTable")),
                 ("outcome", json!("error")),
-                ("latency_us", json!(1000)),
                 ("op", json!(op)),
                 ("attempt", json!(attempt)),
                 ("query_id", json!("q1")),

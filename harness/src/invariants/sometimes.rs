@@ -54,7 +54,8 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
                 }),
             "other accounts called while the fleet ran at half its capacity or more",
         ),
-        "attempt_cap" | "retry_amplification" => (
+        "attempt_cap" => super::attempt_cap::sometimes(log),
+        "retry_amplification" => (
             log.of(MECHANISM_TARGET).any(|e| e.name == "retry"),
             "a call was retried",
         ),
@@ -100,9 +101,8 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
         ),
         "recovers" => (any_fault(log, &FAULT_STARTS), "a fault was injected"),
         "invalid_sql_costs_nothing" => (
-            log.of(QUERY_TARGET)
-                .any(|e| e.name == "refused" && e.str("reason") == Some("invalid_sql")),
-            "a query with invalid SQL was submitted",
+            super::invalid_sql_costs_nothing::reached(log),
+            "the client submitted a query whose SQL was invalid",
         ),
         _ => return None,
     };

@@ -2,6 +2,7 @@
 //!
 //! - `determinism`: the same seed gives the same event log, another seed another one.
 //! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
+//! - `coverage`: every invariant is expected violated by some scenario, or listed as waiting.
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
 //! - `faults`: provider controls at virtual times (a freeze, a regional outage) fail just their window.
 //! - `malformed`: garbage requests to every fake get the service's error and change nothing.
@@ -14,6 +15,7 @@
 mod arrivals;
 mod cli;
 mod correctness;
+mod coverage;
 mod determinism;
 mod faults;
 mod malformed;

@@ -233,6 +233,11 @@ impl Guard {
         self
     }
 
+    /// The node and its boot, `{node}#{boot}`, as its operations are named.
+    pub fn name(&self) -> &str {
+        &self.node
+    }
+
     /// The configuration it runs now.
     pub fn config(&self) -> Arc<SystemConfig> {
         self.config

@@ -1,0 +1,100 @@
+//! Every check can fail: each invariant (but `deterministic` and `littles_law`, which judge
+//! the harness itself) is expected violated by at least one scenario, the `naive` twin of a
+//! sensitivity pair, apart from an explicit list of exceptions that says what each waits for.
+//! The list only shrinks: an exception that a scenario now covers must leave it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use stampede::scenario::InvariantName;
+
+use crate::scenario;
+
+/// Invariants no scenario yet expects to be violated, and what each waits for.
+const EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "throttle_rate",
+        "a pair with a caller that keeps calling into throttles",
+    ),
+    ("progress_visible", "a pair"),
+    ("explicit_backpressure", "a pair"),
+    (
+        "tenant_fairness",
+        "a pair: a heavy tenant under overload, windowed",
+    ),
+    (
+        "priority_order",
+        "a pair, and the spec's shed rate by priority",
+    ),
+    ("recovers", "a pair"),
+    (
+        "no_metastability",
+        "a pair: a retry storm that keeps goodput down after the fault has ended",
+    ),
+    (
+        "flat_latency_under_overload",
+        "a pair, and 504s counted in the p99",
+    ),
+    (
+        "backlog_drains",
+        "system and fake changes of the rest of the incident library",
+    ),
+    (
+        "queue_cost_flat",
+        "system and fake changes of the rest of the incident library: a queue whose cost grows",
+    ),
+    (
+        "tenant_isolation",
+        "a provider that refuses the system's own principals on tenant data",
+    ),
+];
+
+/// Invariants about the harness, not the system: no mechanism of the system can break them.
+const ABOUT_THE_HARNESS: [&str; 2] = ["deterministic", "littles_law"];
+
+fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "invalid") {
+                scenario_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_invariant_is_expected_violated_by_some_scenario_or_listed_as_waiting() {
+    let mut files = Vec::new();
+    scenario_files(&scenario(""), &mut files);
+    files.sort();
+    let mut covered = BTreeSet::new();
+    for file in &files {
+        let s = stampede::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+        covered.extend(s.expect.violated.iter().map(|n| n.as_str()));
+    }
+    let exceptions: BTreeSet<&str> = EXCEPTIONS.iter().map(|(n, _)| *n).collect();
+    let mut problems = Vec::new();
+    for name in InvariantName::ALL.map(InvariantName::as_str) {
+        if ABOUT_THE_HARNESS.contains(&name) {
+            continue;
+        }
+        match (covered.contains(name), exceptions.contains(name)) {
+            (true, true) => problems.push(format!(
+                "{name} is now expected violated by a scenario: remove it from EXCEPTIONS"
+            )),
+            (false, false) => problems.push(format!(
+                "no scenario expects {name} to be violated: add a sensitivity pair whose naive twin breaks it"
+            )),
+            _ => {}
+        }
+    }
+    for name in &exceptions {
+        if InvariantName::ALL.iter().all(|n| n.as_str() != *name) {
+            problems.push(format!("EXCEPTIONS names {name}, which is no invariant"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
