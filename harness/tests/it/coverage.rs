@@ -12,10 +12,6 @@ use crate::scenario;
 
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
-    (
-        "throttle_rate",
-        "a pair with a caller that keeps calling into throttles",
-    ),
     ("progress_visible", "a pair"),
     ("explicit_backpressure", "a pair"),
     (
