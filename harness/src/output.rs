@@ -264,11 +264,21 @@ pub fn summary(report: &RunReport, run_dir: Option<&Path>, replay: &str) -> Stri
             Verdict::Fail { witness } => witness.summary.clone(),
             Verdict::Unknown { why } => why.clone(),
         };
-        // A pass in a run that never reached the interesting state proves little: say so.
+        // A pass in a run that never reached the interesting state proves little: say so,
+        // and why, when the scenario says why.
         if let (Verdict::Pass { .. }, Some(s)) = (v, report.sometimes.get(name))
             && !s.reached
         {
-            detail.push_str(&format!(" (never reached: {})", s.state));
+            let why = report
+                .prepared
+                .scenario
+                .expect
+                .unreached
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, why)| format!("; as the scenario says: {why}"))
+                .unwrap_or_default();
+            detail.push_str(&format!(" (never reached: {}{why})", s.state));
         }
         verdicts.row([name.clone(), v.word().to_string(), detail]);
     }

@@ -210,6 +210,31 @@ impl RunReport {
         out
     }
 
+    /// Invariants that passed without reaching the state that gives the pass its meaning
+    /// (their sometimes check), and that the scenario does not say are unreached.
+    pub fn vacuous(&self) -> Vec<&str> {
+        let declared = &self.prepared.scenario.expect.unreached;
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| v.word() == "pass")
+            .filter(|(k, _)| self.sometimes.get(*k).is_some_and(|s| !s.reached))
+            .filter(|(k, _)| !declared.keys().any(|d| d.as_str() == k.as_str()))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+
+    /// Invariants the scenario says do not reach their state, which did.
+    pub fn reached_after_all(&self) -> Vec<&str> {
+        self.prepared
+            .scenario
+            .expect
+            .unreached
+            .keys()
+            .map(|n| n.as_str())
+            .filter(|k| self.sometimes.get(*k).is_some_and(|s| s.reached))
+            .collect()
+    }
+
     /// Invariants that could not be decided.
     pub fn inconclusive(&self) -> Vec<&str> {
         self.verdicts

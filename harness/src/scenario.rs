@@ -195,6 +195,11 @@ pub struct Expect {
     /// Invariants that must fail. Each must also be listed under `invariants`.
     #[serde(default)]
     pub violated: Vec<InvariantName>,
+    /// Invariants whose "sometimes" state this scenario does not reach, each with the reason:
+    /// their pass proves little, and the file says so. Any other invariant that passes without
+    /// reaching its state fails the scenario's test. Each must be listed under `invariants`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unreached: std::collections::BTreeMap<InvariantName, String>,
 }
 
 fn default_tick() -> Span {
@@ -1063,6 +1068,23 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
     for (i, rule) in s.alerts.iter().enumerate() {
         rule.validate()
             .map_err(|e| err(&format!("alerts[{i}]"), e))?;
+    }
+    for (name, why) in &s.expect.unreached {
+        if !s.invariants.iter().any(|i| i.name == *name) {
+            return Err(err(
+                "expect.unreached",
+                format!(
+                    "`{}` is said not to reach its state but is not listed under invariants",
+                    name.as_str()
+                ),
+            ));
+        }
+        if why.trim().is_empty() {
+            return Err(err(
+                "expect.unreached",
+                format!("`{}` needs the reason it is not reached", name.as_str()),
+            ));
+        }
     }
     for v in &s.expect.violated {
         if !s.invariants.iter().any(|i| i.name == *v) {

@@ -1,6 +1,7 @@
 //! Every `scenarios/**/*.yaml` is its own test (`cargo test --test scenarios -- NAME` filters by
 //! file name). A scenario passes when every invariant it lists holds, except exactly those it
-//! `expect`s to be violated; a failure prints the seed,
+//! `expect`s to be violated, and every invariant that passes reached its "sometimes" state
+//! unless the file says why not (`expect.unreached`); a failure prints the seed,
 //! the violated invariants with their witness events, and the command that replays the run.
 //! Files under `scenarios/invalid/` are malformed on purpose and are not run here.
 
@@ -55,8 +56,16 @@ fn check(path: &Path) -> Result<(), Failed> {
         stampede::run(prepared, None).map_err(|e| Failed::from(format!("run failed: {e}")))?;
     let violated = report.unexpected();
     let inconclusive = report.inconclusive();
-    if violated.is_empty() && inconclusive.is_empty() {
+    let vacuous = report.vacuous();
+    let stale = report.reached_after_all();
+    if violated.is_empty() && inconclusive.is_empty() && vacuous.is_empty() && stale.is_empty() {
         return Ok(());
+    }
+    if violated.is_empty() && inconclusive.is_empty() {
+        return Err(Failed::from(format!(
+            "seed {}: passed without reaching their state (say why under expect.unreached, or make the scenario reach it): {vacuous:?}; said to be unreached but reached (take them out of expect.unreached): {stale:?}",
+            report.seed
+        )));
     }
     let replay = format!(
         "cargo run -p stampede -- run {} --seed {}",

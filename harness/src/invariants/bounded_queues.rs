@@ -64,6 +64,17 @@ pub fn bounded_queues(log: &EventLog, max_running: u64, max_queued: u64) -> Verd
     }
 }
 
+/// Sometimes: a coordinator ran as many queries at once as its limit allows, so the limit
+/// mattered. Read from the coordinators' own `admission` gauge, the only record of what runs.
+pub fn sometimes(log: &EventLog, max_running: u64) -> (bool, &'static str) {
+    (
+        log.of(QUERY_TARGET).any(|e| {
+            e.name == "admission" && e.u64("running").is_some_and(|r| r >= max_running.max(1))
+        }),
+        "a coordinator ran as many queries at once as its limit allows",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_support::ev;

@@ -138,24 +138,9 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
     let verdict = match spec.name.as_str() {
         "no_lost_queries" => no_lost_queries(log),
         "never_frozen" => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
-        "provider_quota" => {
-            let quotas = scenario
-                .world
-                .provider
-                .quotas
-                .iter()
-                .map(|(api, q)| {
-                    let quota = Quota {
-                        rate_per_s: q.rate_per_s,
-                        burst: q.burst,
-                    };
-                    (api.clone(), quota)
-                })
-                .collect();
-            // Background accounts are other customers; every other account is the system's
-            // own or a lake's, which the system calls as.
-            provider_quota(log, &quotas, |a| !is_background(a))
-        }
+        // Background accounts are other customers; every other account is the system's own
+        // or a lake's, which the system calls as.
+        "provider_quota" => provider_quota(log, &quotas(scenario), |a| !is_background(a)),
         "throttle_rate" => {
             let p: params::ThrottleRate = spec.params();
             throttle_rate(log, p.max_share, micros(p.window))
@@ -250,6 +235,23 @@ fn retries_off_peak_params(spec: &InvariantSpec, scenario: &Scenario) -> retries
     p
 }
 
+/// The scenario's provider quotas, by api.
+fn quotas(scenario: &Scenario) -> std::collections::BTreeMap<String, Quota> {
+    scenario
+        .world
+        .provider
+        .quotas
+        .iter()
+        .map(|(api, q)| {
+            let quota = Quota {
+                rate_per_s: q.rate_per_s,
+                burst: q.burst,
+            };
+            (api.clone(), quota)
+        })
+        .collect()
+}
+
 /// The sometimes check of `spec`: whether the run reached the state that gives its verdict
 /// meaning, for the invariants that have one.
 pub fn sometimes_of(
@@ -274,6 +276,17 @@ pub fn sometimes_of(
         "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
         "blast_radius" => blast_radius::sometimes(log, &spec.params()),
         "retry_hygiene" => retry_hygiene::sometimes(log, &spec.params()),
+        "provider_quota" => {
+            provider_quota::sometimes(log, &quotas(scenario), |a| !is_background(a))
+        }
+        "bounded_queues" => {
+            let t = crate::world::system_config(scenario).tuning;
+            let p: params::BoundedQueues = spec.params();
+            bounded_queues::sometimes(
+                log,
+                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
+            )
+        }
         name => return sometimes::sometimes(name, log),
     };
     Some(sometimes::Sometimes { reached, state })

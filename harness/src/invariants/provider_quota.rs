@@ -41,17 +41,13 @@ impl Quota {
 /// The worst window found: how far over (ratio), the key, its calls, the count, the quota, W.
 type Excess<'a> = (f64, String, Vec<&'a Event>, u64, u64, Duration);
 
-/// Checks every account for which `owned` is true against `quotas` (by api name).
-pub fn provider_quota(
-    log: &EventLog,
+/// The calls of accounts for which `owned` is true, by (account, service, api), for the apis
+/// in `quotas`, sorted by when they reached the provider.
+fn owned_calls<'a>(
+    log: &'a EventLog,
     quotas: &BTreeMap<String, Quota>,
     owned: impl Fn(&str) -> bool,
-) -> Verdict {
-    if quotas.is_empty() {
-        return Verdict::Unknown {
-            why: "the scenario's provider has no quotas to check against".into(),
-        };
-    }
+) -> BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a Event>> {
     let mut calls: BTreeMap<(&str, &str, &str), Vec<&Event>> = BTreeMap::new();
     for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
         let (Some(account), Some(service), Some(api)) =
@@ -63,10 +59,64 @@ pub fn provider_quota(
             calls.entry((account, service, api)).or_default().push(e);
         }
     }
+    for events in calls.values_mut() {
+        events.sort_by_key(|e| started(e));
+    }
+    calls
+}
+
+/// The highest share of a quota an owned account's calls of one api used in any window: 1.0
+/// is the quota exactly.
+pub fn peak_share(
+    log: &EventLog,
+    quotas: &BTreeMap<String, Quota>,
+    owned: impl Fn(&str) -> bool,
+) -> f64 {
+    let mut peak = 0.0f64;
+    for ((_, _, api), events) in owned_calls(log, quotas, owned) {
+        for w in WINDOWS {
+            let allowed = quotas[api].within(w).max(1) as f64;
+            let width = w.as_micros() as u64;
+            let mut end = 0;
+            for start in 0..events.len() {
+                let t0 = started(events[start]);
+                while end < events.len() && started(events[end]) < t0 + width {
+                    end += 1;
+                }
+                peak = peak.max((end - start) as f64 / allowed);
+            }
+        }
+    }
+    peak
+}
+
+/// Sometimes: an owned account's calls came to half a quota or more in some window, so that
+/// the quota mattered.
+pub fn sometimes(
+    log: &EventLog,
+    quotas: &BTreeMap<String, Quota>,
+    owned: impl Fn(&str) -> bool,
+) -> (bool, &'static str) {
+    (
+        peak_share(log, quotas, owned) >= 0.5,
+        "the system's calls of an api came to half its quota or more in some window",
+    )
+}
+
+/// Checks every account for which `owned` is true against `quotas` (by api name).
+pub fn provider_quota(
+    log: &EventLog,
+    quotas: &BTreeMap<String, Quota>,
+    owned: impl Fn(&str) -> bool,
+) -> Verdict {
+    if quotas.is_empty() {
+        return Verdict::Unknown {
+            why: "the scenario's provider has no quotas to check against".into(),
+        };
+    }
     let mut checked = 0u64;
     let mut worst: Option<Excess<'_>> = None;
-    for ((account, service, api), mut events) in calls {
-        events.sort_by_key(|e| started(e));
+    for ((account, service, api), events) in owned_calls(log, quotas, owned) {
         let quota = quotas[api];
         checked += events.len() as u64;
         for w in WINDOWS {
@@ -169,5 +219,18 @@ mod tests {
             provider_quota(&only_background, &quotas(), |a| a == "a").word(),
             "pass"
         );
+    }
+
+    #[test]
+    fn sometimes_needs_the_owned_calls_to_come_near_the_quota() {
+        // 7 calls in a second: under half of the 15 the bucket admits in 1 s.
+        let light = EventLog::from_events((0..7).map(|k| call(k * 100_000, "a")).collect());
+        assert!(!sometimes(&light, &quotas(), |_| true).0);
+        // 8 of 15: over half.
+        let near = EventLog::from_events((0..8).map(|k| call(k * 100_000, "a")).collect());
+        assert!(sometimes(&near, &quotas(), |_| true).0);
+        assert!((peak_share(&near, &quotas(), |_| true) - 8.0 / 15.0).abs() < 1e-9);
+        // Other accounts near it do not count.
+        assert!(!sometimes(&near, &quotas(), |a| a == "b").0);
     }
 }
