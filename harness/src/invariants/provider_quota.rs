@@ -12,6 +12,7 @@ use serde_json::json;
 use super::calls::{is_call, started};
 use super::obj;
 use super::vocabulary::PROVIDER_TARGET;
+use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -74,17 +75,11 @@ pub fn peak_share(
 ) -> f64 {
     let mut peak = 0.0f64;
     for ((_, _, api), events) in owned_calls(log, quotas, owned) {
+        let times: Vec<u64> = events.iter().map(|e| started(e)).collect();
         for w in WINDOWS {
             let allowed = quotas[api].within(w).max(1) as f64;
-            let width = w.as_micros() as u64;
-            let mut end = 0;
-            for start in 0..events.len() {
-                let t0 = started(events[start]);
-                while end < events.len() && started(events[end]) < t0 + width {
-                    end += 1;
-                }
-                peak = peak.max((end - start) as f64 / allowed);
-            }
+            let (n, _) = max_in_window(&times, w.as_micros() as u64);
+            peak = peak.max(n as f64 / allowed);
         }
     }
     peak
@@ -119,30 +114,21 @@ pub fn provider_quota(
     for ((account, service, api), events) in owned_calls(log, quotas, owned) {
         let quota = quotas[api];
         checked += events.len() as u64;
+        let times: Vec<u64> = events.iter().map(|e| started(e)).collect();
         for w in WINDOWS {
             let allowed = quota.within(w);
-            let width = w.as_micros() as u64;
-            let mut end = 0;
-            for start in 0..events.len() {
-                let t0 = started(events[start]);
-                while end < events.len() && started(events[end]) < t0 + width {
-                    end += 1;
-                }
-                let n = (end - start) as u64;
-                if n > allowed {
-                    let excess = n as f64 / allowed.max(1) as f64;
-                    if worst.as_ref().is_none_or(|(x, ..)| excess > *x) {
-                        worst = Some((
-                            excess,
-                            format!("{account} {service}:{api}"),
-                            events[start..end].to_vec(),
-                            n,
-                            allowed,
-                            w,
-                        ));
-                    }
-                    break;
-                }
+            // The fullest window of this width: over the quota if any is.
+            let (n, range) = max_in_window(&times, w.as_micros() as u64);
+            let excess = n as f64 / allowed.max(1) as f64;
+            if n > allowed && worst.as_ref().is_none_or(|(x, ..)| excess > *x) {
+                worst = Some((
+                    excess,
+                    format!("{account} {service}:{api}"),
+                    events[range].to_vec(),
+                    n,
+                    allowed,
+                    w,
+                ));
             }
         }
     }
