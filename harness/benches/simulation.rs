@@ -120,7 +120,7 @@ fn checkers(c: &mut Criterion) {
         }
         let spec = InvariantSpec::named(name);
         group.bench_function(name.as_str(), |b| {
-            b.iter(|| stampede::invariants::check_log(&spec, &log, &scenario))
+            b.iter(|| stampede::checks::check_log(&spec, &log, &scenario))
         });
     }
     group.finish();

@@ -56,7 +56,7 @@ use crate::invariants::is_background;
 use crate::traffic::METER_EVENTS;
 
 /// The target alert events are recorded under.
-pub const ALERT_TARGET: &str = "stampede::alert";
+pub const ALERT_TARGET: &str = crate::invariants::vocabulary::ALERT_TARGET;
 
 /// The host alert events are recorded on.
 pub const MONITOR_HOST: &str = "monitor";
@@ -75,7 +75,7 @@ pub struct AlertRule {
     /// value is at or below it.
     pub above: f64,
     /// The trailing window the value is taken over, e.g. `60s`.
-    pub window: crate::scenario::Span,
+    pub window: crate::span::Span,
 }
 
 /// What an alert rule watches.
@@ -372,7 +372,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::scenario::Span;
+    use crate::span::Span;
 
     fn ev(t_s: f64, target: &str, name: &str, fields: &[(&str, serde_json::Value)]) -> Event {
         Event {

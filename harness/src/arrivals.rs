@@ -11,8 +11,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::input::InputError;
 use crate::rng::sub_seed;
-use crate::scenario::{InputError, Span};
+use crate::span::Span;
 use crate::trace::{LakeSelector, Priority, Record, Trace};
 
 /// What every arrival of a CSV or a generator submits.

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::scenario::InputError;
+use crate::input::InputError;
 
 /// The header's `format`.
 pub const FORMAT: &str = "stampede-provider-trace";

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use stampede_fakes::ProviderRegion;
 
 use crate::events::Recorder;
-use crate::world::provider_host;
+use crate::hosts::provider_host;
 
 /// The target of fault events.
-pub const FAULT_EVENTS: &str = "stampede::fault";
+pub const FAULT_EVENTS: &str = crate::invariants::vocabulary::FAULT_TARGET;
 
 /// What happens to a region's provider.
 #[derive(Debug, Clone, PartialEq)]
@@ -385,8 +385,8 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
             }
             FaultAction::AdmissionPause | FaultAction::AdmissionResume | FaultAction::Failover => {
                 let admission = |paused: bool| ProviderAction::Request {
-                    host: crate::world::coordinator_host(&region),
-                    port: crate::world::COORDINATOR_PORT,
+                    host: crate::hosts::coordinator_host(&region),
+                    port: crate::hosts::COORDINATOR_PORT,
                     path: "/v1/admin/admission".into(),
                     body: format!("{{\"paused\":{paused}}}"),
                 };
@@ -401,12 +401,12 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
             FaultAction::CachesFlush | FaultAction::DrainRate => {
                 // Every node of the region: its coordinator and its workers.
                 let mut nodes = vec![(
-                    crate::world::coordinator_host(&region),
-                    crate::world::COORDINATOR_PORT,
+                    crate::hosts::coordinator_host(&region),
+                    crate::hosts::COORDINATOR_PORT,
                 )];
                 nodes.extend((0..scenario.system.workers_per_region).map(|k| {
                     (
-                        crate::world::worker_host(&region, k),
+                        crate::hosts::worker_host(&region, k),
                         stampede_system::admin::ADMIN_PORT,
                     )
                 }));
@@ -438,8 +438,8 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                 push(
                     at,
                     ProviderAction::Request {
-                        host: crate::world::coordinator_host(&first),
-                        port: crate::world::COORDINATOR_PORT,
+                        host: crate::hosts::coordinator_host(&first),
+                        port: crate::hosts::COORDINATOR_PORT,
                         path: "/v1/config".into(),
                         body,
                     },

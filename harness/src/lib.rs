@@ -6,11 +6,14 @@
 
 pub mod alerts;
 pub mod arrivals;
+pub mod checks;
 pub mod clock;
 pub mod cloudtrail;
 pub mod control;
 pub mod events;
 pub mod exit;
+pub mod hosts;
+pub mod input;
 pub mod invariants;
 pub mod net;
 pub mod output;
@@ -18,6 +21,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod serve;
+pub mod span;
 pub mod trace;
 pub mod traffic;
 pub mod world;

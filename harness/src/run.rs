@@ -260,14 +260,14 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
                 let second = simulate_once(&prepared, seed)?;
                 deterministic(&first.log, &second.log)
             }
-            _ => invariants::check_log(spec, &first.log, &prepared.scenario).unwrap_or_else(|| {
-                Verdict::Unknown {
+            _ => crate::checks::check_log(spec, &first.log, &prepared.scenario).unwrap_or_else(
+                || Verdict::Unknown {
                     why: "no checker in this build".into(),
-                }
-            }),
+                },
+            ),
         };
         verdicts.insert(spec.name.as_str().to_string(), verdict);
-        if let Some(s) = invariants::sometimes_of(spec, &first.log, &prepared.scenario) {
+        if let Some(s) = crate::checks::sometimes_of(spec, &first.log, &prepared.scenario) {
             sometimes.insert(spec.name.as_str().to_string(), s);
         }
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::InputError;
+use crate::input::InputError;
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "stampede-trace";
@@ -122,7 +122,7 @@ fn parse_line<T: for<'de> Deserialize<'de>>(
             file: path.to_path_buf(),
             line: Some(index as u64 + 1),
             column: Some(e.column() as u64),
-            field: field.and_then(crate::scenario::tidy_field),
+            field: field.and_then(crate::input::tidy_field),
             message,
         }
     };

@@ -14,7 +14,7 @@ use stampede_system::{Answer, Phase, Record, Status};
 use crate::net::SimDialer;
 
 /// The target of the replay client's events.
-pub const TRAFFIC_EVENTS: &str = "stampede::traffic";
+pub const TRAFFIC_EVENTS: &str = crate::invariants::vocabulary::TRAFFIC_TARGET;
 
 /// How long the client waits for one answer.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,7 +51,7 @@ pub struct Reply {
 }
 
 /// The target of the client's meter.
-pub const METER_EVENTS: &str = "stampede::meter";
+pub const METER_EVENTS: &str = crate::invariants::vocabulary::METER_TARGET;
 
 /// How often the client reports its meter.
 pub const METER_EVERY: Duration = Duration::from_secs(1);

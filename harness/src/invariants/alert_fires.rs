@@ -32,7 +32,7 @@ use super::time::{log_end, micros, secs};
 use super::vocabulary::ALERT_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `alert_fires`, from the scenario (`invariants: [{alert_fires: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -25,7 +25,7 @@ use super::time::{log_end, micros, secs};
 use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `backs_off_after_throttle`, from the scenario (`invariants:
 /// [{backs_off_after_throttle: {...}}]`).

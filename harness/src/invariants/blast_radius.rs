@@ -35,7 +35,7 @@ use super::time::{micros, secs};
 use super::vocabulary::CONFIG_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `blast_radius`, from the scenario (`invariants: [{blast_radius: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

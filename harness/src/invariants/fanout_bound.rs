@@ -29,7 +29,7 @@ use super::vocabulary::{PROVIDER_TARGET, TASK_TARGET};
 use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `fanout_bound`, from the scenario (`invariants: [{fanout_bound: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -29,7 +29,7 @@ use super::time::{log_end, micros, secs};
 use super::vocabulary::QUERY_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `flat_latency_under_overload`, from the scenario
 /// (`invariants: [{flat_latency_under_overload: {...}}]`).

@@ -25,7 +25,7 @@ use super::time::{log_end, micros, secs};
 use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `goodput_under_overload`, from the scenario
 /// (`invariants: [{goodput_under_overload: {...}}]`).

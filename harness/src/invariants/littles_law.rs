@@ -35,7 +35,7 @@ use super::time::{log_end, micros, secs};
 use super::vocabulary::METER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `littles_law`, from the scenario (`invariants: [{littles_law: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

@@ -1,54 +1,52 @@
 //! Invariants: pure checkers over the event log, each answering pass, fail with a witness, or
 //! unknown with a reason (after Jepsen's checkers).
 
-mod alert_fires;
-mod attempt_cap;
-mod backlog_drains;
-mod backs_off_after_throttle;
-mod blast_radius;
-mod bounded_queues;
+pub mod alert_fires;
+pub mod attempt_cap;
+pub mod backlog_drains;
+pub mod backs_off_after_throttle;
+pub mod blast_radius;
+pub mod bounded_queues;
 mod calls;
 mod clients;
-mod coalesced;
-mod collateral_damage;
-mod explicit_backpressure;
-mod failback_ramp;
-mod fanout_bound;
+pub mod coalesced;
+pub mod collateral_damage;
+pub mod explicit_backpressure;
+pub mod failback_ramp;
+pub mod fanout_bound;
 mod faults;
-mod flat_latency_under_overload;
-mod goodput_under_overload;
-mod invalid_sql_costs_nothing;
-mod littles_law;
-mod never_frozen;
-mod no_lost_queries;
-mod no_metastability;
+pub mod flat_latency_under_overload;
+pub mod goodput_under_overload;
+pub mod invalid_sql_costs_nothing;
+pub mod littles_law;
+pub mod name;
+pub mod never_frozen;
+pub mod no_lost_queries;
+pub mod no_metastability;
 pub mod params;
-mod priority_order;
-mod progress_visible;
-mod provider_quota;
-mod queue_cost_flat;
-mod recovers;
-mod retries_off_peak;
-mod retry_amplification;
-mod retry_hygiene;
-mod single_retry_layer;
+pub mod priority_order;
+pub mod progress_visible;
+pub mod provider_quota;
+pub mod queue_cost_flat;
+pub mod recovers;
+pub mod retries_off_peak;
+pub mod retry_amplification;
+pub mod retry_hygiene;
+pub mod single_retry_layer;
 pub mod sometimes;
-mod tenant_fairness;
-mod tenant_isolation;
+pub mod tenant_fairness;
+pub mod tenant_isolation;
 #[cfg(test)]
 mod test_support;
-mod throttle_rate;
+pub mod throttle_rate;
 mod time;
-mod vocabulary;
+pub mod vocabulary;
 mod windows;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use time::micros;
-
-use crate::events::{Event, EventLog};
-use crate::scenario::{InvariantSpec, Scenario};
+use crate::events::Event;
 
 pub use attempt_cap::{MAX_ATTEMPTS, attempt_cap};
 pub use blast_radius::blast_radius;
@@ -61,6 +59,7 @@ pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
 pub use faults::FAULT_STARTS;
 pub use invalid_sql_costs_nothing::invalid_sql_costs_nothing;
+pub use name::InvariantName;
 pub use never_frozen::never_frozen;
 pub use no_lost_queries::no_lost_queries;
 pub use priority_order::{INTERACTIVE, priority_order};
@@ -74,6 +73,7 @@ pub use retry_hygiene::retry_hygiene;
 pub use tenant_fairness::{MIN_JAIN_INDEX, tenant_fairness};
 pub use tenant_isolation::tenant_isolation;
 pub use throttle_rate::{MAX_THROTTLED, THROTTLE_WINDOW_US, throttle_rate};
+pub use time::micros;
 pub use vocabulary::is_background;
 
 /// How many offending events a witness shows at most.
@@ -130,196 +130,4 @@ pub struct Witness {
 /// A `json!({...})` object as the map verdicts hold.
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
-}
-
-/// The checkers that read only the log, with the scenario's parameters. `deterministic` needs
-/// two runs and lives in [`crate::run`].
-pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
-    let verdict = match spec.name.as_str() {
-        "no_lost_queries" => no_lost_queries(log),
-        "never_frozen" => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
-        // Background accounts are other customers; every other account is the system's own
-        // or a lake's, which the system calls as.
-        "provider_quota" => provider_quota(log, &quotas(scenario), |a| !is_background(a)),
-        "throttle_rate" => {
-            let p: params::ThrottleRate = spec.params();
-            throttle_rate(log, p.max_share, micros(p.window))
-        }
-        "collateral_damage" => {
-            let p: params::CollateralDamage = spec.params();
-            collateral_damage(log, p.max_share, micros(p.window), p.min_calls)
-        }
-        "attempt_cap" => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
-        "retry_hygiene" => retry_hygiene(log, &spec.params()),
-        "progress_visible" => {
-            let p: params::ProgressVisible = spec.params();
-            progress_visible(log, micros(p.first_within), micros(p.every))
-        }
-        "explicit_backpressure" => explicit_backpressure(log),
-        "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
-        "tenant_isolation" => tenant_isolation(log),
-        "blast_radius" => blast_radius(log, &spec.params()),
-        "failback_ramp" => {
-            let p: params::FailbackRamp = spec.params();
-            failback_ramp(log, p.max_per_s, micros(p.ramp))
-        }
-        "tenant_fairness" => {
-            tenant_fairness(log, spec.params::<params::TenantFairness>().min_index)
-        }
-        "bounded_queues" => {
-            let t = crate::world::system_config(scenario).tuning;
-            let p: params::BoundedQueues = spec.params();
-            bounded_queues::bounded_queues(
-                log,
-                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
-                p.max_queued.unwrap_or(u64::from(t.max_queued_queries)),
-            )
-        }
-        "backlog_drains" => {
-            let usable = scenario
-                .world
-                .provider
-                .quotas
-                .get("AssumeRole")
-                .map(|q| q.rate_per_s);
-            backlog_drains::backlog_drains(
-                log,
-                stampede_fakes::iam::SYSTEM_ACCOUNT,
-                usable,
-                spec.params::<params::BacklogDrains>().slack,
-            )
-        }
-        "retry_amplification" => {
-            let p: params::RetryAmplification = spec.params();
-            retry_amplification(log, p.max_ratio, micros(p.window), p.min_calls)
-        }
-        "recovers" => recovers(log),
-        "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),
-        "priority_order" => priority_order(log),
-        "fanout_bound" => fanout_bound::fanout_bound(log, &spec.params()),
-        "single_retry_layer" => single_retry_layer::single_retry_layer(log, &spec.params()),
-        "retries_off_peak" => {
-            retries_off_peak::retries_off_peak(log, &retries_off_peak_params(spec, scenario))
-        }
-        "backs_off_after_throttle" => {
-            backs_off_after_throttle::backs_off_after_throttle(log, &spec.params())
-        }
-        "alert_fires" => alert_fires::alert_fires(log, &spec.params()),
-        "littles_law" => littles_law::littles_law(log, &spec.params()),
-        "goodput_under_overload" => {
-            goodput_under_overload::goodput_under_overload(log, &spec.params())
-        }
-        "flat_latency_under_overload" => {
-            flat_latency_under_overload::flat_latency_under_overload(log, &spec.params())
-        }
-        "no_metastability" => no_metastability::no_metastability(log, &spec.params()),
-        "queue_cost_flat" => queue_cost_flat::queue_cost_flat(log, &spec.params()),
-        _ => return None,
-    };
-    Some(verdict)
-}
-
-/// `retries_off_peak`'s parameters, its capacities taken from the provider's quotas where the
-/// scenario gives none.
-fn retries_off_peak_params(spec: &InvariantSpec, scenario: &Scenario) -> retries_off_peak::Params {
-    let mut p: retries_off_peak::Params = spec.params();
-    if p.quotas.is_empty() {
-        p.quotas = scenario
-            .world
-            .provider
-            .quotas
-            .iter()
-            .map(|(api, q)| (api.clone(), q.rate_per_s))
-            .collect();
-    }
-    p
-}
-
-/// The scenario's provider quotas, by api.
-fn quotas(scenario: &Scenario) -> std::collections::BTreeMap<String, Quota> {
-    scenario
-        .world
-        .provider
-        .quotas
-        .iter()
-        .map(|(api, q)| {
-            let quota = Quota {
-                rate_per_s: q.rate_per_s,
-                burst: q.burst,
-            };
-            (api.clone(), quota)
-        })
-        .collect()
-}
-
-/// The sometimes check of `spec`: whether the run reached the state that gives its verdict
-/// meaning, for the invariants that have one.
-pub fn sometimes_of(
-    spec: &InvariantSpec,
-    log: &EventLog,
-    scenario: &Scenario,
-) -> Option<sometimes::Sometimes> {
-    let (reached, state) = match spec.name.as_str() {
-        "fanout_bound" => fanout_bound::sometimes(log, &spec.params()),
-        "single_retry_layer" => single_retry_layer::sometimes(log, &spec.params()),
-        "retries_off_peak" => {
-            retries_off_peak::sometimes(log, &retries_off_peak_params(spec, scenario))
-        }
-        "backs_off_after_throttle" => backs_off_after_throttle::sometimes(log, &spec.params()),
-        "alert_fires" => alert_fires::sometimes(log, &spec.params()),
-        "littles_law" => littles_law::sometimes(log, &spec.params()),
-        "goodput_under_overload" => goodput_under_overload::sometimes(log, &spec.params()),
-        "flat_latency_under_overload" => {
-            flat_latency_under_overload::sometimes(log, &spec.params())
-        }
-        "no_metastability" => no_metastability::sometimes(log, &spec.params()),
-        "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
-        "blast_radius" => blast_radius::sometimes(log, &spec.params()),
-        "retry_hygiene" => retry_hygiene::sometimes(log, &spec.params()),
-        "provider_quota" => {
-            provider_quota::sometimes(log, &quotas(scenario), |a| !is_background(a))
-        }
-        "bounded_queues" => {
-            let t = crate::world::system_config(scenario).tuning;
-            let p: params::BoundedQueues = spec.params();
-            bounded_queues::sometimes(
-                log,
-                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
-            )
-        }
-        name => return sometimes::sometimes(name, log),
-    };
-    Some(sometimes::Sometimes { reached, state })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::InvariantName;
-
-    fn scenario() -> Scenario {
-        let yaml = "name: t\nduration: 1m\nworld:\n  regions: [r]\n  lakes: { count: 1 }\ntraffic:\n  replay: t.jsonl\n";
-        crate::scenario::parse(std::path::Path::new("t.yaml"), yaml).expect("a scenario")
-    }
-
-    #[test]
-    fn every_invariant_has_a_checker_and_a_sometimes_check() {
-        let (log, scenario) = (EventLog::default(), scenario());
-        for name in InvariantName::ALL {
-            if name == InvariantName::Deterministic {
-                continue;
-            }
-            let spec = InvariantSpec::named(name);
-            assert!(
-                check_log(&spec, &log, &scenario).is_some(),
-                "{} has no checker",
-                name.as_str()
-            );
-            assert!(
-                sometimes_of(&spec, &log, &scenario).is_some_and(|s| !s.reached),
-                "{} has no sometimes check, or one reached on an empty log",
-                name.as_str()
-            );
-        }
-    }
 }

@@ -9,7 +9,8 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::scenario::{InvariantName, Span};
+use super::InvariantName;
+use crate::span::Span;
 
 fn secs(s: u64) -> Span {
     Span(std::time::Duration::from_secs(s))

@@ -37,7 +37,7 @@ use super::time::{micros, secs};
 use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `retries_off_peak`, from the scenario (`invariants: [{retries_off_peak:
 /// {...}}]`).

@@ -35,7 +35,7 @@ use super::time::{micros, secs};
 use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// Parameters of `retry_hygiene`, from the scenario (`invariants: [{retry_hygiene: {...}}]`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]

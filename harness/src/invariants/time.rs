@@ -2,7 +2,7 @@
 //! microseconds as witnesses print them.
 
 use crate::events::EventLog;
-use crate::scenario::Span;
+use crate::span::Span;
 
 /// The time of the log's last event (0 for an empty log).
 pub fn log_end(log: &EventLog) -> u64 {

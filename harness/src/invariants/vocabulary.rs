@@ -1,7 +1,9 @@
 //! The names the log uses: the event targets checkers read, the query lifecycle names that end a
 //! query, and the classes of accounts (the system's own, background customers, lakes).
 
-// Each target is the constant its producer logs with, so a checker cannot drift from it.
+// Each target is the constant its producer logs with, so a checker cannot drift from it: the
+// system's and the fakes' are theirs; the harness's own producers (the replay client, the
+// alerts, the fault timeline) log with these.
 
 /// The target the provider reports calls on.
 pub const PROVIDER_TARGET: &str = stampede_fakes::provider::call::PROVIDER_EVENTS;
@@ -16,19 +18,19 @@ pub const QUERY_TARGET: &str = stampede_system::coordinator::QUERY_EVENTS;
 pub const TASK_TARGET: &str = stampede_system::worker::TASK_EVENTS;
 
 /// The target the replay client reports on.
-pub const TRAFFIC_TARGET: &str = crate::traffic::TRAFFIC_EVENTS;
+pub const TRAFFIC_TARGET: &str = "stampede::traffic";
 
 /// The target of the replay client's meter.
-pub const METER_TARGET: &str = crate::traffic::METER_EVENTS;
+pub const METER_TARGET: &str = "stampede::meter";
 
 /// The target of the scenario's alerts.
-pub const ALERT_TARGET: &str = crate::alerts::ALERT_TARGET;
+pub const ALERT_TARGET: &str = "stampede::alert";
 
 /// The target of config changes at run time.
 pub const CONFIG_TARGET: &str = stampede_system::config_agent::CONFIG_EVENTS;
 
 /// The target of the fault timeline.
-pub const FAULT_TARGET: &str = crate::control::FAULT_EVENTS;
+pub const FAULT_TARGET: &str = "stampede::fault";
 
 /// Query lifecycle event names that end a query.
 pub const TERMINAL: [&str; 5] = [

@@ -1,5 +1,6 @@
 //! The harness's integration tests, one binary:
 //!
+//! - `architecture`: the checkers import nothing of the harness but the event log.
 //! - `determinism`: the same seed gives the same event log, another seed another one.
 //! - `correctness`: answers in the simulation equal DataFusion run directly over the same data.
 //! - `coverage`: every invariant is expected violated by some scenario, or listed as waiting.
@@ -12,6 +13,7 @@
 //! - `recorded`: the fakes answer requests a real client recorded against the real IMDS and STS.
 //! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
 
+mod architecture;
 mod arrivals;
 mod cli;
 mod correctness;

@@ -1,0 +1,41 @@
+//! Architecture invariants that the compiler does not keep: the checkers are pure functions of
+//! the event log, so nothing under `harness/src/invariants/` may import any other part of the
+//! harness than the log (`events`) and its durations (`span`).
+
+use crate::repo;
+
+#[test]
+fn the_checkers_import_nothing_of_the_harness_but_the_log() {
+    let dir = repo("harness/src/invariants");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 30, "the checkers are in {}", dir.display());
+    let allowed = ["crate::events", "crate::span", "crate::invariants"];
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for (at, _) in code.match_indices("crate::") {
+                let path = &code[at..];
+                if !allowed.iter().any(|a| path.starts_with(a)) {
+                    problems.push(format!(
+                        "{}:{}: {}",
+                        file.file_name().unwrap().to_string_lossy(),
+                        i + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "checkers must read only the event log; these lines reach into the harness:\n{}",
+        problems.join("\n")
+    );
+}
