@@ -140,13 +140,16 @@ mod tests {
             // object_store: the guard's operation alone.
             call(4, "w#0.2", 1, 0, ""),
             call(5, "w#0.2", 2, 0, ""),
+            // One try, no retry.
+            call(6, "w#0.3", 1, 1, "w#0/2"),
             // A background call: no operation.
-            call(6, "", 0, 0, ""),
+            call(7, "", 0, 0, ""),
         ]);
         let Verdict::Pass { counts } = attempt_cap(&log, MAX_ATTEMPTS) else {
             panic!("must pass")
         };
-        assert_eq!(counts["operations"], json!(2));
+        assert_eq!(counts["operations"], json!(3));
+        assert_eq!(counts["retried"], json!(2));
         assert_eq!(counts["highest_attempts"], json!(3));
         assert!(sometimes(&log).0);
     }
@@ -179,6 +182,16 @@ mod tests {
         };
         assert_eq!(witness.counts["operations_over_cap"], json!(1));
         assert_eq!(attempt_cap(&log, 5).word(), "pass");
+    }
+
+    #[test]
+    fn operations_tried_once_do_not_reach_the_sometimes_state() {
+        let log = EventLog::from_events(vec![
+            call(1, "w#0.1", 1, 1, "w#0/1"),
+            call(2, "w#0.2", 1, 0, ""),
+        ]);
+        assert_eq!(attempt_cap(&log, MAX_ATTEMPTS).word(), "pass");
+        assert!(!sometimes(&log).0);
     }
 
     #[test]

@@ -148,11 +148,15 @@ mod tests {
             t(6, "answered", 1, &[("status", json!(504))]),
             // Invalid SQL: refused for good, no answered event follows.
             refused(7, 2, 400, 0),
+            // An answer the client never asked for is no submission.
+            t(8, "answered", 9, &[("status", json!(200))]),
         ]);
         let Verdict::Pass { counts } = v else {
             panic!("{v:?}")
         };
         assert_eq!(counts["refused"], json!(1));
+        assert_eq!(counts["answered"], json!(3));
+        assert_eq!(counts["submitted"], json!(3));
     }
 
     #[test]

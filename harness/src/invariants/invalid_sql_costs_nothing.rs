@@ -71,12 +71,9 @@ pub fn invalid_sql_costs_nothing(log: &EventLog) -> Verdict {
             counts: obj(counts),
         };
     };
-    let mut per_query: BTreeMap<&str, u64> = BTreeMap::new();
-    for e in &charged {
-        *per_query
-            .entry(e.str("query_id").unwrap_or(""))
-            .or_default() += 1;
-    }
+    let queries: BTreeSet<&str> = charged.iter().filter_map(|e| e.str("query_id")).collect();
+    let mut counts = obj(counts);
+    counts.insert("queries_charged".into(), queries.len().into());
     let apis: BTreeSet<&str> = charged.iter().filter_map(|e| e.str("api")).collect();
     Verdict::Fail {
         witness: Witness {
@@ -84,14 +81,14 @@ pub fn invalid_sql_costs_nothing(log: &EventLog) -> Verdict {
                 "{} provider calls ({}) worked for {} of {} queries whose SQL was invalid; the first, {} {} for {} at {}",
                 charged.len(),
                 apis.into_iter().collect::<Vec<_>>().join(", "),
-                per_query.len(),
+                queries.len(),
                 invalid.len(),
                 first.str("api").unwrap_or("?"),
                 first.str("resource").unwrap_or(""),
                 first.str("query_id").unwrap_or("?"),
                 secs(first.t_us),
             ),
-            counts: obj(counts),
+            counts,
             events: charged.into_iter().take(WITNESS_EVENTS).cloned().collect(),
         },
     }
@@ -178,6 +175,7 @@ mod tests {
             panic!("must fail")
         };
         assert_eq!(witness.counts["calls_for_invalid"], json!(2));
+        assert_eq!(witness.counts["queries_charged"], json!(1));
         assert_eq!(witness.events.len(), 2);
         assert!(witness.summary.contains("c-q0"), "{}", witness.summary);
     }
