@@ -13,7 +13,6 @@ use crate::scenario;
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
     ("progress_visible", "a pair"),
-    ("explicit_backpressure", "a pair"),
     (
         "tenant_fairness",
         "a pair: a heavy tenant under overload, windowed",
