@@ -5,7 +5,11 @@
 //! 1. Retry-After: every `stampede::mechanism` `retry` event with `retry_after_us > 0` (the
 //!    provider answered with `Retry-After`) has `delay_us ≥ retry_after_us`: the retry waits at
 //!    least as long as it was told. `delay_us` is the wait the guard chose before its next
-//!    attempt; the local rate limiter may add to it, never take from it.
+//!    attempt; the local rate limiter may add to it, never take from it. This clause reads
+//!    the guard's own report: the provider's log does not say what an answer's headers were.
+//!    And no fake sends `Retry-After` (the AWS services they imitate do not on throttles), so
+//!    in every scenario today the clause is never reached: `with_retry_after` is 0 in the
+//!    counts, and a pass says nothing about it.
 //! 2. No retry after a non-retryable error: the system's provider `call`s (non-empty `op`, the
 //!    same on every retry of one logical operation) grouped by `op`. A call is non-retryable
 //!    when its outcome is `frozen`, or `error` with a `code` not in `retryable_codes`
