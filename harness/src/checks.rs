@@ -51,21 +51,11 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
             tenant_fairness(log, spec.params::<params::TenantFairness>().min_index)
         }
         "bounded_queues" => {
-            let t = crate::world::system_config(scenario).tuning;
-            let p: params::BoundedQueues = spec.params();
-            bounded_queues::bounded_queues(
-                log,
-                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
-                p.max_queued.unwrap_or(u64::from(t.max_queued_queries)),
-            )
+            let (max_running, max_queued) = queue_limits(spec, scenario);
+            bounded_queues::bounded_queues(log, max_running, max_queued)
         }
         "backlog_drains" => {
-            let usable = scenario
-                .world
-                .provider
-                .quotas
-                .get("AssumeRole")
-                .map(|q| q.rate_per_s);
+            let usable = quotas(scenario).get("AssumeRole").map(|q| q.rate_per_s);
             backlog_drains::backlog_drains(
                 log,
                 stampede_fakes::iam::SYSTEM_ACCOUNT,
@@ -108,15 +98,22 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
 fn retries_off_peak_params(spec: &InvariantSpec, scenario: &Scenario) -> retries_off_peak::Params {
     let mut p: retries_off_peak::Params = spec.params();
     if p.quotas.is_empty() {
-        p.quotas = scenario
-            .world
-            .provider
-            .quotas
-            .iter()
-            .map(|(api, q)| (api.clone(), q.rate_per_s))
+        p.quotas = quotas(scenario)
+            .into_iter()
+            .map(|(api, q)| (api, q.rate_per_s))
             .collect();
     }
     p
+}
+
+/// `bounded_queues`' limits, (running, queued): the scenario's, else the system's own.
+fn queue_limits(spec: &InvariantSpec, scenario: &Scenario) -> (u64, u64) {
+    let t = crate::world::system_config(scenario).tuning;
+    let p: params::BoundedQueues = spec.params();
+    (
+        p.max_running.unwrap_or(u64::from(t.max_running_queries)),
+        p.max_queued.unwrap_or(u64::from(t.max_queued_queries)),
+    )
 }
 
 /// The scenario's provider quotas, by api.
@@ -163,14 +160,7 @@ pub fn sometimes_of(
         "provider_quota" => {
             provider_quota::sometimes(log, &quotas(scenario), |a| !is_background(a))
         }
-        "bounded_queues" => {
-            let t = crate::world::system_config(scenario).tuning;
-            let p: params::BoundedQueues = spec.params();
-            bounded_queues::sometimes(
-                log,
-                p.max_running.unwrap_or(u64::from(t.max_running_queries)),
-            )
-        }
+        "bounded_queues" => bounded_queues::sometimes(log, queue_limits(spec, scenario).0),
         name => return sometimes::sometimes(name, log),
     };
     Some(sometimes::Sometimes { reached, state })

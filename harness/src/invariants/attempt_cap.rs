@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::calls::is_system_call;
+use super::calls::{is_system_call, operation};
 use super::obj;
 use super::time::secs;
 use super::vocabulary::PROVIDER_TARGET;
@@ -27,16 +27,6 @@ use crate::events::{Event, EventLog};
 
 /// The most attempts one operation may get.
 pub const MAX_ATTEMPTS: u64 = 3;
-
-/// A system call's logical operation: its SDK invocation if it has one, else its guard
-/// operation.
-pub fn operation(e: &Event) -> Option<&str> {
-    let invocation = e.str("sdk_invocation").unwrap_or("");
-    if !invocation.is_empty() {
-        return Some(invocation);
-    }
-    e.str("op").filter(|o| !o.is_empty())
-}
 
 /// The system's calls by logical operation.
 fn operations(log: &EventLog) -> BTreeMap<&str, Vec<&Event>> {

@@ -16,6 +16,17 @@ pub fn is_system_call(e: &Event) -> bool {
     is_call(e) && e.str("op").is_some_and(|o| !o.is_empty())
 }
 
+/// A call's logical operation: its AWS SDK invocation (`sdk_invocation`, the same on each of
+/// the SDK's attempts) if it has one, else the guard's operation (`op`, the same on each of the
+/// guard's attempts); `None` for a call that names neither (background accounts, real clients).
+pub fn operation(e: &Event) -> Option<&str> {
+    let invocation = e.str("sdk_invocation").unwrap_or("");
+    if !invocation.is_empty() {
+        return Some(invocation);
+    }
+    e.str("op").filter(|o| !o.is_empty())
+}
+
 /// The client host of a provider call: the part of its `op` before `#` (the whole `op` when it
 /// has no `#`; `""` when it has none).
 pub fn client_host(e: &Event) -> &str {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::calls::{is_call, is_system_call};
+use super::calls::{is_call, is_system_call, operation};
 use super::obj;
 use super::time::secs;
 use super::vocabulary::PROVIDER_TARGET;
@@ -56,17 +56,11 @@ impl Operation<'_> {
     }
 }
 
-/// The calls as operations, keyed by (is an SDK invocation, its id).
-fn operations(log: &EventLog) -> BTreeMap<(bool, &str), Operation<'_>> {
-    let mut ops: BTreeMap<(bool, &str), Operation<'_>> = BTreeMap::new();
+/// The calls as operations, keyed by their id ([`operation`]).
+fn operations(log: &EventLog) -> BTreeMap<&str, Operation<'_>> {
+    let mut ops: BTreeMap<&str, Operation<'_>> = BTreeMap::new();
     for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
-        let invocation = e.str("sdk_invocation").unwrap_or("");
-        let op = e.str("op").unwrap_or("");
-        let id = match (invocation.is_empty(), op.is_empty()) {
-            (false, _) => (true, invocation),
-            (true, false) => (false, op),
-            (true, true) => continue,
-        };
+        let Some(id) = operation(e) else { continue };
         let o = ops.entry(id).or_default();
         o.calls.push(e);
         o.max_sdk_attempt = o.max_sdk_attempt.max(e.u64("sdk_attempt").unwrap_or(0));
@@ -88,7 +82,7 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
     let (mut sdk_retried, mut guard_retried, mut over) = (0u64, 0u64, 0u64);
     let mut first: Option<(&str, &Operation<'_>)> = None;
     let first_start = |o: &Operation<'_>| o.calls.iter().map(|e| e.t_us).min().unwrap_or(0);
-    for ((_, id), o) in &ops {
+    for (id, o) in &ops {
         sdk_retried += u64::from(o.max_sdk_attempt > 1);
         guard_retried += u64::from(o.max_attempt > 1);
         if o.layers() <= p.max_layers {
@@ -96,7 +90,7 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
         }
         over += 1;
         if first.is_none_or(|(_, f)| first_start(o) < first_start(f)) {
-            first = Some((id, o));
+            first = Some((*id, o));
         }
     }
     let mut counts = obj(json!({

@@ -1,6 +1,7 @@
 //! Architecture invariants that the compiler does not keep: the checkers are pure functions of
 //! the event log, so nothing under `harness/src/invariants/` may import any other part of the
-//! harness than the log (`events`) and its durations (`span`).
+//! harness than the log (`events`) and its durations (`span`); and the system and the fakes,
+//! which know nothing of each other, agree on the correlation headers.
 
 use crate::repo;
 
@@ -38,4 +39,15 @@ fn the_checkers_import_nothing_of_the_harness_but_the_log() {
         "checkers must read only the event log; these lines reach into the harness:\n{}",
         problems.join("\n")
     );
+}
+
+#[test]
+fn the_system_sends_the_correlation_headers_the_fakes_log() {
+    // The system and the fakes know nothing of each other, so each names the headers itself.
+    use stampede_fakes::provider::call as fakes;
+    use stampede_system::{aws_http, guard};
+    assert_eq!(guard::OP_HEADER, fakes::OP_HEADER);
+    assert_eq!(guard::ATTEMPT_HEADER, fakes::ATTEMPT_HEADER);
+    assert_eq!(guard::QUERY_HEADER, fakes::QUERY_HEADER);
+    assert_eq!(aws_http::INVOCATION_HEADER, fakes::INVOCATION_HEADER);
 }
