@@ -47,9 +47,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
             let p: params::FailbackRamp = spec.params();
             failback_ramp(log, p.max_per_s, micros(p.ramp))
         }
-        "tenant_fairness" => {
-            tenant_fairness(log, spec.params::<params::TenantFairness>().min_index)
-        }
+        "tenant_fairness" => tenant_fairness(log, &spec.params()),
         "bounded_queues" => {
             let (max_running, max_queued) = queue_limits(spec, scenario);
             bounded_queues::bounded_queues(log, max_running, max_queued)
@@ -69,7 +67,7 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         }
         "recovers" => recovers(log),
         "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),
-        "priority_order" => priority_order(log),
+        "priority_order" => priority_order::priority_order(log, &spec.params()),
         "fanout_bound" => fanout_bound::fanout_bound(log, &spec.params()),
         "single_retry_layer" => single_retry_layer::single_retry_layer(log, &spec.params()),
         "retries_off_peak" => {
@@ -155,6 +153,8 @@ pub fn sometimes_of(
         }
         "no_metastability" => no_metastability::sometimes(log, &spec.params()),
         "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
+        "priority_order" => priority_order::sometimes(log, &spec.params()),
+        "tenant_fairness" => tenant_fairness::sometimes(log, &spec.params()),
         "blast_radius" => blast_radius::sometimes(log, &spec.params()),
         "retry_hygiene" => retry_hygiene::sometimes(log, &spec.params()),
         "provider_quota" => {

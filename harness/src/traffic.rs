@@ -164,12 +164,39 @@ fn status_code(phase: Phase) -> u16 {
     }
 }
 
+/// The part of a status that is news to a user: where the query stands, its place in the
+/// queue, the lakes answered. Not the estimate, which moves with the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    phase: &'static str,
+    position: Option<u32>,
+    lakes_done: u32,
+}
+
+impl Seen {
+    fn of(s: &Status) -> Self {
+        Self {
+            phase: match s.phase {
+                Phase::Queued => "queued",
+                Phase::Running => "running",
+                other => other.event(),
+            },
+            position: s.position,
+            lakes_done: s.lakes_done,
+        }
+    }
+}
+
 async fn submit(sub: Submission, sql_valid: bool) -> Reply {
     let seq = sub.seq;
     tracing::info!(
         target: TRAFFIC_EVENTS,
         seq,
         tenant = %sub.record.tenant,
+        priority = match sub.record.priority {
+            stampede_system::api::Priority::Interactive => "interactive",
+            stampede_system::api::Priority::Batch => "batch",
+        },
         coordinator = %sub.coordinators.first().map_or("", |c| c.0.as_str()),
         sql_valid,
         "submitted"
@@ -241,8 +268,11 @@ async fn submit(sub: Submission, sql_valid: bool) -> Reply {
             }
         }
     };
-    let id = accepted.query_id;
+    let id = accepted.query_id.clone();
     tracing::info!(target: TRAFFIC_EVENTS, seq, query_id = %id, "accepted");
+    // What the user sees of the query: logged when it changes, so the log holds the news a
+    // user polling the status got, and when.
+    let mut seen = Seen::of(&accepted);
     let mut misses = 0;
     let last = loop {
         tokio::time::sleep(POLL_EVERY).await;
@@ -269,6 +299,20 @@ async fn submit(sub: Submission, sql_valid: bool) -> Reply {
         };
         if status.phase.is_terminal() {
             break status;
+        }
+        let now = Seen::of(&status);
+        if now != seen {
+            tracing::info!(
+                target: TRAFFIC_EVENTS,
+                seq,
+                query_id = %id,
+                phase = now.phase,
+                position = now.position.map_or(0, u64::from),
+                lakes_done = u64::from(now.lakes_done),
+                lakes_total = u64::from(status.lakes_total),
+                "status"
+            );
+            seen = now;
         }
     };
     let answer = last.answer.map(Answer::normalised);

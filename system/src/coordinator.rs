@@ -605,10 +605,15 @@ impl Coordinator {
             }
             _ => None,
         };
+        // While it waits: its place in the admission order and the expected wait.
+        let place = (q.phase == Phase::Queued)
+            .then(|| inner.admission.place(id))
+            .flatten();
+        let estimate_ms = estimate_ms.or(place.map(|(_, wait)| wait.as_millis() as u64));
         Status {
             query_id: id.to_string(),
             phase: q.phase,
-            position: None,
+            position: place.map(|(position, _)| position),
             lakes_done: done,
             lakes_total: total,
             rows_so_far: q.rows_so_far,

@@ -42,6 +42,8 @@ pub fn user_visible_failure(final_status: u64) -> bool {
 pub struct ClientQuery<'a> {
     /// When it was first `submitted`; `None` when the log has no `submitted` of its seq.
     pub submitted_us: Option<u64>,
+    /// Its first `submitted` event (tenant, priority, ...).
+    pub first: Option<&'a Event>,
     /// The event that ended it: its `answered` or `unanswered`, or its final `refused`; `None`
     /// while it had not ended.
     pub end: Option<&'a Event>,
@@ -56,6 +58,20 @@ impl ClientQuery<'_> {
         } else {
             end.u64("status")
         }
+    }
+
+    /// Whether it ended answered 200.
+    pub fn served(&self) -> bool {
+        self.end
+            .is_some_and(|e| e.name == "answered" && e.u64("status") == Some(200))
+    }
+
+    /// Whether it ended refused for a reason of its own: a status other than 429 or 503
+    /// (invalid SQL, say), which is no unserved demand.
+    pub fn refused_as_invalid(&self) -> bool {
+        self.end.is_some_and(|e| {
+            e.name == "refused" && e.u64("status").is_some_and(|s| s != 429 && s != 503)
+        })
     }
 
     /// Whether it ended in a failure its user sees ([`user_visible_failure`]).
@@ -81,6 +97,9 @@ pub fn client_queries(log: &EventLog) -> BTreeMap<u64, ClientQuery<'_>> {
         let settled = q.end.is_some_and(|end| end.name != "refused");
         if name == "submitted" {
             q.submitted_us = Some(q.submitted_us.map_or(e.t_us, |t| t.min(e.t_us)));
+            if q.first.is_none_or(|f| f.t_us > e.t_us) {
+                q.first = Some(e);
+            }
             if !settled {
                 q.end = None;
             }

@@ -3,30 +3,30 @@
 //! arrived at 0.8× capacity.
 //!
 //! Checks: a query's arrival is the first `stampede::traffic` `submitted` of its `seq`. Its
-//! latency is the time from its acceptance (the coordinator's `accepted` of the answer's
-//! `query_id`; the arrival when the log has none) to its `answered` event with status 200:
-//! the latency of the queries the system took on, which load shedding is there to keep low.
-//! A shed query's waits before it came back are not in it. Arrivals are bucketed into
-//! consecutive windows of W from the first arrival. A bucket's offered load is its arrivals / W.
-//! A query is low-load if its bucket offered ≤ `low` × `capacity_per_s`. It is high-load if
-//! its bucket offered ≥ `high` × capacity. Buckets that reach past the log's last event are
-//! left out, because their load is not fully known. p99 is by nearest rank (the ⌈0.99 · n⌉-th
-//! smallest). Fails when p99(high) > `max_ratio` × p99(low). The witness is the slowest
-//! high-load answers.
+//! latency is the time from its acceptance as the client saw it (its `accepted`, the 202) to
+//! its end there (`answered`, whatever the status, or `unanswered`): the latency of the
+//! queries the system took on, which load shedding is there to keep low. A shed query's waits
+//! before it came back are not in it; a query that ends 504 at its deadline is in it with its
+//! time to the 504 (counting only the 200s would judge the survivors), and one still open at
+//! the end of the log with its time so far. Arrivals are bucketed into consecutive windows of
+//! W from the first arrival. A bucket's offered load is its arrivals / W. A query is low-load
+//! if its bucket offered ≤ `low` × `capacity_per_s`. It is high-load if its bucket offered ≥
+//! `high` × capacity. Buckets that reach past the log's last event are left out, because their
+//! load is not fully known. p99 is by nearest rank (the ⌈0.99 · n⌉-th smallest). Fails when
+//! p99(high) > `max_ratio` × p99(low). The witness is the slowest high-load ends.
 //!
-//! Unknown: no `capacity_per_s`, or fewer than `min_queries` answered queries on either side.
-//! Not checked: queries not answered 200. A query that ends 504 past its deadline has no
-//! latency here; `goodput_under_overload` counts it. Also not checked: load between the two
-//! levels.
+//! Unknown: no `capacity_per_s`, or fewer than `min_queries` accepted queries on either side.
+//! Not checked: queries never accepted (refused for good; `goodput_under_overload` and
+//! `explicit_backpressure` judge them), and load between the two levels.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::clients::{arrivals, capacity, goodput};
+use super::clients::{arrivals, capacity};
 use super::obj;
 use super::time::{log_end, micros, secs};
-use super::vocabulary::QUERY_TARGET;
+use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::span::Span;
@@ -116,29 +116,36 @@ fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
         low_buckets: side.values().filter(|h| !**h).count() as u64,
         high_buckets: side.values().filter(|h| **h).count() as u64,
     };
-    // When each query was accepted: its latency runs from there, so the waits of a query
-    // that was shed and came back are not counted against the queries that were served.
-    let accepted: BTreeMap<&str, u64> = log
-        .of(QUERY_TARGET)
-        .filter(|e| e.name == "accepted")
-        .filter_map(|e| Some((e.str("query_id")?, e.t_us)))
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for e in goodput(log) {
-        let Some(seq) = e.u64("seq").filter(|s| seen.insert(*s)) else {
-            continue;
-        };
+    // When each query was accepted, as the client saw it (its 202): its latency runs from
+    // there, so the waits of a query that was shed and came back are not counted against the
+    // queries that were served. It ends at the query's answer, whatever its status: a query
+    // that ends 504 at its deadline or 500 was as slow as that for its user (counting only the
+    // 200s would keep the survivors). A query still open at the end of the log counts with
+    // its time so far, a lower bound, and the end of the log as its event.
+    let mut open: BTreeMap<u64, &Event> = BTreeMap::new();
+    let mut ended: Vec<(u64, u64, &Event)> = Vec::new();
+    for e in log.of(TRAFFIC_TARGET) {
+        let Some(seq) = e.u64("seq") else { continue };
+        match e.name.as_str() {
+            "accepted" => {
+                open.insert(seq, e);
+            }
+            "answered" | "unanswered" => {
+                if let Some(a) = open.remove(&seq) {
+                    ended.push((seq, e.t_us.saturating_sub(a.t_us), e));
+                }
+            }
+            _ => {}
+        }
+    }
+    ended.extend(open.into_iter().map(|(seq, a)| (seq, end - a.t_us, a)));
+    for (seq, latency, e) in ended {
         let Some(&t) = arrival.get(&seq) else {
             continue;
         };
-        let from = e
-            .str("query_id")
-            .and_then(|q| accepted.get(q))
-            .copied()
-            .unwrap_or(t);
         match side.get(&bucket(t)) {
-            Some(true) => s.high.push((e.t_us.saturating_sub(from), e)),
-            Some(false) => s.low.push((e.t_us.saturating_sub(from), e)),
+            Some(true) => s.high.push((latency, e)),
+            Some(false) => s.low.push((latency, e)),
             None => {}
         }
     }
@@ -161,7 +168,7 @@ pub fn flat_latency_under_overload(log: &EventLog, p: &Params) -> Verdict {
     if nl < p.min_queries || nh < p.min_queries || nl == 0 || nh == 0 {
         return Verdict::Unknown {
             why: format!(
-                "{nl} queries answered 200 arrived at ≤ {} × capacity and {nh} at ≥ {} × capacity: a p99 needs {} on each side",
+                "{nl} accepted queries arrived at ≤ {} × capacity and {nh} at ≥ {} × capacity: a p99 needs {} on each side",
                 p.low,
                 p.high,
                 p.min_queries.max(1)
@@ -229,26 +236,15 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invariants::test_support::{answered, ev, submitted};
+    use crate::invariants::test_support::{answered, client_accepted, ev, submitted};
 
     #[test]
     fn latency_runs_from_acceptance_not_from_a_shed_first_try() {
         // Query 0 is shed, comes back 60 s later, is accepted and answered in 1 s.
-        let q = |t_us: u64, name: &str| {
-            ev(
-                t_us,
-                "coordinator-r",
-                QUERY_TARGET,
-                name,
-                &[("query_id", json!("q0"))],
-            )
-        };
-        let mut answer = answered(61_000_000, 0, 200);
-        answer.fields.insert("query_id".into(), json!("q0"));
         let log = EventLog::from_events(vec![
             submitted(0, 0),
-            q(60_000_000, "accepted"),
-            answer,
+            client_accepted(60_000_000, 0),
+            answered(61_000_000, 0, 200),
             submitted(200_000_000, 1),
         ]);
         let p = Params {
@@ -271,6 +267,7 @@ mod tests {
             for k in 0..secs * per_s {
                 let t = t0 + k * 1_000_000 / per_s;
                 events.push(submitted(t, seq));
+                events.push(client_accepted(t, seq));
                 events.push(answered(t + latency_ms * 1000, seq, 200));
                 seq += 1;
             }
@@ -338,7 +335,7 @@ mod tests {
         let Verdict::Unknown { why } = flat_latency_under_overload(&log, &params()) else {
             panic!("must be unknown")
         };
-        assert!(why.starts_with("900 queries"), "{why}");
+        assert!(why.starts_with("900 accepted queries"), "{why}");
         let both = run(&[(120, 5, 1000), (120, 25, 1000)]);
         assert_eq!(
             flat_latency_under_overload(&both, &Params::default()).word(),
@@ -355,20 +352,40 @@ mod tests {
     }
 
     #[test]
-    fn failed_and_late_answers_have_no_latency() {
-        // At high load everything ends 504: no high-load latency.
+    fn late_failed_and_open_queries_count_with_their_time() {
+        // At low load answers in 1 s; at high load every query ends 504 after 9 s, but one
+        // that is still open when the log ends, 30 s after it was accepted.
         let mut events = Vec::new();
-        for seq in 0..(25 * 120) {
-            let t = seq * 40_000;
+        let mut seq = 0;
+        for k in 0..(5 * 120) {
+            let t = k * 200_000;
             events.push(submitted(t, seq));
-            events.push(answered(t + 9_000_000, seq, 504));
+            events.push(client_accepted(t, seq));
+            events.push(answered(t + 1_000_000, seq, 200));
+            seq += 1;
         }
+        for k in 0..(25 * 120) {
+            let t = 120_000_000 + k * 40_000;
+            events.push(submitted(t, seq));
+            events.push(client_accepted(t, seq));
+            if k != 0 {
+                events.push(answered(t + 9_000_000, seq, 504));
+            }
+            seq += 1;
+        }
+        events.push(ev(150_000_000, "h", "stampede::other", "tick", &[]));
         events.push(ev(300_000_000, "h", "stampede::other", "tick", &[]));
+        events.sort_by_key(|e| e.t_us);
         let log = EventLog::from_events(events);
         let s = sides(&log, &params()).expect("capacity given");
-        assert!(s.high.is_empty());
+        assert_eq!(s.high.len(), 3000);
         assert_eq!(s.high_buckets, 2);
-        assert!(!sometimes(&log, &params()).0);
+        assert_eq!(s.high.iter().map(|q| q.0).max(), Some(180_000_000));
+        let Verdict::Fail { witness } = flat_latency_under_overload(&log, &params()) else {
+            panic!("9 s against 1 s")
+        };
+        assert_eq!(witness.counts["p99_high_us"], json!(9_000_000));
+        assert!(sometimes(&log, &params()).0);
     }
 
     #[test]

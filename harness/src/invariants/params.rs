@@ -134,22 +134,6 @@ impl Default for FailbackRamp {
     }
 }
 
-/// `tenant_fairness`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TenantFairness {
-    /// The least Jain's index. Default: 0.9.
-    pub min_index: f64,
-}
-
-impl Default for TenantFairness {
-    fn default() -> Self {
-        Self {
-            min_index: super::MIN_JAIN_INDEX,
-        }
-    }
-}
-
 /// `retry_amplification`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -220,7 +204,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
         N::ProgressVisible => typed::<ProgressVisible, D>(d),
         N::Coalesced => typed::<Coalesced, D>(d),
         N::FailbackRamp => typed::<FailbackRamp, D>(d),
-        N::TenantFairness => typed::<TenantFairness, D>(d),
+        N::TenantFairness => typed::<super::tenant_fairness::Params, D>(d),
         N::RetryAmplification => typed::<RetryAmplification, D>(d),
         N::BacklogDrains => typed::<BacklogDrains, D>(d),
         N::BoundedQueues => typed::<BoundedQueues, D>(d),
@@ -236,6 +220,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
         N::QueueCostFlat => typed::<super::queue_cost_flat::Params, D>(d),
         N::BlastRadius => typed::<super::blast_radius::Params, D>(d),
         N::RetryHygiene => typed::<super::retry_hygiene::Params, D>(d),
+        N::PriorityOrder => typed::<super::priority_order::Params, D>(d),
         _ => typed::<NoParams, D>(d),
     }
 }

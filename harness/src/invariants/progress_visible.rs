@@ -1,24 +1,25 @@
-//! `progress_visible`: a user is never left without news of an accepted query: the first
-//! status comes within 5 s of acceptance, and a running query reports progress at least
-//! every 30 s.
+//! `progress_visible`: a user is never left without news of a query: an answer to each
+//! submission within 5 s, and from acceptance to the end, news at least every 30 s.
 //!
-//! Checks, per query id on `stampede::query`:
-//! - after `accepted`, the query's next status event (`queued`, `started`, `progress` or a
-//!   terminal one: `succeeded`, `failed`, `rejected`, `cancelled`, `deadline_exceeded`) comes
-//!   at most `first_within_us` later;
-//! - while it runs (from `started` to its terminal event) no gap between its status events
-//!   (`started`, `progress`, the terminal one) exceeds `every_us`;
-//! - a coordinator that restarts re-plans open queries (`recovered`): the running period ends
-//!   there (the gap up to `recovered`, the coordinator's downtime included, still counts), and
-//!   the query needs its next status within `first_within_us` again, as after `accepted`
-//!   (a recovered query goes back through admission, `queued` or `started`).
+//! Reads the replay client's view (`stampede::traffic`, per `seq`): what the user received,
+//! not what the coordinator says it sent. The news a user gets is
+//! - the answer to a submission: `refused` (with its `Retry-After`), `accepted` (the 202, whose
+//!   body is the query's first status) or `unanswered`;
+//! - a `status` the client saw when polling that differs from the last one it saw: another
+//!   phase, another place in the queue, more lakes answered (the client logs only changes; a
+//!   status that says the same as a minute ago is no news);
+//! - the end: `answered`.
 //!
-//! A query still open at the end of the log is judged up to the log's last event: a status
-//! still due, or a running gap, longer than allowed by then fails.
+//! Checks, per seq:
+//! - each `submitted` is answered within `first_within_us`;
+//! - from `accepted` to the end, no gap between news exceeds `every_us`: a query queued with a
+//!   place that never moves, or running with no lake answered for longer, fails, as does one
+//!   whose tasks wait behind a backlog.
 //!
-//! Does not check: progress while a query waits in the queue (`queued` is logged once, with
-//! its position; what a user polling it sees later is not an event), nor what a status says
-//! (that `progress` moved, or that the estimate is there): only that one was given.
+//! A query still open at the end of the log is judged up to the log's last event.
+//!
+//! Unknown: no query was submitted. Does not check: whether the estimate in a status is good,
+//! nor news for a query the client gave up on (it has ended).
 
 use std::collections::BTreeMap;
 
@@ -26,14 +27,14 @@ use serde_json::json;
 
 use super::obj;
 use super::time::{log_end, secs};
-use super::vocabulary::{QUERY_TARGET, TERMINAL};
+use super::vocabulary::TRAFFIC_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
-/// The most time from acceptance to the first status.
+/// The most time from a submission to its answer.
 pub const FIRST_STATUS_WITHIN_US: u64 = 5_000_000;
 
-/// The most time between statuses of a running query.
+/// The most time between news of an accepted query.
 pub const PROGRESS_EVERY_US: u64 = 30_000_000;
 
 /// One silence too long: the event it began with, the one that ended it (none: the log's end),
@@ -48,86 +49,63 @@ struct Silence<'a> {
 
 #[derive(Default)]
 struct Life<'a> {
-    /// The event that asked for a status within the first limit, until one comes.
-    due: Option<&'a Event>,
-    /// While running: the last status.
-    running_since: Option<&'a Event>,
+    /// A submission not yet answered.
+    asked: Option<&'a Event>,
+    /// Accepted and not ended: the last news.
+    news: Option<&'a Event>,
     ended: bool,
 }
 
-/// Checks the status events of every accepted query against the two limits.
+/// Checks the news every query's user got against the two limits.
 pub fn progress_visible(log: &EventLog, first_within_us: u64, every_us: u64) -> Verdict {
-    let mut events: Vec<&Event> = log.of(QUERY_TARGET).collect();
-    events.sort_by_key(|e| e.t_us);
-    let mut lives: BTreeMap<&str, Life<'_>> = BTreeMap::new();
+    let mut lives: BTreeMap<u64, Life<'_>> = BTreeMap::new();
     let mut silences: Vec<Silence<'_>> = Vec::new();
-    for e in events {
-        let Some(id) = e.str("query_id") else {
-            continue;
-        };
+    for e in log.of(TRAFFIC_TARGET) {
+        let Some(seq) = e.u64("seq") else { continue };
         let name = e.name.as_str();
-        if name == "accepted" {
-            lives.entry(id).or_default().due = Some(e);
-            continue;
-        }
-        let Some(life) = lives.get_mut(id) else {
-            // Never accepted in this log: no_lost_queries says so.
-            continue;
-        };
+        let life = lives.entry(seq).or_default();
         if life.ended {
             continue;
         }
-        let status =
-            name == "queued" || name == "started" || name == "progress" || TERMINAL.contains(&name);
-        if !status && name != "recovered" {
-            continue;
-        }
-        if let Some(last) = life.running_since {
-            let gap_us = e.t_us - last.t_us;
-            if gap_us > every_us {
-                silences.push(Silence {
-                    since: last,
-                    until: Some(e),
-                    gap_us,
-                    limit_us: every_us,
-                    what: "ran without progress",
-                });
+        match name {
+            "submitted" => {
+                life.asked = Some(e);
+                continue;
             }
+            "refused" | "accepted" | "unanswered" | "status" | "answered" => {}
+            _ => continue,
         }
-        if name == "recovered" {
-            life.running_since = None;
-            life.due = Some(e);
-            continue;
+        if let Some(asked) = life.asked.take() {
+            push_if_long(
+                &mut silences,
+                asked,
+                Some(e),
+                first_within_us,
+                "waited for an answer",
+            );
         }
-        if let Some(asked) = life.due.take() {
-            let gap_us = e.t_us - asked.t_us;
-            if gap_us > first_within_us {
-                silences.push(Silence {
-                    since: asked,
-                    until: Some(e),
-                    gap_us,
-                    limit_us: first_within_us,
-                    what: "waited for a status",
-                });
+        if let Some(last) = life.news {
+            push_if_long(&mut silences, last, Some(e), every_us, "heard nothing");
+        }
+        match name {
+            "accepted" | "status" => life.news = Some(e),
+            "answered" | "unanswered" => {
+                life.ended = true;
+                life.news = None;
             }
-        }
-        if TERMINAL.contains(&name) {
-            life.ended = true;
-            life.running_since = None;
-        } else if name == "started" || life.running_since.is_some() {
-            life.running_since = Some(e);
+            _ => {}
         }
     }
     if lives.is_empty() {
         return Verdict::Unknown {
-            why: "no query was accepted".into(),
+            why: "no query was submitted".into(),
         };
     }
     let end = log_end(log);
     for life in lives.values().filter(|l| !l.ended) {
         for (since, limit_us, what) in [
-            (life.due, first_within_us, "waited for a status"),
-            (life.running_since, every_us, "ran without progress"),
+            (life.asked, first_within_us, "waited for an answer"),
+            (life.news, every_us, "heard nothing"),
         ] {
             if let Some(since) = since
                 && end - since.t_us > limit_us
@@ -143,26 +121,31 @@ pub fn progress_visible(log: &EventLog, first_within_us: u64, every_us: u64) -> 
         }
     }
     let queries = lives.len();
+    let accepted = log
+        .of(TRAFFIC_TARGET)
+        .filter(|e| e.name == "accepted")
+        .count();
     if silences.is_empty() {
         return Verdict::Pass {
-            counts: obj(json!({ "queries": queries })),
+            counts: obj(json!({ "queries": queries, "accepted": accepted })),
         };
     }
     silences.sort_by_key(|s| (s.since.t_us, s.until.map(|u| u.t_us)));
     let silent_queries = silences
         .iter()
-        .filter_map(|s| s.since.str("query_id"))
+        .filter_map(|s| s.since.u64("seq"))
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let first = &silences[0];
     let summary = format!(
-        "{silent_queries} of {queries} queries went silent too long; the first, {}, {} for {:.1} s from t={} ({}), over {} s",
-        first.since.str("query_id").unwrap_or("?"),
+        "{silent_queries} of {queries} queries left their users without news too long; the first, seq {}, {} for {:.1} s from its {} at t={} ({}), over {} s",
+        first.since.u64("seq").unwrap_or(0),
         first.what,
         first.gap_us as f64 / 1e6,
+        first.since.name,
         secs(first.since.t_us),
         match first.until {
-            Some(u) => format!("until {} at t={}", u.name, secs(u.t_us)),
+            Some(u) => format!("until its {} at t={}", u.name, secs(u.t_us)),
             None => "to the end of the log".into(),
         },
         first.limit_us / 1_000_000
@@ -180,10 +163,55 @@ pub fn progress_visible(log: &EventLog, first_within_us: u64, every_us: u64) -> 
         witness: Witness {
             summary,
             counts: obj(json!({
-                "queries": queries, "silent_queries": silent_queries, "silences": silences.len(),
+                "queries": queries, "accepted": accepted, "silent_queries": silent_queries,
+                "silences": silences.len(),
             })),
             events: witness_events,
         },
+    }
+}
+
+/// The sometimes state: a query was still open `every_us` after its acceptance, so its user
+/// needed news after the first answer.
+pub fn sometimes(log: &EventLog, every_us: u64) -> (bool, &'static str) {
+    let mut accepted: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut long = false;
+    for e in log.of(TRAFFIC_TARGET) {
+        let Some(seq) = e.u64("seq") else { continue };
+        match e.name.as_str() {
+            "accepted" => {
+                accepted.insert(seq, e.t_us);
+            }
+            "answered" | "unanswered" => {
+                if let Some(t) = accepted.remove(&seq) {
+                    long |= e.t_us - t > every_us;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = log_end(log);
+    long |= accepted.values().any(|&t| end - t > every_us);
+    (long, "a query was still open 30 s after it was accepted")
+}
+
+/// Records the silence from `since` to `until` if it is longer than `limit_us`.
+fn push_if_long<'a>(
+    silences: &mut Vec<Silence<'a>>,
+    since: &'a Event,
+    until: Option<&'a Event>,
+    limit_us: u64,
+    what: &'static str,
+) {
+    let gap_us = until.map_or(0, |u| u.t_us.saturating_sub(since.t_us));
+    if gap_us > limit_us {
+        silences.push(Silence {
+            since,
+            until,
+            gap_us,
+            limit_us,
+            what,
+        });
     }
 }
 
@@ -194,18 +222,19 @@ mod tests {
 
     const S: u64 = 1_000_000;
 
-    fn q(t_s: f64, name: &str, id: &str) -> Event {
-        let t_us = (t_s * 1e6) as u64;
+    fn c(t_s: f64, name: &str, seq: u64) -> Event {
         ev(
-            t_us,
-            "coordinator-r",
-            QUERY_TARGET,
+            (t_s * 1e6) as u64,
+            "traffic",
+            TRAFFIC_TARGET,
             name,
-            &[("query_id", json!(id))],
+            &[("seq", json!(seq))],
         )
     }
 
     fn check(events: Vec<Event>) -> Verdict {
+        let mut events = events;
+        events.sort_by_key(|e| e.t_us);
         progress_visible(
             &EventLog::from_events(events),
             FIRST_STATUS_WITHIN_US,
@@ -213,107 +242,126 @@ mod tests {
         )
     }
 
-    /// A query accepted at `t`, started at once, with progress every 5 s until `end`.
-    fn reported(id: &str, t: f64, end: f64) -> Vec<Event> {
-        let mut out = vec![q(t, "accepted", id), q(t, "started", id)];
+    /// Submitted at `t`, accepted at once, a new status every 5 s until answered at `end`.
+    fn followed(seq: u64, t: f64, end: f64) -> Vec<Event> {
+        let mut out = vec![c(t, "submitted", seq), c(t, "accepted", seq)];
         let mut p = t + 5.0;
         while p < end {
-            out.push(q(p, "progress", id));
+            out.push(c(p, "status", seq));
             p += 5.0;
         }
-        out.push(q(end, "succeeded", id));
+        out.push(c(end, "answered", seq));
         out
     }
 
     #[test]
-    fn regular_progress_passes() {
-        let mut events = reported("a", 0.0, 100.0);
-        // Queued for a minute, then run: a queue wait is not a running gap.
+    fn regular_news_passes_and_refusals_are_news() {
+        let mut events = followed(1, 0.0, 100.0);
+        // Refused twice with Retry-After 20 s, then accepted, queued, moved up, answered.
         events.extend([
-            q(10.0, "accepted", "b"),
-            q(10.1, "queued", "b"),
-            q(70.0, "started", "b"),
-            q(95.0, "progress", "b"),
-            q(120.0, "failed", "b"),
+            c(10.0, "submitted", 2),
+            c(10.0, "refused", 2),
+            c(30.0, "submitted", 2),
+            c(30.1, "refused", 2),
+            c(50.0, "submitted", 2),
+            c(50.0, "accepted", 2),
+            c(70.0, "status", 2),
+            c(95.0, "status", 2),
+            c(120.0, "answered", 2),
         ]);
-        events.sort_by_key(|e| e.t_us);
-        let v = check(events);
-        assert_eq!(v.word(), "pass", "{v:?}");
-    }
-
-    #[test]
-    fn a_late_first_status_fails() {
-        let v = check(vec![
-            q(1.0, "accepted", "a"),
-            q(6.5, "started", "a"),
-            q(7.0, "succeeded", "a"),
-        ]);
-        let Verdict::Fail { witness } = v else {
-            panic!("5.5 s without a status")
+        let Verdict::Pass { counts } = check(events) else {
+            panic!("news every 5 to 25 s")
         };
-        assert_eq!(witness.events[0].name, "accepted");
-        assert_eq!(witness.events[1].name, "started");
+        assert_eq!(counts["accepted"], 2);
     }
 
     #[test]
-    fn a_running_gap_fails() {
+    fn a_late_answer_to_a_submission_fails() {
         let v = check(vec![
-            q(0.0, "accepted", "a"),
-            q(0.1, "started", "a"),
-            q(5.0, "progress", "a"),
-            q(40.0, "progress", "a"),
-            q(41.0, "succeeded", "a"),
+            c(1.0, "submitted", 1),
+            c(6.5, "accepted", 1),
+            c(7.0, "answered", 1),
         ]);
         let Verdict::Fail { witness } = v else {
-            panic!("35 s without progress")
+            panic!("5.5 s without an answer")
+        };
+        assert_eq!(witness.events[0].name, "submitted");
+        assert_eq!(witness.events[1].name, "accepted");
+        assert!(
+            witness.summary.contains("waited for an answer"),
+            "{}",
+            witness.summary
+        );
+    }
+
+    #[test]
+    fn a_status_that_does_not_change_for_too_long_fails() {
+        // The client logs only changes: 35 s between two is 35 s of the same status.
+        let v = check(vec![
+            c(0.0, "submitted", 1),
+            c(0.0, "accepted", 1),
+            c(5.0, "status", 1),
+            c(40.0, "status", 1),
+            c(41.0, "answered", 1),
+        ]);
+        let Verdict::Fail { witness } = v else {
+            panic!("35 s without news")
         };
         assert!(
-            witness.summary.contains("ran without progress"),
+            witness.summary.contains("heard nothing"),
             "{}",
             witness.summary
         );
         assert_eq!(witness.events[0].t_us, 5 * S);
+        assert_eq!(witness.counts["silent_queries"], 1);
     }
 
     #[test]
     fn a_query_open_at_the_end_is_judged_to_the_last_event() {
-        // Accepted, never a status, and the log goes on 10 s: fails.
-        let mut events = reported("b", 0.0, 20.0);
-        events.insert(0, q(10.0, "accepted", "a"));
-        events.sort_by_key(|e| e.t_us);
+        // Submitted, never answered, and the log goes on 10 s: fails.
+        let mut events = followed(2, 0.0, 20.0);
+        events.push(c(10.0, "submitted", 1));
         assert_eq!(check(events).word(), "fail");
-        // Started, and the log ends 20 s after its last progress: not yet due.
+        // Accepted, and the log ends 20 s after its last news: not yet due.
         let events = vec![
-            q(0.0, "accepted", "a"),
-            q(0.0, "started", "a"),
-            q(5.0, "progress", "a"),
-            q(25.0, "accepted", "b"),
-            q(25.0, "queued", "b"),
+            c(0.0, "submitted", 1),
+            c(0.0, "accepted", 1),
+            c(5.0, "status", 1),
+            c(25.0, "submitted", 2),
+            c(25.0, "accepted", 2),
         ];
         assert_eq!(check(events).word(), "pass");
+        // Accepted, and nothing for 31 s to the end: fails.
+        let events = vec![
+            c(0.0, "submitted", 1),
+            c(0.0, "accepted", 1),
+            c(31.0, "submitted", 2),
+            c(31.0, "accepted", 2),
+        ];
+        assert_eq!(check(events).word(), "fail");
     }
 
     #[test]
-    fn a_recovered_query_needs_a_status_again() {
-        // Restarted after 20 s down, re-planned and started at once: passes.
-        let events = vec![
-            q(0.0, "accepted", "a"),
-            q(0.0, "started", "a"),
-            q(5.0, "progress", "a"),
-            q(25.0, "recovered", "a"),
-            q(25.0, "started", "a"),
-            q(30.0, "succeeded", "a"),
-        ];
-        assert_eq!(check(events).word(), "pass");
-        // Re-planned, and nothing for 10 s: fails.
-        let events = vec![
-            q(0.0, "accepted", "a"),
-            q(0.0, "started", "a"),
-            q(5.0, "progress", "a"),
-            q(25.0, "recovered", "a"),
-            q(35.0, "succeeded", "a"),
-        ];
-        assert_eq!(check(events).word(), "fail");
+    fn news_after_the_end_is_not_needed() {
+        let v = check(vec![
+            c(0.0, "submitted", 1),
+            c(0.0, "accepted", 1),
+            c(1.0, "answered", 1),
+            c(100.0, "submitted", 2),
+            c(100.0, "accepted", 2),
+            c(101.0, "answered", 2),
+        ]);
+        assert_eq!(v.word(), "pass", "{v:?}");
+    }
+
+    #[test]
+    fn the_sometimes_state_is_a_query_open_past_the_limit() {
+        let quick = EventLog::from_events(followed(1, 0.0, 20.0));
+        assert!(!sometimes(&quick, PROGRESS_EVERY_US).0);
+        let slow = EventLog::from_events(followed(1, 0.0, 31.0));
+        assert!(sometimes(&slow, PROGRESS_EVERY_US).0);
+        let open = EventLog::from_events(vec![c(0.0, "accepted", 1), c(31.0, "submitted", 2)]);
+        assert!(sometimes(&open, PROGRESS_EVERY_US).0);
     }
 
     #[test]

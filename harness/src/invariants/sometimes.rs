@@ -60,20 +60,14 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             log.of(MECHANISM_TARGET).any(|e| e.name == "retry"),
             "a call was retried",
         ),
-        "progress_visible" => (
-            log.of(QUERY_TARGET).any(|e| e.name == "progress"),
-            "a query ran long enough to report progress",
-        ),
+        "progress_visible" => {
+            super::progress_visible::sometimes(log, super::progress_visible::PROGRESS_EVERY_US)
+        }
         // The client's view: it was refused, whatever the reason, or a query had to wait.
         "explicit_backpressure" => (
             log.of(TRAFFIC_TARGET).any(|e| e.name == "refused")
                 || log.of(QUERY_TARGET).any(|e| e.name == "queued"),
             "a query was refused or made to wait",
-        ),
-        "priority_order" => (
-            log.of(QUERY_TARGET)
-                .any(|e| e.name == "shed" || e.name == "queued"),
-            "admission made a query wait or refused one",
         ),
         "coalesced" => (
             log.of(MECHANISM_TARGET)
@@ -85,17 +79,6 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             "the system assumed a lake's role",
         ),
         "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
-        "tenant_fairness" => (
-            {
-                let tenants: std::collections::BTreeSet<&str> = log
-                    .of(TRAFFIC_TARGET)
-                    .filter(|e| e.name == "submitted")
-                    .filter_map(|e| e.str("tenant"))
-                    .collect();
-                tenants.len() >= 2
-            },
-            "two or more tenants had demand",
-        ),
         "backlog_drains" => (
             any_fault(log, &["freeze"])
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),

@@ -33,6 +33,17 @@ fn fields_over(base: &[(&str, Value)], overrides: &[(&str, Value)]) -> Vec<(Stri
     fields.into_iter().collect()
 }
 
+/// The replay client's `accepted` of query `seq`: a coordinator answered 202.
+pub fn client_accepted(t_us: u64, seq: u64) -> Event {
+    ev(
+        t_us,
+        "traffic",
+        TRAFFIC_TARGET,
+        "accepted",
+        &[("seq", json!(seq)), ("query_id", json!(format!("q{seq}")))],
+    )
+}
+
 /// An event with `fields` given as owned pairs.
 fn ev_owned(
     t_us: u64,

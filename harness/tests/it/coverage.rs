@@ -12,15 +12,6 @@ use crate::scenario;
 
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
-    ("progress_visible", "a pair"),
-    (
-        "tenant_fairness",
-        "a pair: a heavy tenant under overload, windowed",
-    ),
-    (
-        "priority_order",
-        "a pair, and the spec's shed rate by priority",
-    ),
     ("recovers", "a pair"),
     (
         "no_metastability",

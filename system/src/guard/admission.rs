@@ -1,8 +1,9 @@
 //! Admission control on a coordinator: a bounded number of queries run at once, the rest wait
 //! in a bounded queue ordered by priority, then by the tenant with the fewest running (fair
 //! share), then by arrival. A full queue sheds with a `Retry-After` estimate, and so does a
-//! queue whose expected wait would outlast the query's deadline: a query that cannot start in
-//! time is refused at once rather than held until it fails (the queue is bounded in time as
+//! queue whose expected wait would outlast the query's deadline, counting only the queries that
+//! would start before it: a query that cannot start in time is refused at once rather than
+//! held until it fails (the queue is bounded in time as
 //! well as in length, after Google SRE's "Handling Overload").
 
 use std::collections::BTreeMap;
@@ -94,10 +95,32 @@ impl Admission {
             *self.running.entry(tenant.to_string()).or_default() += 1;
             return Decision::Run;
         }
-        // Slots free about one wave of `max_running` every typical run time.
-        let waves = 1 + self.queue.len() as u32 / self.max_running;
-        let wait = self.typical * waves;
-        if self.queue.len() as u32 >= self.max_queued || budget.is_some_and(|b| wait > b) {
+        // Slots free about one wave of `max_running` every typical run time, and the query
+        // waits for the queries that would start before it: by priority, then by tenant (fair
+        // share), then by arrival. An interactive query, or one of a tenant with little
+        // running, is not refused for a queue that batch work or a heavy tenant fills.
+        let key = |p: Priority, tenant: &str, seq: u64| {
+            (
+                std::cmp::Reverse(p),
+                self.running.get(tenant).copied().unwrap_or(0),
+                seq,
+            )
+        };
+        let own = key(priority, tenant, u64::MAX);
+        let ahead = self
+            .queue
+            .iter()
+            .filter(|w| key(w.priority, &w.tenant, w.seq) < own)
+            .count() as u32;
+        let wait = self.typical * (1 + ahead / self.max_running);
+        if self.queue.len() as u32 >= self.max_queued {
+            // Full: come back when the queue has drained, about.
+            let drained = self.typical * (1 + self.queue.len() as u32 / self.max_running);
+            return Decision::Shed {
+                retry_after: drained,
+            };
+        }
+        if budget.is_some_and(|b| wait > b) {
             return Decision::Shed { retry_after: wait };
         }
         self.seq += 1;
@@ -122,6 +145,21 @@ impl Admission {
             }
         }
         self.start_waiting()
+    }
+
+    /// A waiting query's place: its position in the order queries will start (from 1) and the
+    /// expected wait, one wave of `max_running` per typical run time for those ahead of it.
+    pub fn place(&self, id: &str) -> Option<(u32, Duration)> {
+        let me = self.queue.iter().find(|w| w.id == id)?;
+        let key = |w: &Waiting| {
+            (
+                std::cmp::Reverse(w.priority),
+                self.running.get(&w.tenant).copied().unwrap_or(0),
+                w.seq,
+            )
+        };
+        let ahead = self.queue.iter().filter(|w| key(w) < key(me)).count() as u32;
+        Some((ahead + 1, self.typical * (1 + ahead / self.max_running)))
     }
 
     /// Drops a waiting query (cancelled). Whether it was waiting.
@@ -182,6 +220,13 @@ mod tests {
                 retry_after: Duration::from_secs(40)
             }
         );
+        assert_eq!(a.place("q4"), Some((1, Duration::from_secs(10))));
+        assert_eq!(
+            a.place("q3"),
+            Some((2, Duration::from_secs(20))),
+            "t1 has nothing running"
+        );
+        assert_eq!(a.place("q1"), None, "running, not waiting");
         assert_eq!(a.finish("t0"), vec!["q4"], "priority first");
         assert_eq!(a.finish("t0"), vec!["q2"], "then arrival, all tenants idle");
         assert!(a.withdraw("q3"));
@@ -215,6 +260,25 @@ mod tests {
         assert_eq!(
             a.offer("q4", "t", 0, None),
             Decision::Queued { position: 2 }
+        );
+        // An interactive query, or one of a tenant with nothing running, waits only for the
+        // queries that go before it: it is queued where batch work of a busy tenant is shed.
+        let mut b = Admission::new(1, 10, Duration::from_secs(10));
+        assert_eq!(b.offer("h1", "heavy", 0, None), Decision::Run);
+        for k in 2..5 {
+            b.offer(&format!("h{k}"), "heavy", 0, None);
+        }
+        assert!(matches!(
+            b.offer("h5", "heavy", 0, budget),
+            Decision::Shed { .. }
+        ));
+        assert_eq!(
+            b.offer("light", "light", 0, budget),
+            Decision::Queued { position: 4 }
+        );
+        assert_eq!(
+            b.offer("urgent", "heavy", 1, budget),
+            Decision::Queued { position: 5 }
         );
         // Queries turn out to run in 1 s: the estimate follows.
         for _ in 0..30 {
