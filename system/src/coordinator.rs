@@ -633,7 +633,6 @@ impl Coordinator {
             if q.phase.is_terminal() {
                 return;
             }
-            let was_queued = q.phase == Phase::Queued;
             let started = q.started;
             q.phase = phase;
             q.error = error.clone();
@@ -657,12 +656,24 @@ impl Coordinator {
                     tracing::info!(target: QUERY_EVENTS, query_id = %id, "{}", phase.event())
                 }
             }
-            let next = if was_queued {
-                inner.admission.withdraw(id);
+            // Waiting in admission's queue: it leaves it. Otherwise it held a running slot,
+            // even if admission chose it to start and it ends before it could.
+            let next = if inner.admission.withdraw(id) {
                 Vec::new()
             } else {
                 if let Some(started) = started {
-                    inner.admission.observe(started.elapsed());
+                    // A query cut short (its deadline, a failure) ran at least this long: it
+                    // may raise the estimate but not lower it. Lowering it would admit more
+                    // queries exactly when they run too slowly to finish, and those would be
+                    // cut shorter still.
+                    let took = started.elapsed();
+                    let typical = inner.admission.typical();
+                    let took = if phase == Phase::Succeeded {
+                        took
+                    } else {
+                        took.max(typical)
+                    };
+                    inner.admission.observe(took);
                 }
                 inner.admission.finish(&tenant)
             };
@@ -671,8 +682,33 @@ impl Coordinator {
         };
         let _ = tenant;
         for id in next {
-            self.clone().start_query(id);
+            if let Some(why) = self.too_late(&id) {
+                self.end(&id, Phase::DeadlineExceeded, Some(why));
+            } else {
+                self.clone().start_query(id);
+            }
         }
+    }
+
+    /// Why a query that waited in admission's queue should not start now: too little time
+    /// is left before its deadline for a typical run. Starting it would spend the workers on
+    /// work that cannot be delivered in time, the backlog of expired work that keeps goodput
+    /// down after overload (Google SRE, "Handling Overload").
+    fn too_late(&self, id: &str) -> Option<String> {
+        if !self.cloud.guard().config().switches.admission_control {
+            return None;
+        }
+        let inner = self.inner();
+        let deadline = inner.queries.get(id)?.deadline_unix_ms?;
+        let left = Duration::from_millis(deadline.saturating_sub(self.now_unix_ms()));
+        let typical = inner.admission.typical();
+        (left < typical).then(|| {
+            format!(
+                "dropped at the head of the queue: {} ms left before its deadline, a run takes about {} ms",
+                left.as_millis(),
+                typical.as_millis()
+            )
+        })
     }
 
     async fn take_fragment(
