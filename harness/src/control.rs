@@ -91,6 +91,14 @@ pub enum ProviderAction {
     LogsStall,
     /// The log pipeline resumes.
     LogsResume,
+    /// The traffic's burst begins (a `burst` generator): a mark on the timeline, which the
+    /// traffic itself carries out.
+    Overload {
+        /// Arrivals a second in the burst, as generated.
+        per_s: f64,
+    },
+    /// The burst ends.
+    OverloadEnd,
     /// An operator's HTTP POST to a host of the system (a config push, say), sent from the
     /// `operator` client host.
     Request {
@@ -148,6 +156,8 @@ impl ProviderAction {
             Self::Partition { a, b } => ("partition", vec![("a", json!(a)), ("b", json!(b))]),
             Self::Heal { a, b } => ("heal", vec![("a", json!(a)), ("b", json!(b))]),
             Self::LogsStall => ("logs_stalled", vec![]),
+            Self::Overload { per_s } => ("overload", vec![("per_s", json!(per_s))]),
+            Self::OverloadEnd => ("overload_end", vec![]),
             Self::LogsResume => ("logs_resumed", vec![]),
             Self::Request { host, path, .. } => (
                 "operator_request",
@@ -177,6 +187,8 @@ pub fn apply_due(
             // Only the alert engine reads the log pipeline, and it knows the stalls from the
             // scenario: the event records when they happen.
             (ProviderAction::LogsStall | ProviderAction::LogsResume, _) => {}
+            // The traffic makes the burst; the event marks it on the timeline.
+            (ProviderAction::Overload { .. } | ProviderAction::OverloadEnd, _) => {}
             (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
             (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
             // A region's outage takes down every host in it, the system's included; they all
@@ -445,6 +457,26 @@ pub fn timeline(scenario: &crate::scenario::Scenario) -> Vec<Control> {
                     },
                 );
             }
+        }
+    }
+    // A generated burst is a trigger as much as a fault: mark it.
+    if let Some(crate::arrivals::Generator::Burst {
+        burst_per_s,
+        at,
+        lasts,
+        ..
+    }) = &scenario.traffic.generate
+    {
+        let per_s = burst_per_s * scenario.traffic.load;
+        for (t, action) in [
+            (at.0, ProviderAction::Overload { per_s }),
+            (at.0 + lasts.0, ProviderAction::OverloadEnd),
+        ] {
+            out.push(Control {
+                at: t,
+                region: first.clone(),
+                action,
+            });
         }
     }
     out.sort_by_key(|c| c.at);

@@ -1,12 +1,14 @@
-//! Faults on the timeline: which events start one, the run's first fault, and when a fault
-//! ended.
+//! Faults on the timeline: which events start one, the run's first fault that ended, and when
+//! a fault ended.
 
 use crate::events::{Event, EventLog};
 
 use super::vocabulary::FAULT_TARGET;
 
-/// Fault events that start a fault.
-pub const FAULT_STARTS: [&str; 8] = [
+/// Fault events that start a fault. `overload` is the harness's mark of a traffic burst (a
+/// `burst` generator's window): load is a trigger as much as a fault is.
+pub const FAULT_STARTS: [&str; 9] = [
+    "overload",
     "freeze",
     "region_down",
     "throttle",
@@ -17,10 +19,31 @@ pub const FAULT_STARTS: [&str; 8] = [
     "partition",
 ];
 
-/// The first fault of the run: the first `stampede::fault` event in [`FAULT_STARTS`].
-pub fn first_fault(log: &EventLog) -> Option<&Event> {
-    log.of(FAULT_TARGET)
-        .find(|e| FAULT_STARTS.contains(&e.name.as_str()))
+/// The first fault of the run that ended, with when it ended and the event that ended it: the
+/// trigger of `recovers` and `no_metastability`. A fault that lasts to the end of the run is a
+/// condition of the world (a provider slower throughout, say), not a trigger to recover from.
+/// `Err` says why there is none.
+pub fn first_trigger(log: &EventLog) -> Result<(&Event, u64, Option<&Event>), String> {
+    let mut open = None;
+    for start in log
+        .of(FAULT_TARGET)
+        .filter(|e| FAULT_STARTS.contains(&e.name.as_str()))
+    {
+        match fault_end(log, start) {
+            Some((t1, by)) => return Ok((start, t1, by)),
+            None => {
+                open.get_or_insert(start);
+            }
+        }
+    }
+    Err(match open {
+        Some(start) => format!(
+            "no fault ended: the {} at {} lasts to the end of the run",
+            start.name,
+            super::time::secs(start.t_us)
+        ),
+        None => "no fault and no overload on the timeline: nothing to recover from".into(),
+    })
 }
 
 /// When the fault started by `start` ended, and the event that ended it if one did (a freeze
@@ -28,7 +51,7 @@ pub fn first_fault(log: &EventLog) -> Option<&Event> {
 /// `freeze` the earlier of its `duration_ms` and a `thaw` of the same account; `region_up` of
 /// the same region; the next `throttle` (or `errors`) of the same region and api, `latency` or
 /// `fleet_capacity` of the same region; `host_restart` of the same host; `heal` of the same
-/// pair, either way round. `None`: it never ended.
+/// pair, either way round; `overload_end` for an `overload`. `None`: it never ended.
 pub fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option<&'a Event>)> {
     let same = |e: &Event, k: &str| e.str(k) == start.str(k);
     let after = log
@@ -40,6 +63,7 @@ pub fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option
         "throttle" | "errors" => e.name == start.name && same(e, "region") && same(e, "api"),
         "latency" | "fleet_capacity" => e.name == start.name && same(e, "region"),
         "host_crash" => e.name == "host_restart" && same(e, "host"),
+        "overload" => e.name == "overload_end",
         "partition" => {
             e.name == "heal"
                 && ((same(e, "a") && same(e, "b"))
@@ -64,6 +88,12 @@ mod tests {
 
     use super::*;
     use crate::invariants::test_support::ev;
+
+    /// The first fault event of the log, ended or not.
+    fn first_fault(log: &EventLog) -> Option<&Event> {
+        log.of(FAULT_TARGET)
+            .find(|e| FAULT_STARTS.contains(&e.name.as_str()))
+    }
 
     #[test]
     fn faults_pair_with_their_end() {

@@ -28,7 +28,7 @@
 use serde_json::json;
 
 use super::clients::{arrivals, goodput, missed_goodput};
-use super::faults::{fault_end, first_fault};
+use super::faults::first_trigger;
 use super::obj;
 use super::time::{log_end, micros, secs};
 use super::vocabulary::TRAFFIC_TARGET;
@@ -66,20 +66,10 @@ impl Default for Params {
     }
 }
 
-/// The first fault, when it ended, and the event that ended it if one did (a freeze may end by
-/// its own duration).
+/// The first fault that ended, when, and the event that ended it if one did (a freeze may end
+/// by its own duration).
 fn trigger(log: &EventLog) -> Result<(&Event, u64, Option<&Event>), String> {
-    let Some(start) = first_fault(log) else {
-        return Err("no fault: nothing could trigger a metastable state".into());
-    };
-    match fault_end(log, start) {
-        Some((t1, e)) => Ok((start, t1, e)),
-        None => Err(format!(
-            "the {} at {} never ended: load cannot come back after it",
-            start.name,
-            secs(start.t_us)
-        )),
-    }
+    first_trigger(log)
 }
 
 /// A run of starved window starts `[from, to)`.
@@ -466,7 +456,7 @@ mod tests {
             &[("host", json!("c"))],
         ));
         assert!(
-            matches!(no_metastability(&log(e), &p), Verdict::Unknown { why } if why.contains("never ended"))
+            matches!(no_metastability(&log(e), &p), Verdict::Unknown { why } if why.contains("no fault ended"))
         );
         let mut e = traffic(0, 300, |s| s >= 100);
         e.extend(outage(100, 130));

@@ -22,7 +22,7 @@
 use serde_json::json;
 
 use super::clients::goodput;
-use super::faults::{fault_end, first_fault};
+use super::faults::first_trigger;
 use super::obj;
 use super::time::{log_end, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
@@ -42,21 +42,11 @@ pub const T_MAX_MIN_US: u64 = 60_000_000;
 
 /// Checks recovery from the first fault.
 pub fn recovers(log: &EventLog) -> Verdict {
-    let Some(start) = first_fault(log) else {
-        return Verdict::Unknown {
-            why: "no fault: nothing to recover from".into(),
-        };
+    let (start, t1, end_event) = match first_trigger(log) {
+        Ok(t) => t,
+        Err(why) => return Verdict::Unknown { why },
     };
     let t0 = start.t_us;
-    let Some((t1, end_event)) = fault_end(log, start) else {
-        return Verdict::Unknown {
-            why: format!(
-                "the {} at {} never ended: recovery cannot be judged",
-                start.name,
-                secs(t0)
-            ),
-        };
-    };
     let answers = goodput(log);
     let times: Vec<u64> = answers.iter().map(|e| e.t_us).collect();
     let before = times.partition_point(|&t| t < t0) as u64;
@@ -125,7 +115,31 @@ pub fn recovers(log: &EventLog) -> Verdict {
         "worst_window": worst.map(|(n, _)| n), "worst_window_start_us": worst.map(|(_, s)| s),
     }));
     if !never && took <= t_max {
+        // Back in time; it must also be seen to hold for T_stable.
+        if recovered_at + T_STABLE_US > end {
+            return Verdict::Unknown {
+                why: format!(
+                    "goodput was back at {}, {} after the {} ended, but the log ends at {}, before it could be seen to hold for {}",
+                    secs(recovered_at),
+                    secs(took),
+                    start.name,
+                    secs(end),
+                    secs(T_STABLE_US)
+                ),
+            };
+        }
         return Verdict::Pass { counts: c };
+    }
+    if never && end < t1 + t_max {
+        return Verdict::Unknown {
+            why: format!(
+                "goodput was not yet back when the log ended at {}, {} after the {} ended, within T_max {}",
+                secs(end),
+                secs(end - t1),
+                start.name,
+                secs(t_max)
+            ),
+        };
     }
     let mut events: Vec<Event> = vec![start.clone()];
     events.extend(end_event.cloned());
@@ -171,6 +185,32 @@ pub fn recovers(log: &EventLog) -> Verdict {
     }
 }
 
+/// The sometimes state: after the trigger began, goodput fell under 0.9 × its level before in
+/// some full window, so the system had something to recover from.
+pub fn sometimes(log: &EventLog) -> (bool, &'static str) {
+    const STATE: &str = "goodput fell under 0.9 × its level before the first fault or overload";
+    let Ok((start, _, _)) = first_trigger(log) else {
+        return (false, STATE);
+    };
+    let t0 = start.t_us;
+    let times: Vec<u64> = goodput(log).iter().map(|e| e.t_us).collect();
+    let before = times.partition_point(|&t| t < t0) as u64;
+    if before == 0 || t0 == 0 {
+        return (false, STATE);
+    }
+    let w = GOODPUT_WINDOW_US;
+    let need = RECOVERED_SHARE * before as f64 * w as f64 / t0 as f64;
+    let end = log_end(log);
+    let count =
+        |s: u64| (times.partition_point(|&t| t < s + w) - times.partition_point(|&t| t < s)) as u64;
+    // The count changes only where an answer enters or leaves a window.
+    let dipped = std::iter::once(t0)
+        .chain(times.iter().flat_map(|&a| [a + 1, a.saturating_sub(w)]))
+        .filter(|&s| s >= t0 && s + w <= end)
+        .any(|s| (count(s) as f64) < need - 1e-9);
+    (dipped, STATE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,8 +250,57 @@ mod tests {
         let mut e = answers(0, 400, 100..140);
         e.push(fault(100, "region_down", &[("region", json!("r"))]));
         e.push(fault(130, "region_up", &[("region", json!("r"))]));
-        let v = recovers(&log(e));
+        let log = log(e);
+        let v = recovers(&log);
         assert_eq!(v.word(), "pass", "{v:?}");
+        assert!(sometimes(&log).0, "goodput fell during the outage");
+        // A fault that never dented goodput reaches no sometimes state.
+        let mut e = answers(0, 400, 0..0);
+        e.push(fault(100, "region_down", &[("region", json!("r"))]));
+        e.push(fault(130, "region_up", &[("region", json!("r"))]));
+        assert!(!sometimes(&super::tests::log(e)).0);
+    }
+
+    #[test]
+    fn a_recovery_not_seen_to_hold_or_not_yet_due_is_unknown() {
+        // Back 10 s after the fault, but the log ends 60 s later: not seen to hold for 120 s.
+        let mut e = answers(0, 200, 100..140);
+        e.push(fault(100, "region_down", &[("region", json!("r"))]));
+        e.push(fault(130, "region_up", &[("region", json!("r"))]));
+        let v = recovers(&log(e));
+        assert!(
+            matches!(&v, Verdict::Unknown { why } if why.contains("before it could be seen to hold")),
+            "{v:?}"
+        );
+        // Not back when the log ends 70 s after the fault, within T_max (120 s): unknown.
+        let mut e = answers(0, 100, 0..0);
+        e.push(fault(100, "overload", &[]));
+        e.push(fault(160, "overload_end", &[]));
+        e.push(answered(230_000_000, 500));
+        let v = recovers(&log(e));
+        assert!(
+            matches!(&v, Verdict::Unknown { why } if why.contains("not yet back")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_fault_that_lasts_the_run_is_no_trigger_but_an_overload_is() {
+        // Latency from time 0 to the end, an overload from 100 s to 130 s, goodput gone for
+        // good after it: judged against the overload, and fails.
+        let mut e = answers(0, 100, 0..0);
+        e.push(fault(0, "latency", &[("region", json!("r"))]));
+        e.push(fault(100, "overload", &[]));
+        e.push(fault(130, "overload_end", &[]));
+        e.push(answered(500_000_000, 500));
+        let Verdict::Fail { witness } = recovers(&log(e)) else {
+            panic!("never back after the overload")
+        };
+        assert!(
+            witness.summary.contains("after the overload"),
+            "{}",
+            witness.summary
+        );
     }
 
     #[test]

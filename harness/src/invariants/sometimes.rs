@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 
-use super::faults::FAULT_STARTS;
 use super::vocabulary::{
     FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
 };
@@ -84,7 +83,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
             "a frozen account thawed",
         ),
-        "recovers" => (any_fault(log, &FAULT_STARTS), "a fault was injected"),
+        "recovers" => super::recovers::sometimes(log),
         "invalid_sql_costs_nothing" => (
             super::invalid_sql_costs_nothing::reached(log),
             "the client submitted a query whose SQL was invalid",

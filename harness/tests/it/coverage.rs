@@ -12,11 +12,6 @@ use crate::scenario;
 
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
-    ("recovers", "a pair"),
-    (
-        "no_metastability",
-        "a pair: a retry storm that keeps goodput down after the fault has ended",
-    ),
     (
         "flat_latency_under_overload",
         "a pair, and 504s counted in the p99",
