@@ -391,6 +391,10 @@ pub struct SystemSpec {
     /// Single mechanisms switched on or off over the preset, by name.
     #[serde(default)]
     pub switches: stampede_system::config::SwitchOverrides,
+    /// Tuning keys set over the preset's (`max_running_queries`, `max_queued_queries`, ...),
+    /// as a config push would set them.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub tuning: serde_json::Map<String, serde_json::Value>,
 }
 
 fn hardened() -> stampede_system::Preset {
@@ -403,6 +407,7 @@ impl Default for SystemSpec {
             workers_per_region: 1,
             preset: hardened(),
             switches: Default::default(),
+            tuning: Default::default(),
         }
     }
 }
@@ -702,6 +707,9 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
     }
     if s.world.lakes.count == 0 {
         return Err(err("world.lakes.count", "needs at least one lake".into()));
+    }
+    if let Err(e) = crate::world::try_system_config(&s) {
+        return Err(err("system.tuning", e));
     }
     if s.world.lakes.tenants == 0 || s.world.lakes.tenants > s.world.lakes.count {
         return Err(err(

@@ -167,6 +167,11 @@ pub fn lake_registry(lakes: &LakeDirectory) -> Vec<Lake> {
 /// The system's configuration in a scenario: the preset, the switches over it, and what the
 /// operators know of the provider (its documented quotas, how many nodes share them).
 pub fn system_config(scenario: &Scenario) -> SystemConfig {
+    try_system_config(scenario).expect("the scenario's tuning was checked when it was loaded")
+}
+
+/// The system's configuration for `scenario`, or why its `system.tuning` is not one.
+pub fn try_system_config(scenario: &Scenario) -> Result<SystemConfig, String> {
     let spec = &scenario.system;
     let mut config = SystemConfig::preset(spec.preset);
     config.switches = spec.switches.apply(config.switches);
@@ -180,7 +185,14 @@ pub fn system_config(scenario: &Scenario) -> SystemConfig {
         );
     }
     config.tuning.nodes_per_region = spec.workers_per_region.max(1);
-    config
+    if spec.tuning.is_empty() {
+        return Ok(config);
+    }
+    stampede_system::config::ConfigDocument {
+        version: 0,
+        tuning: spec.tuning.clone(),
+    }
+    .apply_to(&config)
 }
 
 /// Resolves every trace record to a submission: when, and to which coordinator. Lake ids are

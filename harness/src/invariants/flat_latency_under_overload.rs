@@ -10,7 +10,9 @@
 //! time to the 504 (counting only the 200s would judge the survivors), and one still open at
 //! the end of the log with its time so far. Arrivals are bucketed into consecutive windows of
 //! W from the first arrival. A bucket's offered load is its arrivals / W. A query is low-load
-//! if its bucket offered ≤ `low` × `capacity_per_s`. It is high-load if its bucket offered ≥
+//! if its bucket offered ≤ `low` × `capacity_per_s` and came before the first high-load bucket
+//! (the baseline: after overload, low-load queries may wait behind its backlog, which
+//! `recovers` and `no_metastability` judge). It is high-load if its bucket offered ≥
 //! `high` × capacity. Buckets that reach past the log's last event are left out, because their
 //! load is not fully known. p99 is by nearest rank (the ⌈0.99 · n⌉-th smallest). Fails when
 //! p99(high) > `max_ratio` × p99(low). The witness is the slowest high-load ends.
@@ -109,6 +111,14 @@ fn sides<'a>(log: &'a EventLog, p: &Params) -> Result<Sides<'a>, String> {
                 None
             }
         })
+        .collect();
+    // Low load is the system's baseline: the low-load buckets before the first high-load one.
+    // After overload, low-load queries may still wait behind its backlog; how fast that clears
+    // is `recovers`' and `no_metastability`'s to judge, not a baseline.
+    let first_high = side.iter().find(|(_, h)| **h).map(|(k, _)| *k);
+    let side: BTreeMap<u64, bool> = side
+        .into_iter()
+        .filter(|(k, h)| *h || first_high.is_none_or(|f| *k < f))
         .collect();
     let mut s = Sides {
         low: Vec::new(),
@@ -296,6 +306,18 @@ mod tests {
         assert_eq!(counts["high_queries"], json!(3000));
         assert_eq!(counts["p99_high_us"], json!(1_400_000));
         assert_eq!(counts["low_buckets"], json!(2));
+    }
+
+    #[test]
+    fn low_load_after_the_overload_is_no_baseline() {
+        // 1 s at low load, 3 s under overload, then 9 s at low load again, behind its backlog:
+        // the baseline is the 1 s before it, and 3 s is over 1.5 × that.
+        let log = run(&[(120, 5, 1000), (120, 25, 3000), (120, 5, 9000)]);
+        let Verdict::Fail { witness } = flat_latency_under_overload(&log, &params()) else {
+            panic!("3 s against a baseline of 1 s")
+        };
+        assert_eq!(witness.counts["low_buckets"], json!(2));
+        assert_eq!(witness.counts["p99_low_us"], json!(1_000_000));
     }
 
     #[test]

@@ -13,10 +13,6 @@ use crate::scenario;
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
     (
-        "flat_latency_under_overload",
-        "a pair, and 504s counted in the p99",
-    ),
-    (
         "backlog_drains",
         "system and fake changes of the rest of the incident library",
     ),
