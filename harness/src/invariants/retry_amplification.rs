@@ -1,29 +1,30 @@
 //! `retry_amplification`: per api, in every 10 s window holding at least 20 of the system's
 //! calls of that api, attempts / logical operations ≤ 1.1 (Google SRE: a 10 % retry budget).
 //!
-//! Checks: attempts are the provider `call` events of that `api` from accounts that are not
-//! background accounts, placed at the time they reached the provider (`t_us − latency_us`);
-//! retries are the `stampede::mechanism` `retry` events of that `api` (each means one extra
-//! attempt), at their own time; logical operations = attempts − retries. Windows `[t, t + W)`
-//! start at every call and retry of the api; a window that would reach past the log's last event
-//! is replaced by the last full window `[end − W, end]` (a log shorter than W is one window).
-//! A window with at least `min_calls` calls fails when `attempts > max_ratio · logical` (or
-//! when it holds no logical operation at all).
+//! Checks, from the provider's log alone: attempts are the provider `call` events of that
+//! `api` that name their logical operation (the system's: background accounts and real clients
+//! name none), placed at the time they reached the provider (`t_us − latency_us`). A call is a
+//! retry when it is not the first call of its operation ([`super::calls::operation`]: the AWS
+//! SDK invocation, else the guard's `op`), whichever layer repeated it: the guard, the SDK, or
+//! both. Logical operations in a window = its attempts − its retries. Windows `[t, t + W)`
+//! start at every call of the api; a window that would reach past the log's last event is
+//! replaced by the last full window `[end − W, end]` (a log shorter than W is one window). A
+//! window with at least `min_calls` calls fails when `attempts > max_ratio · logical` (or when
+//! it holds no logical operation at all).
 //!
-//! Does not check: amplification by other layers. Calls repeated without a `retry` event — a
-//! task the queue redelivers, a query resubmitted by the client, a re-plan after a restart —
-//! are indistinguishable here from fresh logical operations, so they are not separated: this
-//! measures the guard's retry layer only. A retry whose next attempt falls in the next window
-//! is counted where the `retry` event is.
+//! Does not check: amplification by layers that start new operations. A task the queue
+//! redelivers, a query resubmitted by the client, a re-plan after a restart make new operations
+//! here, so they count as fresh work. A retry is counted in the window its call reached the
+//! provider.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::calls::{is_call, started};
+use super::calls::{is_call, operation, started};
 use super::obj;
 use super::time::{log_end, secs};
-use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET, is_background};
+use super::vocabulary::{PROVIDER_TARGET, is_background};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -55,42 +56,41 @@ pub fn retry_amplification(
     window_us: u64,
     min_calls: u64,
 ) -> Verdict {
-    // Per api: calls and retries, as (time, event).
-    let mut calls: BTreeMap<&str, Vec<(u64, &Event)>> = BTreeMap::new();
-    let mut retries: BTreeMap<&str, Vec<(u64, &Event)>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
-        if let (Some(account), Some(api)) = (e.str("account"), e.str("api"))
-            && !is_background(account)
-        {
-            calls.entry(api).or_default().push((started(e), e));
-        }
-    }
-    for e in log.of(MECHANISM_TARGET).filter(|e| e.name == "retry") {
-        if let Some(api) = e.str("api") {
-            retries.entry(api).or_default().push((e.t_us, e));
-        }
+    // Per api: calls as (time, event, whether it is a retry), in time order.
+    let mut system: Vec<(u64, &Event)> = log
+        .of(PROVIDER_TARGET)
+        .filter(|e| is_call(e))
+        .filter(|e| e.str("account").is_some_and(|a| !is_background(a)))
+        .filter(|e| operation(e).is_some())
+        .map(|e| (started(e), e))
+        .collect();
+    system.sort_by_key(|p| p.0);
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut calls: BTreeMap<&str, Vec<(u64, &Event, bool)>> = BTreeMap::new();
+    for (t, e) in system {
+        let (Some(api), Some(op)) = (e.str("api"), operation(e)) else {
+            continue;
+        };
+        let retry = !seen.insert(op);
+        calls.entry(api).or_default().push((t, e, retry));
     }
     let end = log_end(log);
     let last_start = end.saturating_sub(window_us);
     let (mut judged, mut total_calls, mut total_retries) = (0u64, 0u64, 0u64);
     let mut worst: Option<Breach<'_>> = None;
-    let none = Vec::new();
-    for (api, mut cs) in calls {
-        let mut rs = retries.get(api).unwrap_or(&none).clone();
-        cs.sort_by_key(|p| p.0);
-        rs.sort_by_key(|p| p.0);
+    for (api, cs) in calls {
+        // Retries among the first k calls.
+        let mut before = vec![0u64; cs.len() + 1];
+        for (k, c) in cs.iter().enumerate() {
+            before[k + 1] = before[k] + u64::from(c.2);
+        }
         total_calls += cs.len() as u64;
-        total_retries += rs.len() as u64;
-        let mut starts: Vec<u64> = cs
-            .iter()
-            .chain(rs.iter())
-            .map(|p| p.0)
-            .filter(|&t| t < last_start)
-            .collect();
+        total_retries += before[cs.len()];
+        let mut starts: Vec<u64> = cs.iter().map(|p| p.0).filter(|&t| t < last_start).collect();
         starts.push(last_start);
         starts.sort_unstable();
         starts.dedup();
-        let (mut clo, mut chi, mut rlo, mut rhi) = (0usize, 0usize, 0usize, 0usize);
+        let (mut clo, mut chi) = (0usize, 0usize);
         for s in starts {
             let (upper, shown_end) = if s == last_start {
                 (end.saturating_add(1), end)
@@ -104,19 +104,12 @@ pub fn retry_amplification(
             while chi < cs.len() && cs[chi].0 < upper {
                 chi += 1;
             }
-            while rlo < rs.len() && rs[rlo].0 < s {
-                rlo += 1;
-            }
-            rhi = rhi.max(rlo);
-            while rhi < rs.len() && rs[rhi].0 < upper {
-                rhi += 1;
-            }
             let n = (chi - clo) as u64;
             if n < min_calls.max(1) {
                 continue;
             }
             judged += 1;
-            let r = (rhi - rlo) as u64;
+            let r = before[chi] - before[clo];
             let logical = n.saturating_sub(r);
             let over = logical == 0 || n as f64 > max_ratio * logical as f64 + 1e-9;
             let ratio = if logical == 0 {
@@ -132,7 +125,7 @@ pub fn retry_amplification(
                     end_us: shown_end,
                     calls: n,
                     retries: r,
-                    events: rs[rlo..rhi].iter().map(|p| p.1).collect(),
+                    events: cs[clo..chi].iter().filter(|c| c.2).map(|c| c.1).collect(),
                 });
             }
         }
@@ -181,7 +174,8 @@ mod tests {
     use super::*;
     use crate::invariants::test_support::ev;
 
-    fn call(t_us: u64, account: &str, api: &str) -> Event {
+    /// A call of operation `op` (its `attempt`-th) of `api` from `account`.
+    fn call(t_us: u64, account: &str, api: &str, op: &str, attempt: u64) -> Event {
         ev(
             t_us,
             "provider-r",
@@ -192,29 +186,28 @@ mod tests {
                 ("api", json!(api)),
                 ("outcome", json!("ok")),
                 ("latency_us", json!(1000)),
+                ("op", json!(op)),
+                ("attempt", json!(attempt)),
+                ("sdk_attempt", json!(1)),
+                ("sdk_invocation", json!("")),
             ],
         )
     }
 
-    fn retry(t_us: u64, api: &str) -> Event {
-        ev(
-            t_us,
-            "worker-1",
-            MECHANISM_TARGET,
-            "retry",
-            &[("api", json!(api)), ("attempt", json!(1))],
-        )
-    }
-
-    /// 10 calls a second of `api` for 60 s, and a retry at every call `k` for which `retried(k)`.
+    /// 10 calls a second of `api` for 60 s; call `k` is a retry (a second call of the
+    /// operation of call k − 1) when `retried(k)`.
     fn steady(account: &str, api: &str, retried: impl Fn(u64) -> bool) -> Vec<Event> {
         let mut events = Vec::new();
+        let mut op = 0;
         for k in 0..600 {
             let t = k * 100_000 + 1000;
-            events.push(call(t, account, api));
-            if retried(k) {
-                events.push(retry(t + 10, api));
-            }
+            let attempt = if retried(k) && k > 0 {
+                2
+            } else {
+                op += 1;
+                1
+            };
+            events.push(call(t, account, api, &format!("w#{api}.{op}"), attempt));
         }
         events
     }
@@ -258,10 +251,43 @@ mod tests {
     }
 
     #[test]
+    fn sdk_retries_count_whatever_the_guard_says() {
+        // Every operation an SDK invocation tried twice, each try the guard's first attempt:
+        // the guard never retried, the provider saw every operation twice.
+        let events: Vec<Event> = (0..600)
+            .map(|k| {
+                let mut e = call(
+                    k * 100_000,
+                    "100000000001",
+                    "ReceiveMessage",
+                    &format!("w#{k}"),
+                    1,
+                );
+                e.fields
+                    .insert("sdk_invocation".into(), json!(format!("w#0/{}", k / 2)));
+                e.fields.insert("sdk_attempt".into(), json!(1 + k % 2));
+                e
+            })
+            .collect();
+        let Verdict::Fail { witness } = check(events) else {
+            panic!("2 attempts per operation")
+        };
+        assert_eq!(witness.counts["retries_in_window"], json!(50));
+    }
+
+    #[test]
     fn background_calls_and_sparse_windows_are_unknown() {
         // Background calls do not count; 1 system call a second never makes 20 in 10 s.
         let mut events = steady("200000000001", "AssumeRole", |_| true);
-        events.extend((0..60).map(|k| call(k * 1_000_000, "100000000001", "AssumeRole")));
+        events.extend((0..60).map(|k| {
+            call(
+                k * 1_000_000,
+                "100000000001",
+                "AssumeRole",
+                &format!("o{k}"),
+                1,
+            )
+        }));
         assert_eq!(check(events).word(), "unknown");
     }
 }

@@ -55,10 +55,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             "other accounts called while the fleet ran at half its capacity or more",
         ),
         "attempt_cap" => super::attempt_cap::sometimes(log),
-        "retry_amplification" => (
-            log.of(MECHANISM_TARGET).any(|e| e.name == "retry"),
-            "a call was retried",
-        ),
+        "retry_amplification" => super::attempt_cap::sometimes(log),
         "progress_visible" => {
             super::progress_visible::sometimes(log, super::progress_visible::PROGRESS_EVERY_US)
         }
