@@ -3,8 +3,11 @@
 //! `max_queued_queries`) at all times, whether or not admission control is switched on: a
 //! system without it simply has nothing holding it to them.
 //!
-//! Reads the coordinators' `admission` gauge, logged whenever either number changes. Not
-//! checked: the workers' in-flight tasks (bounded by construction, `task_concurrency`), memory,
+//! Reads the coordinators' `admission` gauge, logged whenever either number changes: a
+//! self-report, and the only exact one. The replay client learns that a query ended only at
+//! its next poll (up to a second later), so its count of queries open would overstate a full
+//! coordinator by those that just ended; the provider sees the calls of tasks, which go on in
+//! the workers after their query ended, not the queries a coordinator runs. Not checked: the workers' in-flight tasks (bounded by construction, `task_concurrency`), memory,
 //! and the durable task queue, whose backlog is meant to grow.
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::calls::{is_call, started};
+use super::calls::{client_host, is_call, started};
 use super::obj;
 use super::time::secs;
 use super::vocabulary::{PROVIDER_TARGET, is_background};
@@ -104,6 +104,39 @@ pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
     }
 }
 
+/// The sometimes state, from the provider's log: two queries' tasks read one lake from one
+/// node at the same time (S3 calls of one client host on one bucket, of different queries, in
+/// flight together), so they needed its credential and table at once and a cache had
+/// something to coalesce. Not the cache's own report that it coalesced.
+pub fn sometimes(log: &EventLog) -> (bool, &'static str) {
+    const STATE: &str = "two queries read one lake from one node at the same time";
+    // Per (client host, bucket): the latest end of each query's calls so far.
+    let mut calls: Vec<(u64, u64, (&str, &str), &str)> = log
+        .of(PROVIDER_TARGET)
+        .filter(|e| is_call(e) && e.str("service") == Some("s3"))
+        .filter_map(|e| {
+            let query = e.str("query_id").filter(|q| !q.is_empty())?;
+            let bucket = e
+                .str("resource")?
+                .strip_prefix("arn:aws:s3:::")?
+                .split('/')
+                .next()?;
+            Some((started(e), e.t_us, (client_host(e), bucket), query))
+        })
+        .collect();
+    calls.sort_unstable();
+    let mut ends: BTreeMap<(&str, &str), BTreeMap<&str, u64>> = BTreeMap::new();
+    for (start, end, key, query) in calls {
+        let seen = ends.entry(key).or_default();
+        if seen.iter().any(|(q, &e)| *q != query && e > start) {
+            return (true, STATE);
+        }
+        let e = seen.entry(query).or_default();
+        *e = (*e).max(end);
+    }
+    (false, STATE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +204,46 @@ mod tests {
         assert_eq!(witness.counts["peak_in_flight"], json!(3));
         assert_eq!(witness.events.len(), 2);
         assert_eq!(witness.events[1].t_us, 150);
+    }
+
+    #[test]
+    fn sometimes_sees_two_queries_reading_one_lake_from_one_node_at_once() {
+        let read = |end_us: u64, op: &str, query: &str, bucket: &str| {
+            let mut e = call(
+                end_us,
+                1000,
+                "s3",
+                &format!("arn:aws:s3:::{bucket}/telemetry/part-0.parquet"),
+                "300000000001",
+            );
+            e.fields.insert("op".into(), json!(op));
+            e.fields.insert("query_id".into(), json!(query));
+            e
+        };
+        let log = |events: Vec<Event>| {
+            let mut events = events;
+            events.sort_by_key(|e| e.t_us);
+            EventLog::from_events(events)
+        };
+        // One query's parallel reads, then another query's after them: nothing to coalesce.
+        let apart = log(vec![
+            read(1000, "w-0#1.1", "q1", "lake-1"),
+            read(1500, "w-0#1.2", "q1", "lake-1"),
+            read(3000, "w-0#1.3", "q2", "lake-1"),
+        ]);
+        assert!(!sometimes(&apart).0);
+        // Two nodes, or two lakes, at once: caches are per node and key.
+        let elsewhere = log(vec![
+            read(1000, "w-0#1.1", "q1", "lake-1"),
+            read(1500, "w-1#1.2", "q2", "lake-1"),
+            read(1500, "w-0#1.3", "q2", "lake-2"),
+        ]);
+        assert!(!sometimes(&elsewhere).0);
+        let together = log(vec![
+            read(1000, "w-0#1.1", "q1", "lake-1"),
+            read(1500, "w-0#1.2", "q2", "lake-1"),
+        ]);
+        assert!(sometimes(&together).0);
     }
 
     #[test]

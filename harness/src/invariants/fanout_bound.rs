@@ -7,10 +7,12 @@
 //! retries of one operation are one operation; a call without `op` is an operation of its
 //! own), each placed at the start (`t_us − latency_us`) of its first call. For every key and
 //! every window `[t, t + ttl)` starting at one of its operations, the operations in the window
-//! are at most `max_per_key`. Only successful calls count: a cache saves successful fetches,
-//! and a failed fetch is fetched again by design (how often is `retry_amplification`'s and
-//! `attempt_cap`'s business). Fails with the key whose window held the most operations (the
-//! earliest of equals).
+//! that succeeded (a call of the operation answered `ok`) are at most `max_per_key`: a cache
+//! saves successful fetches. A failed fetch may be fetched again by a new operation, but not
+//! without end: all operations in the window, failed or not, are at most `max_per_key` +
+//! `failed_refetches` (default 2, as `attempt_cap` allows three tries), so a query that fetches
+//! one key twenty times and fails every time fails here too. Fails with the key whose window
+//! held the most operations (the earliest of equals).
 //!
 //! Unknown: no metadata call names a query. Does not check: S3 reads (a query's own data),
 //! calls of no query (queue polls, config reads), whether a single query needed the keys it
@@ -42,6 +44,8 @@ pub struct Params {
     pub ttl: Span,
     /// The most operations per key in any window of `ttl`. Default 1.
     pub max_per_key: u64,
+    /// New operations allowed on top of `max_per_key` for a key whose fetches failed. Default 2.
+    pub failed_refetches: u64,
 }
 
 impl Default for Params {
@@ -50,6 +54,7 @@ impl Default for Params {
             services: vec!["sts".into(), "glue".into(), "imds".into()],
             ttl: Span(std::time::Duration::from_secs(15 * 60)),
             max_per_key: 1,
+            failed_refetches: 2,
         }
     }
 }
@@ -62,6 +67,8 @@ struct Operation<'a> {
     start: u64,
     first: &'a Event,
     query: &'a str,
+    /// Whether a call of it was answered `ok`.
+    ok: bool,
 }
 
 /// The metadata calls that name a query, as operations per key, each key's sorted by start.
@@ -75,11 +82,7 @@ fn operations<'a>(log: &'a EventLog, p: &Params) -> (BTreeMap<Key<'a>, Vec<Opera
         }
         let query = e.str("query_id").unwrap_or("");
         let service = e.str("service").unwrap_or("");
-        // What a cache saves is successful fetches: a failed one is fetched again by design.
-        if query.is_empty()
-            || !p.services.iter().any(|s| s == service)
-            || e.str("outcome") != Some("ok")
-        {
+        if query.is_empty() || !p.services.iter().any(|s| s == service) {
             continue;
         }
         calls += 1;
@@ -93,17 +96,18 @@ fn operations<'a>(log: &'a EventLog, p: &Params) -> (BTreeMap<Key<'a>, Vec<Opera
         // Calls without an op are told apart by their place in the log.
         let id = (key, op, if op.is_empty() { i } else { 0 });
         let s = started(e);
+        let ok = e.str("outcome") == Some("ok");
         let o = by_op.entry(id).or_insert(Operation {
             start: s,
             first: e,
             query,
+            ok,
         });
+        o.ok |= ok;
         if s < o.start {
-            *o = Operation {
-                start: s,
-                first: e,
-                query,
-            };
+            o.start = s;
+            o.first = e;
+            o.query = query;
         }
     }
     let mut by_key: BTreeMap<Key<'a>, Vec<Operation<'a>>> = BTreeMap::new();
@@ -138,10 +142,18 @@ pub fn fanout_bound(log: &EventLog, p: &Params) -> Verdict {
             *per_query.entry(o.query).or_default() += 1;
         }
         let starts: Vec<u64> = ops.iter().map(|o| o.start).collect();
-        let (n, range) = max_in_window(&starts, ttl);
-        if n <= p.max_per_key {
+        let ok: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].ok).collect();
+        let ok_starts: Vec<u64> = ok.iter().map(|&k| starts[k]).collect();
+        let (n_ok, ok_range) = max_in_window(&ok_starts, ttl);
+        let (n_all, all_range) = max_in_window(&starts, ttl);
+        let (n, range) = if n_ok > p.max_per_key {
+            // The successful operations' window, as indices of all operations.
+            (n_ok, ok[ok_range.start]..ok[ok_range.end - 1] + 1)
+        } else if n_all > p.max_per_key + p.failed_refetches {
+            (n_all, all_range)
+        } else {
             continue;
-        }
+        };
         over_keys += 1;
         let at = starts[range.start];
         if worst
@@ -351,6 +363,32 @@ mod tests {
         assert_eq!(witness.events.len(), WITNESS_EVENTS);
         assert_eq!(witness.events[0].t_us, 1000);
         assert_eq!(witness.events[1].str("query_id"), Some("q1"));
+    }
+
+    #[test]
+    fn failed_fetches_may_be_fetched_again_but_not_without_end() {
+        let failed = |t: u64, op: &str| {
+            let mut e = call(t, "role/lake-1", op, 1, "q1");
+            e.fields.insert("outcome".into(), json!("throttled"));
+            e
+        };
+        // Two failed operations, then one that succeeds: within the bound.
+        let e = vec![
+            failed(1000, "a#0.1"),
+            failed(2000, "a#0.2"),
+            call(3000, "role/lake-1", "a#0.3", 1, "q1"),
+        ];
+        let v = fanout_bound(&EventLog::from_events(e), &Params::default());
+        assert_eq!(v.word(), "pass", "{v:?}");
+        // Twenty operations of one query on one key, every one failed: over it.
+        let e: Vec<Event> = (0..20)
+            .map(|k| failed(1000 + k * 1000, &format!("a#0.{k}")))
+            .collect();
+        let Verdict::Fail { witness } = fanout_bound(&EventLog::from_events(e), &Params::default())
+        else {
+            panic!("twenty fetches of one key")
+        };
+        assert_eq!(witness.counts["key_operations"], json!(20));
     }
 
     #[test]

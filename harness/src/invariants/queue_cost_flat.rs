@@ -8,7 +8,9 @@
 //! has left to 0. The backlog is read after all events at one time. An episode is a maximal
 //! period of backlog > 0 that ends (drops to 0) before the log does. Its size B is its peak,
 //! t_p is the last time it stood at its peak, and its drain time is D = t_end − t_p. Episodes
-//! with B < `min_backlog` are ignored. For every pair with B2 ≥ `min_growth` × B1 (and B2 > B1), the
+//! with B < `min_backlog` are ignored, and so are episodes that did not drain by work: a
+//! query that ends other than `succeeded` drops its lakes left, which were abandoned, not
+//! drained, and its episode is not judged. For every pair with B2 ≥ `min_growth` × B1 (and B2 > B1), the
 //! per-lake drain time must not grow by more than `max_ratio` / 2: D2 / B2 ≤ (`max_ratio` / 2)
 //! × D1 / B1. So doubling the backlog may at most `max_ratio`-fold its drain time. The witness
 //! is the pair with the largest growth.
@@ -61,6 +63,9 @@ struct Episode<'a> {
     /// When it reached 0, and the last event at that time.
     t_end: u64,
     at_end: &'a Event,
+    /// Lakes that left the backlog because their query ended without them (failed, late,
+    /// cancelled) rather than by work.
+    abandoned: u64,
 }
 
 impl Episode<'_> {
@@ -100,6 +105,7 @@ fn episodes(log: &EventLog) -> (Vec<Episode<'_>>, u64) {
     let mut closed: BTreeSet<&str> = BTreeSet::new();
     let (mut backlog, mut out) = (0u64, Vec::new());
     let mut current: Option<(u64, u64, &Event)> = None;
+    let mut abandoned = 0u64;
     for (i, e) in events.iter().enumerate() {
         let Some(id) = e.str("query_id") else {
             continue;
@@ -121,6 +127,9 @@ fn episodes(log: &EventLog) -> (Vec<Episode<'_>>, u64) {
             }
         } else if let Some(q) = open.remove(id) {
             backlog -= q.left;
+            if e.name != "succeeded" {
+                abandoned += q.left;
+            }
             closed.insert(id);
         }
         // Read the backlog once all events at this time are in.
@@ -140,7 +149,11 @@ fn episodes(log: &EventLog) -> (Vec<Episode<'_>>, u64) {
                 at_peak,
                 t_end: e.t_us,
                 at_end: e,
+                abandoned,
             });
+        }
+        if backlog == 0 {
+            abandoned = 0;
         }
     }
     (out, u64::from(current.is_some()))
@@ -157,7 +170,7 @@ struct Comparison<'a> {
 fn compare<'a>(all: &[Episode<'a>], p: &Params) -> Comparison<'a> {
     let mut judged: Vec<Episode<'a>> = all
         .iter()
-        .filter(|e| e.peak >= p.min_backlog.max(1))
+        .filter(|e| e.peak >= p.min_backlog.max(1) && e.abandoned == 0)
         .copied()
         .collect();
     judged.sort_by_key(|e| (e.peak, e.t_peak));
@@ -302,6 +315,22 @@ mod tests {
         let mut events: Vec<Event> = parts.into_iter().flatten().collect();
         events.sort_by_key(|e| e.t_us);
         EventLog::from_events(events)
+    }
+
+    #[test]
+    fn a_backlog_its_queries_abandoned_is_not_drained() {
+        // 200 lakes drained by work; then 400 lakes, of which 380 are dropped at once by their
+        // queries failing: fast, but not a drain, so not judged.
+        let mut failing = burst(100, "b", 20, 20, 10_000);
+        for e in failing.iter_mut().filter(|e| e.name == "succeeded") {
+            e.name = "failed".into();
+        }
+        failing.retain(|e| e.name != "task_done" || e.str("query_id") == Some("b-0"));
+        let l = log(vec![burst(0, "a", 10, 20, 10_000), failing]);
+        let (all, _) = episodes(&l);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].abandoned, 380);
+        assert_eq!(queue_cost_flat(&l, &Params::default()).word(), "unknown");
     }
 
     #[test]

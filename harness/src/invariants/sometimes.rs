@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::vocabulary::{
-    FAULT_TARGET, MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
+    FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
 };
 use crate::events::EventLog;
 
@@ -65,11 +65,7 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
                 || log.of(QUERY_TARGET).any(|e| e.name == "queued"),
             "a query was refused or made to wait",
         ),
-        "coalesced" => (
-            log.of(MECHANISM_TARGET)
-                .any(|e| e.name == "cache_coalesced"),
-            "two lookups of one key were in flight together",
-        ),
+        "coalesced" => super::coalesced::sometimes(log),
         "tenant_isolation" => (
             any_call(log, |e| e.str("api") == Some("AssumeRole")),
             "the system assumed a lake's role",
