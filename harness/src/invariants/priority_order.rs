@@ -351,6 +351,119 @@ mod tests {
         );
     }
 
+    /// `n` arrivals a minute from `from_s` for `minutes` minutes, every `every`-th
+    /// interactive, each served unless `unserved(interactive, k)`; the log ends at `end_s`.
+    fn shifted(
+        from_s: u64,
+        n: u64,
+        minutes: u64,
+        every: u64,
+        end_s: u64,
+        unserved: impl Fn(bool, u64) -> bool,
+    ) -> EventLog {
+        let mut events = Vec::new();
+        let (mut ki, mut kb) = (0, 0);
+        for seq in 0..n * minutes {
+            let t = from_s * S + seq * 60 * S / n;
+            let interactive = seq % every == 0;
+            let prio = if interactive { "interactive" } else { "batch" };
+            events.push(submitted_with(t, seq, &[("priority", json!(prio))]));
+            let k = if interactive { &mut ki } else { &mut kb };
+            let status = if unserved(interactive, *k) { 504 } else { 200 };
+            *k += 1;
+            events.push(answered(t + S, seq, status));
+        }
+        events.push(ev(end_s * S, "h", "stampede::other", "tick", &[]));
+        events.sort_by_key(|e| e.t_us);
+        EventLog::from_events(events)
+    }
+
+    fn counts(v: Verdict) -> serde_json::Map<String, serde_json::Value> {
+        match v {
+            Verdict::Pass { counts } => counts,
+            Verdict::Fail { witness } => witness.counts,
+            Verdict::Unknown { why } => panic!("unknown: {why}"),
+        }
+    }
+
+    #[test]
+    fn windows_start_at_the_first_arrival_and_need_one_more_before_the_end() {
+        // From 30 s, 3 minutes at 120 a minute; the log ends exactly two windows after the
+        // third starts: all three are judged, and one second less leaves the last out.
+        let log = shifted(30, 120, 3, 4, 30 + 4 * 60, |_, _| false);
+        assert_eq!(
+            counts(priority_order(&log, &params()))["overloaded_windows"],
+            3
+        );
+        let log = shifted(30, 120, 3, 4, 30 + 4 * 60 - 1, |_, _| false);
+        assert_eq!(
+            counts(priority_order(&log, &params()))["overloaded_windows"],
+            2
+        );
+    }
+
+    #[test]
+    fn a_window_at_capacity_is_not_overloaded_and_interactive_at_capacity_is_within_it() {
+        // 60 a minute against a capacity of 60 a minute: not overloaded.
+        let log = shifted(0, 60, 3, 4, 600, |_, _| false);
+        assert_eq!(priority_order(&log, &params()).word(), "unknown");
+        // 120 a minute, every other one interactive: interactive demand exactly at capacity
+        // counts as within it.
+        let log = shifted(0, 120, 3, 2, 600, |_, _| false);
+        assert_eq!(
+            counts(priority_order(&log, &params()))["interactive_within_capacity"],
+            180
+        );
+        // A capacity of 1.01 a second (60.6 a minute): 61 interactive a minute are over it.
+        let log = shifted(0, 122, 3, 2, 600, |_, _| false);
+        let p = Params {
+            capacity_per_s: Some(1.01),
+            ..Params::default()
+        };
+        assert_eq!(
+            counts(priority_order(&log, &p))["interactive_within_capacity"],
+            0
+        );
+    }
+
+    #[test]
+    fn equal_shares_and_exactly_the_least_served_pass() {
+        // Half the queries interactive, over capacity on their own; one in ten of each class
+        // not served: equal shares pass.
+        let log = shifted(0, 200, 3, 2, 600, |_, k| k % 10 == 0);
+        assert_eq!(priority_order(&log, &params()).word(), "pass");
+        // 100 interactive within capacity, 1 not served: exactly 99 % served (and batch loses
+        // more, 10 of 200).
+        let log = shifted(0, 150, 2, 3, 600, |i, k| if i { k == 0 } else { k < 10 });
+        let v = priority_order(&log, &params());
+        let c = counts(v.clone());
+        assert_eq!(c["interactive_within_capacity"], 100);
+        assert_eq!(c["interactive_within_capacity_served"], 99);
+        assert_eq!(v.word(), "pass", "{v:?}");
+    }
+
+    #[test]
+    fn the_witness_shows_only_queries_not_served_and_no_more_than_its_share() {
+        let log = run(120, 3, 4, |i, k| !i || k % 2 == 0);
+        let Verdict::Fail { witness } = priority_order(&log, &params()) else {
+            panic!("half the interactive queries lost")
+        };
+        assert!(witness.events.len() <= WITNESS_EVENTS);
+        assert!(!witness.events.is_empty());
+        for e in witness.events.iter().filter(|e| e.name == "answered") {
+            assert_ne!(e.u64("status"), Some(200), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn sometimes_needs_unserved_batch_work() {
+        let log = run(120, 3, 4, |_, _| true);
+        assert!(
+            !sometimes(&log, &params()).0,
+            "everything served: no choice was made"
+        );
+    }
+
     #[test]
     fn no_overload_or_no_capacity_is_unknown() {
         let log = run(30, 3, 4, |_, _| true);

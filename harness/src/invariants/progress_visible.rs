@@ -365,6 +365,87 @@ mod tests {
     }
 
     #[test]
+    fn the_limits_are_inclusive_and_the_gap_to_the_end_is_measured() {
+        // News exactly 30 s apart, and a query open exactly 30 s at the end: within.
+        let v = check(vec![
+            c(10.0, "submitted", 1),
+            c(10.0, "accepted", 1),
+            c(40.0, "status", 1),
+            c(70.0, "answered", 1),
+            c(70.0, "submitted", 2),
+            c(75.0, "accepted", 2),
+            c(105.0, "submitted", 3),
+            c(105.0, "refused", 3),
+        ]);
+        assert_eq!(v.word(), "pass", "{v:?}");
+        // Open 31 s at the end of the log: the gap is to the end.
+        let Verdict::Fail { witness } = check(vec![
+            c(10.0, "submitted", 1),
+            c(10.0, "accepted", 1),
+            c(41.0, "submitted", 2),
+            c(41.0, "refused", 2),
+        ]) else {
+            panic!("31 s without news")
+        };
+        assert!(
+            witness.summary.contains("for 31.0 s"),
+            "{}",
+            witness.summary
+        );
+        assert!(
+            witness.summary.contains("to the end of the log"),
+            "{}",
+            witness.summary
+        );
+    }
+
+    #[test]
+    fn a_witness_shows_each_event_once() {
+        // Two silences share the status at 35 s.
+        let Verdict::Fail { witness } = check(vec![
+            c(0.0, "submitted", 1),
+            c(0.0, "accepted", 1),
+            c(35.0, "status", 1),
+            c(70.0, "answered", 1),
+        ]) else {
+            panic!("two gaps of 35 s")
+        };
+        assert_eq!(witness.counts["silences"], 2);
+        assert_eq!(witness.events.len(), 3, "{:?}", witness.events);
+        // Many silences: at most WITNESS_EVENTS events.
+        let mut many = Vec::new();
+        for seq in 0..20 {
+            many.push(c(0.0, "submitted", seq));
+            many.push(c(0.0, "accepted", seq));
+            many.push(c(40.0 + seq as f64, "answered", seq));
+        }
+        let Verdict::Fail { witness } = check(many) else {
+            panic!("twenty silent queries")
+        };
+        assert_eq!(witness.events.len(), WITNESS_EVENTS);
+    }
+
+    #[test]
+    fn the_sometimes_state_measures_from_acceptance() {
+        let log = |events: Vec<Event>| EventLog::from_events(events);
+        // Accepted at 20 s, answered at 25 s, the log goes on to 100 s: quick.
+        let quick = log(vec![
+            c(20.0, "accepted", 1),
+            c(25.0, "answered", 1),
+            c(100.0, "submitted", 2),
+            c(100.0, "refused", 2),
+        ]);
+        assert!(!sometimes(&quick, PROGRESS_EVERY_US).0);
+        // Answered exactly 30 s after, or open exactly 30 s at the end: not past the limit.
+        let exact = log(vec![c(20.0, "accepted", 1), c(50.0, "answered", 1)]);
+        assert!(!sometimes(&exact, PROGRESS_EVERY_US).0);
+        let open = log(vec![c(20.0, "accepted", 1), c(50.0, "submitted", 2)]);
+        assert!(!sometimes(&open, PROGRESS_EVERY_US).0);
+        let short_open = log(vec![c(20.0, "accepted", 1), c(25.0, "submitted", 2)]);
+        assert!(!sometimes(&short_open, PROGRESS_EVERY_US).0);
+    }
+
+    #[test]
     fn no_queries_is_unknown() {
         assert_eq!(check(vec![]).word(), "unknown");
     }

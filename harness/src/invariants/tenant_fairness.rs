@@ -339,6 +339,84 @@ mod tests {
         assert_eq!(witness.counts["worst_window_start_us"], 1);
     }
 
+    /// Per tenant and minute: (arrivals, served); arrivals spread over the minute from
+    /// `from_s`; the log ends at `end_s`.
+    fn minutes(from_s: u64, end_s: u64, plan: &[(&str, &[(u64, u64)])]) -> EventLog {
+        let mut events = Vec::new();
+        let mut seq = 0;
+        for (tenant, per_minute) in plan {
+            for (m, &(n, served)) in per_minute.iter().enumerate() {
+                for k in 0..n {
+                    let t = from_s * S + m as u64 * 60 * S + k * 60 * S / n;
+                    events.push(submitted_with(t, seq, &[("tenant", json!(tenant))]));
+                    events.push(answered(t + S, seq, if k < served { 200 } else { 504 }));
+                    seq += 1;
+                }
+            }
+        }
+        events.push(ev(end_s * S, "h", "stampede::other", "tick", &[]));
+        events.sort_by_key(|e| e.t_us);
+        EventLog::from_events(events)
+    }
+
+    #[test]
+    fn windows_start_at_the_first_arrival_and_the_witness_stays_in_the_worst() {
+        // From 30 s: minute 0 fair, minute 1 unfair to tenant a, minute 2 fair; tenant a also
+        // arrives exactly at the end of minute 1 (the start of minute 2).
+        let log = minutes(
+            30,
+            30 + 4 * 60,
+            &[
+                ("heavy", &[(10, 10), (10, 10), (10, 10)]),
+                ("a", &[(4, 4), (4, 0), (4, 4)]),
+            ],
+        );
+        let Verdict::Fail { witness } = tenant_fairness(&log, &Params::default()) else {
+            panic!("minute 1 served only the heavy tenant")
+        };
+        assert_eq!(
+            witness.counts["windows"], 3,
+            "the log ends two minutes after the third"
+        );
+        assert_eq!(witness.counts["worst_window_start_us"], 90 * S);
+        assert!(!witness.events.is_empty());
+        for e in &witness.events {
+            assert_eq!(e.name, "submitted");
+            assert_eq!(e.str("tenant"), Some("a"));
+            assert!((90 * S..150 * S).contains(&e.t_us), "{e:?}");
+        }
+        // One second less of log: the third minute is not judged.
+        let log = minutes(
+            30,
+            30 + 4 * 60 - 1,
+            &[
+                ("heavy", &[(10, 10), (10, 10), (10, 10)]),
+                ("a", &[(4, 4), (4, 0), (4, 4)]),
+            ],
+        );
+        let Verdict::Fail { witness } = tenant_fairness(&log, &Params::default()) else {
+            panic!("still unfair")
+        };
+        assert_eq!(witness.counts["windows"], 2);
+    }
+
+    #[test]
+    fn each_tenants_share_and_an_index_of_exactly_the_bound() {
+        // Equal demand of 10, served 6 and 3: fair shares 4.5 each, x = 4/3 and 2/3, and
+        // Jain's index (2)² / (2 · 20/9) = 0.9 exactly: not under the bound.
+        let log = minutes(0, 180, &[("a", &[(10, 6)]), ("b", &[(10, 3)])]);
+        let Verdict::Pass { counts } = tenant_fairness(&log, &Params::default()) else {
+            panic!("an index of 0.9 is the bound")
+        };
+        assert_eq!(counts["worst_index"], 0.9);
+        assert_eq!(counts["worst_window_tenants"]["a"]["x"], 1.333);
+        assert_eq!(counts["worst_window_tenants"]["b"]["x"], 0.667);
+        assert!(sometimes(&log, &Params::default()).0);
+        // Every query served: nothing had to be shared.
+        let all = minutes(0, 180, &[("a", &[(10, 10)]), ("b", &[(10, 10)])]);
+        assert!(!sometimes(&all, &Params::default()).0);
+    }
+
     #[test]
     fn one_tenant_or_no_goodput_is_unknown() {
         let log = run(3, &[("a", 2, &|_| true)]);
