@@ -398,6 +398,13 @@ mod tests {
             panic!("still unfair")
         };
         assert_eq!(witness.counts["windows"], 2);
+        // One minute, and a log that ends before a second has passed: nothing judged yet.
+        let log = minutes(
+            30,
+            30 + 2 * 60 - 1,
+            &[("heavy", &[(10, 10)]), ("a", &[(4, 0)])],
+        );
+        assert_eq!(tenant_fairness(&log, &Params::default()).word(), "unknown");
     }
 
     #[test]
