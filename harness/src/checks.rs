@@ -45,7 +45,13 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         "blast_radius" => blast_radius(log, &spec.params()),
         "failback_ramp" => {
             let p: params::FailbackRamp = spec.params();
-            failback_ramp(log, p.max_per_s, micros(p.ramp))
+            // R_max from the provider's quota on credentials, as the catalogue has it.
+            let r_max = p.max_per_s.unwrap_or_else(|| {
+                quotas(scenario)
+                    .get("AssumeRole")
+                    .map_or(crate::invariants::R_MAX, |q| q.rate_per_s.ceil() as u64)
+            });
+            failback_ramp(log, r_max, micros(p.ramp))
         }
         "tenant_fairness" => tenant_fairness(log, &spec.params()),
         "bounded_queues" => {

@@ -119,8 +119,10 @@ impl Default for Coalesced {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FailbackRamp {
-    /// The most credential fetches in any second after a region returns. Default: 20.
-    pub max_per_s: u64,
+    /// The most credential fetches in any second after a region returns. Default: the
+    /// scenario's AssumeRole quota rate, else 20.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_s: Option<u64>,
     /// How long after the return fetches are watched. Default: `60s`.
     pub ramp: Span,
 }
@@ -128,7 +130,7 @@ pub struct FailbackRamp {
 impl Default for FailbackRamp {
     fn default() -> Self {
         Self {
-            max_per_s: super::R_MAX,
+            max_per_s: None,
             ramp: secs(super::RAMP_US / 1_000_000),
         }
     }
