@@ -256,22 +256,26 @@ mod tests {
                 .insert("op".into(), json!(format!("{node}#0.{t_us}")));
             e
         };
-        let down = ev(
-            20 * S,
-            "harness",
-            FAULT_TARGET,
-            "region_down",
-            &[("region", json!("r1"))],
-        );
-        // Two nodes call before the outage; after the return only one does.
-        let events = vec![
-            call(S, "worker-r1-0"),
-            call(2 * S, "worker-r1-1"),
-            down.clone(),
-            up(30 * S, "r1"),
-            call(35 * S, "worker-r1-0"),
-        ];
-        let Verdict::Fail { witness } = check(events) else {
+        // Two nodes call before the outage (down at 20 s, up at 30 s); after the return, node
+        // 0 calls at 35 s and node 1 at `late` seconds, if at all.
+        let outage = |late: Option<u64>| {
+            let mut events = vec![
+                call(S, "worker-r1-0"),
+                call(2 * S, "worker-r1-1"),
+                ev(
+                    20 * S,
+                    "harness",
+                    FAULT_TARGET,
+                    "region_down",
+                    &[("region", json!("r1"))],
+                ),
+                up(30 * S, "r1"),
+                call(35 * S, "worker-r1-0"),
+            ];
+            events.extend(late.map(|s| call(s * S, "worker-r1-1")));
+            check(events)
+        };
+        let Verdict::Fail { witness } = outage(None) else {
             panic!("worker-r1-1 never came back")
         };
         assert_eq!(witness.counts["not_back"], json!(1));
@@ -280,25 +284,9 @@ mod tests {
             "{}",
             witness.summary
         );
-        // Back within the ramp: passes; back after it: fails.
-        let events = vec![
-            call(S, "worker-r1-0"),
-            call(2 * S, "worker-r1-1"),
-            down.clone(),
-            up(30 * S, "r1"),
-            call(35 * S, "worker-r1-0"),
-            call(89 * S, "worker-r1-1"),
-        ];
-        assert_eq!(check(events).word(), "pass");
-        let events = vec![
-            call(S, "worker-r1-0"),
-            call(2 * S, "worker-r1-1"),
-            down,
-            up(30 * S, "r1"),
-            call(35 * S, "worker-r1-0"),
-            call(91 * S, "worker-r1-1"),
-        ];
-        assert_eq!(check(events).word(), "fail");
+        // Back within the 60 s ramp passes; back after it fails.
+        assert_eq!(outage(Some(89)).word(), "pass");
+        assert_eq!(outage(Some(91)).word(), "fail");
     }
 
     #[test]
