@@ -110,6 +110,24 @@ pub fn client_queries(log: &EventLog) -> BTreeMap<u64, ClientQuery<'_>> {
     seqs
 }
 
+/// Items grouped by their arrival time into consecutive windows of `w` from the first
+/// arrival, each keyed by its start, keeping only the windows that are closed by `end`: one
+/// more window has passed after them, time for their queries to end. `w` must not be 0.
+pub fn closed_windows<T>(items: Vec<(u64, T)>, w: u64, end: u64) -> BTreeMap<u64, Vec<T>> {
+    let Some(first) = items.iter().map(|i| i.0).min() else {
+        return BTreeMap::new();
+    };
+    let mut windows: BTreeMap<u64, Vec<T>> = BTreeMap::new();
+    for (t, item) in items {
+        windows.entry((t - first) / w).or_default().push(item);
+    }
+    windows
+        .into_iter()
+        .filter(|(k, _)| first + (k + 2) * w <= end)
+        .map(|(k, items)| (first + k * w, items))
+        .collect()
+}
+
 /// The first `submitted` event of each seq (the offered arrivals), in time order: a later
 /// `submitted` of the same seq is a resubmission and adds no load.
 pub fn arrivals(log: &EventLog) -> Vec<&Event> {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::clients::{ClientQuery, capacity, client_queries};
+use super::clients::{ClientQuery, capacity, client_queries, closed_windows};
 use super::obj;
 use super::time::{log_end, micros, secs};
 use super::{Verdict, WITNESS_EVENTS, Witness};
@@ -128,17 +128,14 @@ fn judge<'a>(
     if w == 0 {
         return Err("the window is empty: no rate can be measured".into());
     }
-    let Some(first) = qs.values().map(|q| q.arrival.t_us).min() else {
+    if qs.is_empty() {
         return Err("no query was submitted".into());
-    };
-    let end = log_end(log);
-    let mut windows: BTreeMap<u64, Vec<&Query<'_>>> = BTreeMap::new();
-    for q in qs.values() {
-        windows
-            .entry((q.arrival.t_us - first) / w)
-            .or_default()
-            .push(q);
     }
+    let windows = closed_windows(
+        qs.values().map(|q| (q.arrival.t_us, q)).collect(),
+        w,
+        log_end(log),
+    );
     let room = cap * w as f64 / 1e6;
     let mut j = Judged {
         windows: 0,
@@ -147,9 +144,8 @@ fn judge<'a>(
         within: Tally::default(),
         missed: Vec::new(),
     };
-    for (k, in_window) in &windows {
-        let closes = first + (k + 2) * w;
-        if closes > end || in_window.len() as f64 <= room {
+    for in_window in windows.values() {
+        if in_window.len() as f64 <= room {
             continue;
         }
         j.windows += 1;

@@ -48,20 +48,13 @@ pub fn recovers(log: &EventLog) -> Verdict {
     };
     let t0 = start.t_us;
     let answers = goodput(log);
-    let times: Vec<u64> = answers.iter().map(|e| e.t_us).collect();
-    let before = times.partition_point(|&t| t < t0) as u64;
-    if before == 0 || t0 == 0 {
-        return Verdict::Unknown {
-            why: format!(
-                "no query was answered 200 before the {} at {}: no baseline",
-                start.name,
-                secs(t0)
-            ),
-        };
-    }
+    let g = match Goodput::before(&answers, start) {
+        Ok(g) => g,
+        Err(why) => return Verdict::Unknown { why },
+    };
+    let (times, before, need) = (&g.times, g.before, g.need);
     let w = GOODPUT_WINDOW_US;
-    let g0 = before as f64 * w as f64 / t0 as f64;
-    let need = RECOVERED_SHARE * g0;
+    let g0 = g.g0;
     let end = log_end(log);
     if end < t1.saturating_add(w) {
         return Verdict::Unknown {
@@ -74,16 +67,11 @@ pub fn recovers(log: &EventLog) -> Verdict {
         };
     }
     let last_start = end - w;
-    let count =
-        |s: u64| (times.partition_point(|&t| t < s + w) - times.partition_point(|&t| t < s)) as u64;
-    // Window starts where the count changes: an answer leaves just after it, one enters at
-    // its time less W.
-    let mut points: Vec<u64> = vec![t1];
-    for &a in &times {
-        points.push(a + 1);
-        points.push(a.saturating_sub(w));
-    }
-    points.retain(|&p| (t1..=last_start).contains(&p));
+    let count = |s: u64| g.count(s);
+    let mut points: Vec<u64> = g
+        .changes(t1)
+        .filter(|&p| (t1..=last_start).contains(&p))
+        .collect();
     points.sort_unstable();
     points.dedup();
     // Segments of constant count [p_k, p_{k+1}); the last one closes at last_start.
@@ -192,23 +180,65 @@ pub fn sometimes(log: &EventLog) -> (bool, &'static str) {
     let Ok((start, _, _)) = first_trigger(log) else {
         return (false, STATE);
     };
-    let t0 = start.t_us;
-    let times: Vec<u64> = goodput(log).iter().map(|e| e.t_us).collect();
-    let before = times.partition_point(|&t| t < t0) as u64;
-    if before == 0 || t0 == 0 {
+    let answers = goodput(log);
+    let Ok(g) = Goodput::before(&answers, start) else {
         return (false, STATE);
-    }
-    let w = GOODPUT_WINDOW_US;
-    let need = RECOVERED_SHARE * before as f64 * w as f64 / t0 as f64;
+    };
     let end = log_end(log);
-    let count =
-        |s: u64| (times.partition_point(|&t| t < s + w) - times.partition_point(|&t| t < s)) as u64;
-    // The count changes only where an answer enters or leaves a window.
-    let dipped = std::iter::once(t0)
-        .chain(times.iter().flat_map(|&a| [a + 1, a.saturating_sub(w)]))
-        .filter(|&s| s >= t0 && s + w <= end)
-        .any(|s| (count(s) as f64) < need - 1e-9);
+    let dipped = g
+        .changes(start.t_us)
+        .filter(|&s| s >= start.t_us && s + GOODPUT_WINDOW_US <= end)
+        .any(|s| (g.count(s) as f64) < g.need - 1e-9);
     (dipped, STATE)
+}
+
+/// The times of the 200 answers, and their level before the trigger.
+struct Goodput {
+    times: Vec<u64>,
+    /// Answers before the trigger.
+    before: u64,
+    /// Their rate per goodput window, and the share of it that counts as recovered.
+    g0: f64,
+    need: f64,
+}
+
+impl Goodput {
+    /// The baseline before `start`, or why there is none.
+    fn before(answers: &[&Event], start: &Event) -> Result<Self, String> {
+        let t0 = start.t_us;
+        let times: Vec<u64> = answers.iter().map(|e| e.t_us).collect();
+        let before = times.partition_point(|&t| t < t0) as u64;
+        if before == 0 || t0 == 0 {
+            return Err(format!(
+                "no query was answered 200 before the {} at {}: no baseline",
+                start.name,
+                secs(t0)
+            ));
+        }
+        let g0 = before as f64 * GOODPUT_WINDOW_US as f64 / t0 as f64;
+        Ok(Self {
+            times,
+            before,
+            g0,
+            need: RECOVERED_SHARE * g0,
+        })
+    }
+
+    /// Answers in the window `[s, s + W)`.
+    fn count(&self, s: u64) -> u64 {
+        let w = GOODPUT_WINDOW_US;
+        (self.times.partition_point(|&t| t < s + w) - self.times.partition_point(|&t| t < s)) as u64
+    }
+
+    /// `from` and the window starts where the count changes: an answer leaves just after it,
+    /// one enters at its time less W.
+    fn changes(&self, from: u64) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(from).chain(
+            self.times
+                .iter()
+                .flat_map(|&a| [a + 1, a.saturating_sub(GOODPUT_WINDOW_US)]),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::clients::client_queries;
+use super::clients::{client_queries, closed_windows};
 use super::obj;
 use super::time::{log_end, micros, secs};
 use super::vocabulary::TRAFFIC_TARGET;
@@ -108,26 +108,24 @@ fn windows<'a>(log: &'a EventLog, p: &Params) -> Result<Vec<(u64, Tally<'a>)>, S
         return Err("the window is empty".into());
     }
     let qs = queries(log);
-    let Some(first) = qs.iter().map(|q| q.0).min() else {
+    if qs.is_empty() {
         return Err("no query was submitted".into());
-    };
-    let end = log_end(log);
-    let mut by_window: BTreeMap<u64, Tally<'_>> = BTreeMap::new();
-    for (t, tenant, served) in qs {
-        let e = by_window
-            .entry((t - first) / w)
-            .or_default()
-            .entry(tenant)
-            .or_default();
-        e.0 += 1;
-        e.1 += u64::from(served);
     }
-    let judged: Vec<(u64, Tally<'_>)> = by_window
+    let arrivals = qs
         .into_iter()
-        .filter(|(k, tally)| {
-            first + (k + 2) * w <= end && tally.len() >= 2 && tally.values().any(|(_, g)| *g > 0)
+        .map(|(t, tenant, served)| (t, (tenant, served)));
+    let judged: Vec<(u64, Tally<'_>)> = closed_windows(arrivals.collect(), w, log_end(log))
+        .into_iter()
+        .map(|(start, queries)| {
+            let mut tally = Tally::new();
+            for (tenant, served) in queries {
+                let e = tally.entry(tenant).or_default();
+                e.0 += 1;
+                e.1 += u64::from(served);
+            }
+            (start, tally)
         })
-        .map(|(k, tally)| (first + k * w, tally))
+        .filter(|(_, tally)| tally.len() >= 2 && tally.values().any(|(_, g)| *g > 0))
         .collect();
     if judged.is_empty() {
         return Err(format!(

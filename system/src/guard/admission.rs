@@ -37,6 +37,9 @@ struct Waiting {
     seq: u64,
 }
 
+/// A query's place in the start order; smaller starts first.
+type StartKey = (std::cmp::Reverse<Priority>, u32, u64);
+
 /// The admission state of one coordinator.
 #[derive(Debug, Clone)]
 pub struct Admission {
@@ -95,27 +98,13 @@ impl Admission {
             *self.running.entry(tenant.to_string()).or_default() += 1;
             return Decision::Run;
         }
-        // Slots free about one wave of `max_running` every typical run time, and the query
-        // waits for the queries that would start before it: by priority, then by tenant (fair
-        // share), then by arrival. An interactive query, or one of a tenant with little
-        // running, is not refused for a queue that batch work or a heavy tenant fills.
-        let key = |p: Priority, tenant: &str, seq: u64| {
-            (
-                std::cmp::Reverse(p),
-                self.running.get(tenant).copied().unwrap_or(0),
-                seq,
-            )
-        };
-        let own = key(priority, tenant, u64::MAX);
-        let ahead = self
-            .queue
-            .iter()
-            .filter(|w| key(w.priority, &w.tenant, w.seq) < own)
-            .count() as u32;
-        let wait = self.typical * (1 + ahead / self.max_running);
+        // The query waits for the queries that would start before it: an interactive query,
+        // or one of a tenant with little running, is not refused for a queue that batch work
+        // or a heavy tenant fills.
+        let wait = self.wait_behind(self.ahead_of(self.start_key(priority, tenant, u64::MAX)));
         if self.queue.len() as u32 >= self.max_queued {
             // Full: come back when the queue has drained, about.
-            let drained = self.typical * (1 + self.queue.len() as u32 / self.max_running);
+            let drained = self.wait_behind(self.queue.len() as u32);
             return Decision::Shed {
                 retry_after: drained,
             };
@@ -151,15 +140,32 @@ impl Admission {
     /// expected wait, one wave of `max_running` per typical run time for those ahead of it.
     pub fn place(&self, id: &str) -> Option<(u32, Duration)> {
         let me = self.queue.iter().find(|w| w.id == id)?;
-        let key = |w: &Waiting| {
-            (
-                std::cmp::Reverse(w.priority),
-                self.running.get(&w.tenant).copied().unwrap_or(0),
-                w.seq,
-            )
-        };
-        let ahead = self.queue.iter().filter(|w| key(w) < key(me)).count() as u32;
-        Some((ahead + 1, self.typical * (1 + ahead / self.max_running)))
+        let ahead = self.ahead_of(self.start_key(me.priority, &me.tenant, me.seq));
+        Some((ahead + 1, self.wait_behind(ahead)))
+    }
+
+    /// Where a query stands in the order queries start: priority first, then the tenant with
+    /// the fewest running (fair share), then arrival.
+    fn start_key(&self, priority: Priority, tenant: &str, seq: u64) -> StartKey {
+        (
+            std::cmp::Reverse(priority),
+            self.running.get(tenant).copied().unwrap_or(0),
+            seq,
+        )
+    }
+
+    /// How many waiting queries would start before one at `key`.
+    fn ahead_of(&self, key: StartKey) -> u32 {
+        self.queue
+            .iter()
+            .filter(|w| self.start_key(w.priority, &w.tenant, w.seq) < key)
+            .count() as u32
+    }
+
+    /// The expected wait behind `ahead` queries: slots free about one wave of `max_running`
+    /// every typical run time.
+    fn wait_behind(&self, ahead: u32) -> Duration {
+        self.typical * (1 + ahead / self.max_running)
     }
 
     /// Drops a waiting query (cancelled). Whether it was waiting.
@@ -172,18 +178,11 @@ impl Admission {
     fn start_waiting(&mut self) -> Vec<String> {
         let mut started = Vec::new();
         while self.running_total() < self.max_running && !self.queue.is_empty() {
-            let running = &self.running;
             let best = self
                 .queue
                 .iter()
                 .enumerate()
-                .min_by_key(|(_, w)| {
-                    (
-                        std::cmp::Reverse(w.priority),
-                        running.get(&w.tenant).copied().unwrap_or(0),
-                        w.seq,
-                    )
-                })
+                .min_by_key(|(_, w)| self.start_key(w.priority, &w.tenant, w.seq))
                 .map(|(i, _)| i)
                 .unwrap_or(0);
             let w = self.queue.remove(best);
