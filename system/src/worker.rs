@@ -17,7 +17,7 @@ use http_body_util::Full;
 use crate::cloud::{Cloud, Lake};
 use crate::coordinator::{FRAGMENT_ERROR, Task};
 use crate::engine;
-use crate::guard::{DEADLINE, QUERY};
+use crate::guard::{DEADLINE, DELIVERY, Delivery, QUERY};
 use crate::http_client::send_collect;
 use crate::transport::Dialer;
 
@@ -200,7 +200,13 @@ impl Worker {
                 None => self.compute(&task).await,
             }
         };
-        let result = QUERY.scope(task.query_id.as_str().into(), work).await;
+        let delivery = Delivery::new(m.message_id().unwrap_or_default(), receives);
+        let result = QUERY
+            .scope(
+                task.query_id.as_str().into(),
+                DELIVERY.scope(delivery.clone(), work),
+            )
+            .await;
         let (reply, last) = match result {
             Ok(ipc) => {
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, bytes = ipc.len() as u64, "task_done");
@@ -208,8 +214,11 @@ impl Worker {
             }
             Err(e) => {
                 let e = without_wall_times(&e);
-                let last =
-                    receives >= tuning.task_receives.max(1) || e.starts_with("deadline exceeded");
+                // Under one retry layer, a task the guard already retried in is not handed out
+                // again: the queue would retry what the guard retried.
+                let last = receives >= tuning.task_receives.max(1)
+                    || e.starts_with("deadline exceeded")
+                    || (switches.one_retry_layer && delivery.retried());
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
                 if last {
                     (self.reply(&task, Err(e)).await, true)

@@ -13,6 +13,9 @@ pub const ATTEMPT_HEADER: &str = "x-stampede-attempt";
 pub const QUERY_HEADER: &str = "x-stampede-query";
 /// The AWS SDK invocation the call is an attempt of, the same on each of the SDK's attempts.
 pub const INVOCATION_HEADER: &str = "x-stampede-invocation";
+/// The queue delivery the call works on, `{message id}#{receive count}`: the message's id and
+/// its `ApproximateReceiveCount` when the worker took it.
+pub const DELIVERY_HEADER: &str = "x-stampede-delivery";
 
 /// What a request says about who sent it and why: the correlation headers a client may send,
 /// and the AWS SDK's own attempt (`amz-sdk-request`). Logged with the call; absent fields are
@@ -26,6 +29,8 @@ pub struct CallContext {
     query_id: String,
     sdk_attempt: u64,
     sdk_invocation: String,
+    message: String,
+    receive: u64,
 }
 
 impl CallContext {
@@ -43,12 +48,20 @@ impl CallContext {
             .split(';')
             .find_map(|kv| kv.trim().strip_prefix("attempt=")?.parse().ok())
             .unwrap_or(0);
+        // `{message id}#{receive count}`; the id may itself hold `#`, the count cannot.
+        let delivery = text(DELIVERY_HEADER);
+        let (message, receive) = match delivery.rsplit_once('#') {
+            Some((id, n)) => (id.to_string(), n.parse().unwrap_or(0)),
+            None => (delivery, 0),
+        };
         Self {
             op: text(OP_HEADER),
             attempt: text(ATTEMPT_HEADER).parse().unwrap_or(0),
             query_id: text(QUERY_HEADER),
             sdk_attempt,
             sdk_invocation: text(INVOCATION_HEADER),
+            message,
+            receive,
         }
     }
 }
@@ -179,6 +192,8 @@ impl ProviderCall {
             query_id = %self.context.query_id,
             sdk_attempt = self.context.sdk_attempt,
             sdk_invocation = %self.context.sdk_invocation,
+            task_message = %self.context.message,
+            receive = self.context.receive,
             "call"
         );
     }

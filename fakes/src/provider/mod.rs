@@ -11,8 +11,8 @@ pub mod region;
 pub use abuse::{AbusePolicy, Standing};
 pub use background::BackgroundLoad;
 pub use call::{
-    ATTEMPT_HEADER, CallContext, CallOutcome, Correlated, OP_HEADER, PROVIDER_EVENTS, ProviderCall,
-    QUERY_HEADER,
+    ATTEMPT_HEADER, CallContext, CallOutcome, Correlated, DELIVERY_HEADER, OP_HEADER,
+    PROVIDER_EVENTS, ProviderCall, QUERY_HEADER,
 };
 pub use fleet::FleetConfig;
 pub use quota::Limit;

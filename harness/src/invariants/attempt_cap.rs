@@ -1,27 +1,26 @@
 //! `attempt_cap`: no logical operation is tried more than N times, whichever layers retry it.
 //!
-//! Evidence: the provider's log, not the retry layers' own reports. A logical operation is an
-//! AWS SDK invocation (`sdk_invocation`, the same on each of the SDK's own attempts, each of
-//! which the guard may retry under it), or, for a call outside the SDK (`object_store`'s S3
-//! calls, IMDS), the guard's operation (`op`, the same on each of the guard's attempts). Its
-//! attempts are the provider calls that carry it: every try that reached the provider, made by
-//! whichever layer. Fails when an operation has more than `max_attempts` calls; the witness is
-//! the operation that first went over, with its calls.
+//! Evidence: the provider's log, not the retry layers' own reports. A logical operation is
+//! what [`logical_operations`] makes of the calls: an AWS SDK invocation (`sdk_invocation`, the
+//! same on each of the SDK's own attempts, each of which the guard may retry under it), or, for
+//! a call outside the SDK (`object_store`'s S3 calls, IMDS), the guard's operation (`op`, the
+//! same on each of the guard's attempts); and, for work on a task, the same operation in every
+//! delivery of the task's message (`task_message`, `receive`), since the queue's redelivery runs the
+//! task again. Its attempts are the provider calls that carry it: every try that reached the
+//! provider, made by whichever layer. Fails when an operation has more than `max_attempts`
+//! calls; the witness is the operation that first went over, with its calls.
 //!
 //! Unknown when no system call names its operation (the system's layers are not visible).
 //!
-//! Does not count: tries that never reached the provider (a request lost on the network), and
-//! the queue's redelivery of a task, whose worker then starts new operations: a task tried
-//! three times, each time with three attempts per call, passes here.
+//! Does not count tries that never reached the provider (a request lost on the network).
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::calls::{is_system_call, operation};
 use super::obj;
+use super::operations::logical_operations;
 use super::time::secs;
-use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -29,14 +28,11 @@ use crate::events::{Event, EventLog};
 pub const MAX_ATTEMPTS: u64 = 3;
 
 /// The system's calls by logical operation.
-fn operations(log: &EventLog) -> BTreeMap<&str, Vec<&Event>> {
-    let mut ops: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| is_system_call(e)) {
-        if let Some(op) = operation(e) {
-            ops.entry(op).or_default().push(e);
-        }
-    }
-    ops
+fn operations(log: &EventLog) -> BTreeMap<String, Vec<&Event>> {
+    logical_operations(log)
+        .into_iter()
+        .map(|(key, l)| (key, l.calls))
+        .collect()
 }
 
 /// Checks that no logical operation reached the provider more than `max_attempts` times.
@@ -53,7 +49,7 @@ pub fn attempt_cap(log: &EventLog, max_attempts: u64) -> Verdict {
     let over: Vec<(&str, &Vec<&Event>)> = ops
         .iter()
         .filter(|(_, calls)| calls.len() as u64 > max_attempts)
-        .map(|(op, calls)| (*op, calls))
+        .map(|(op, calls)| (op.as_str(), calls))
         .collect();
     // The operation whose cap-breaking attempt came first.
     let Some((op, calls)) = over
@@ -182,6 +178,36 @@ mod tests {
         ]);
         assert_eq!(attempt_cap(&log, MAX_ATTEMPTS).word(), "pass");
         assert!(!sometimes(&log).0);
+    }
+
+    #[test]
+    fn a_task_the_queue_hands_out_again_adds_its_tries() {
+        let task = |t, op: &str, attempt, receive| {
+            let mut e = call(t, op, attempt, 0, "");
+            e.fields.insert("task_message".into(), json!("m-2"));
+            e.fields.insert("receive".into(), json!(receive));
+            e
+        };
+        // Three deliveries, each reading once: three tries in all.
+        let once: Vec<Event> = (1..=3)
+            .map(|r| task(r * 100, &format!("w#{r}.1"), 1, r))
+            .collect();
+        assert_eq!(
+            attempt_cap(&EventLog::from_events(once), MAX_ATTEMPTS).word(),
+            "pass"
+        );
+        // Two deliveries, each with two tries by the guard: four.
+        let log = EventLog::from_events(vec![
+            task(100, "w#1.1", 1, 1),
+            task(110, "w#1.1", 2, 1),
+            task(200, "w#2.1", 1, 2),
+            task(210, "w#2.1", 2, 2),
+        ]);
+        let Verdict::Fail { witness } = attempt_cap(&log, MAX_ATTEMPTS) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["highest_attempts"], json!(4));
+        assert_eq!(witness.events.len(), 4);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod name;
 pub mod never_frozen;
 pub mod no_lost_queries;
 pub mod no_metastability;
+mod operations;
 pub mod params;
 pub mod priority_order;
 pub mod progress_visible;

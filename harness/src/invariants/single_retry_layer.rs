@@ -1,13 +1,15 @@
-//! `single_retry_layer`: per operation, at most one layer retries: the AWS SDK's retries and
-//! the system's own retry layer (the guard) must not multiply each other.
+//! `single_retry_layer`: per operation, at most one layer retries: the AWS SDK's retries, the
+//! system's own retry layer (the guard) and the task queue's redelivery must not multiply each
+//! other.
 //!
-//! Checks: the provider `call`s, grouped into operations: by `sdk_invocation` (the SDK's
-//! `amz-sdk-invocation-id`, the same across its own retries) when the call has one, else by
-//! `op` (the guard's operation id, the same across the guard's retries). The guard sits under
-//! the SDK, so one SDK invocation spans one guard operation per SDK attempt. A layer retried an
-//! operation when the SDK did (some call's `sdk_attempt` > 1) or when the guard did (some
-//! call's `attempt` > 1). Fails when an operation was retried by more than `max_layers` layers;
-//! the witness is the operation whose first call came first.
+//! Checks: the provider `call`s, grouped into logical operations ([`logical_operations`]): by
+//! `sdk_invocation` (the SDK invocation the system names, the same across the SDK's own
+//! retries) when the call has one, else by `op` (the guard's operation id, the same across the
+//! guard's retries); and across the deliveries of one task message (`task_message`, `receive`),
+//! the same operation of each delivery. A layer retried an operation when the SDK did (some
+//! call's `sdk_attempt` > 1), when the guard did (some call's `attempt` > 1), or when the
+//! queue did (its calls name more than one delivery). Fails when an operation was retried by
+//! more than `max_layers` layers; the witness is the operation whose first call came first.
 //!
 //! Unknown: no call has an `op` (the guard's layer is not visible). Calls with neither an
 //! `sdk_invocation` nor an `op` (background accounts, real clients) are not operations here.
@@ -16,12 +18,11 @@
 //! after the first, not guard retries within the SDK's first attempt. Does not check how many
 //! attempts a layer made (`attempt_cap`, `retry_amplification`).
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 
-use super::calls::{is_call, is_system_call, operation};
+use super::calls::{is_call, is_system_call};
 use super::obj;
+use super::operations::{Logical, logical_operations};
 use super::time::secs;
 use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
@@ -42,33 +43,6 @@ impl Default for Params {
     }
 }
 
-/// One operation's calls and what its layers did.
-#[derive(Default)]
-struct Operation<'a> {
-    calls: Vec<&'a Event>,
-    max_sdk_attempt: u64,
-    max_attempt: u64,
-}
-
-impl Operation<'_> {
-    fn layers(&self) -> u64 {
-        u64::from(self.max_sdk_attempt > 1) + u64::from(self.max_attempt > 1)
-    }
-}
-
-/// The calls as operations, keyed by their id ([`operation`]).
-fn operations(log: &EventLog) -> BTreeMap<&str, Operation<'_>> {
-    let mut ops: BTreeMap<&str, Operation<'_>> = BTreeMap::new();
-    for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
-        let Some(id) = operation(e) else { continue };
-        let o = ops.entry(id).or_default();
-        o.calls.push(e);
-        o.max_sdk_attempt = o.max_sdk_attempt.max(e.u64("sdk_attempt").unwrap_or(0));
-        o.max_attempt = o.max_attempt.max(e.u64("attempt").unwrap_or(0));
-    }
-    ops
-}
-
 /// Checks that no operation was retried by more than `max_layers` layers.
 pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
     let has_op = log.of(PROVIDER_TARGET).any(is_system_call);
@@ -78,25 +52,26 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
                 .into(),
         };
     }
-    let ops = operations(log);
-    let (mut sdk_retried, mut guard_retried, mut over) = (0u64, 0u64, 0u64);
-    let mut first: Option<(&str, &Operation<'_>)> = None;
-    let first_start = |o: &Operation<'_>| o.calls.iter().map(|e| e.t_us).min().unwrap_or(0);
+    let ops = logical_operations(log);
+    let (mut sdk_retried, mut guard_retried, mut queue_retried, mut over) = (0u64, 0, 0, 0);
+    let mut first: Option<(&str, &Logical<'_>)> = None;
     for (id, o) in &ops {
-        sdk_retried += u64::from(o.max_sdk_attempt > 1);
-        guard_retried += u64::from(o.max_attempt > 1);
+        sdk_retried += u64::from(o.sdk_retried());
+        guard_retried += u64::from(o.guard_retried());
+        queue_retried += u64::from(o.queue_retried());
         if o.layers() <= p.max_layers {
             continue;
         }
         over += 1;
-        if first.is_none_or(|(_, f)| first_start(o) < first_start(f)) {
-            first = Some((*id, o));
+        if first.is_none_or(|(_, f)| o.first_start() < f.first_start()) {
+            first = Some((id.as_str(), o));
         }
     }
     let mut counts = obj(json!({
         "operations": ops.len(),
         "sdk_retried": sdk_retried,
         "guard_retried": guard_retried,
+        "queue_retried": queue_retried,
     }));
     let Some((id, o)) = first else {
         return Verdict::Pass { counts };
@@ -106,6 +81,7 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
     counts.insert("calls".into(), o.calls.len().into());
     counts.insert("max_sdk_attempt".into(), o.max_sdk_attempt.into());
     counts.insert("max_attempt".into(), o.max_attempt.into());
+    counts.insert("deliveries".into(), o.deliveries.len().into());
     // Show the first call and the first call each layer retried, then the rest in order.
     let mut calls = o.calls.clone();
     calls.sort_by_key(|e| e.t_us);
@@ -113,6 +89,13 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
     let retried_by = |key: &str| calls.iter().find(|e| e.u64(key).unwrap_or(0) > 1).copied();
     shown.extend(retried_by("sdk_attempt"));
     shown.extend(retried_by("attempt"));
+    let first_receive = calls[0].u64("receive").unwrap_or(0);
+    shown.extend(
+        calls
+            .iter()
+            .find(|e| e.u64("receive").unwrap_or(0) != first_receive)
+            .copied(),
+    );
     for e in &calls {
         if shown.len() >= WITNESS_EVENTS {
             break;
@@ -123,11 +106,20 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
     }
     shown.sort_by_key(|e| e.t_us);
     shown.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    let mut layers = Vec::new();
+    if o.sdk_retried() {
+        layers.push(format!("the SDK (attempts up to {})", o.max_sdk_attempt));
+    }
+    if o.guard_retried() {
+        layers.push(format!("the guard (attempts up to {})", o.max_attempt));
+    }
+    if o.queue_retried() {
+        layers.push(format!("the queue ({} deliveries)", o.deliveries.len()));
+    }
     let summary = format!(
-        "operation {id} from {} was retried by both the SDK (attempts up to {}) and the guard (attempts up to {}) over {} calls, over {} layer{}; {over} of {} operations so",
+        "operation {id} from {} was retried by {} over {} calls, over {} layer{}; {over} of {} operations so",
         secs(calls[0].t_us),
-        o.max_sdk_attempt,
-        o.max_attempt,
+        layers.join(" and "),
         o.calls.len(),
         p.max_layers,
         if p.max_layers == 1 { "" } else { "s" },
@@ -145,7 +137,10 @@ pub fn single_retry_layer(log: &EventLog, p: &Params) -> Verdict {
 /// Whether some layer retried a call, so that there was something to stack.
 pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
     let retried = log.of(PROVIDER_TARGET).any(|e| {
-        is_call(e) && (e.u64("attempt").unwrap_or(0) > 1 || e.u64("sdk_attempt").unwrap_or(0) > 1)
+        is_call(e)
+            && (e.u64("attempt").unwrap_or(0) > 1
+                || e.u64("sdk_attempt").unwrap_or(0) > 1
+                || e.u64("receive").unwrap_or(0) > 1)
     });
     (retried, "a retry layer retried a provider call")
 }
@@ -258,6 +253,47 @@ mod tests {
             single_retry_layer(&log(e), &Params::default()).word(),
             "unknown"
         );
+    }
+
+    #[test]
+    fn the_guard_and_the_queue_retrying_one_read_fails() {
+        let task = |t, op, attempt, receive| {
+            let mut e = call(t, op, attempt, 0, "");
+            e.fields.insert("task_message".into(), json!("m-9"));
+            e.fields.insert("receive".into(), json!(receive));
+            e
+        };
+        // The guard tries the read three times; the task fails and the queue hands it out
+        // again, and the read is tried once more.
+        let e = vec![
+            task(10, "w#0.1", 1, 1),
+            task(20, "w#0.1", 2, 1),
+            task(30, "w#0.1", 3, 1),
+            task(5000, "w#1.4", 1, 2),
+        ];
+        let Verdict::Fail { witness } = single_retry_layer(&log(e), &Params::default()) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["queue_retried"], json!(1));
+        assert_eq!(witness.counts["deliveries"], json!(2));
+        assert!(
+            witness
+                .summary
+                .contains("the guard (attempts up to 3) and the queue (2 deliveries)"),
+            "{}",
+            witness.summary
+        );
+        assert_eq!(witness.events.last().map(|e| e.t_us), Some(5000));
+        // The queue alone retrying passes.
+        let e = vec![task(10, "w#0.1", 1, 1), task(5000, "w#1.4", 1, 2)];
+        let v = single_retry_layer(&log(e), &Params::default());
+        let Verdict::Pass { counts } = v else {
+            panic!("must pass: {v:?}")
+        };
+        assert_eq!(counts["queue_retried"], json!(1));
+        assert_eq!(counts["guard_retried"], json!(0));
+        let e = vec![task(5000, "w#1.4", 1, 2)];
+        assert!(sometimes(&log(e), &Params::default()).0);
     }
 
     #[test]

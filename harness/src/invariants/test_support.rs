@@ -103,6 +103,8 @@ pub fn system_call(t_us: u64, fields: &[(&str, Value)]) -> Event {
         ("query_id", json!("")),
         ("sdk_attempt", json!(0)),
         ("sdk_invocation", json!("")),
+        ("task_message", json!("")),
+        ("receive", json!(0)),
     ];
     ev_owned(
         t_us,

@@ -56,6 +56,38 @@ tokio::task_local! {
     /// The query the current task works for: every call it makes names it
     /// ([`QUERY_HEADER`]), so a call's cost can be charged to its query.
     pub static QUERY: Arc<str>;
+    /// The queue delivery the current task works on: every call it makes names it
+    /// ([`DELIVERY_HEADER`]), so a task the queue hands out again shows at the provider as the
+    /// same work tried again.
+    pub static DELIVERY: Delivery;
+}
+
+/// One delivery of a task's message, and whether the guard retried a call while working on it.
+///
+/// Under `one_retry_layer`, the guard and the queue's redelivery never both retry one task:
+/// a task the guard retried in is not handed out again when it fails ([`Delivery::retried`]),
+/// and in a delivery after the first the guard makes one attempt per call.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    id: Arc<str>,
+    receive: u32,
+    retried: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Delivery {
+    /// The `receive`-th delivery of message `message_id`.
+    pub fn new(message_id: &str, receive: u32) -> Self {
+        Self {
+            id: format!("{message_id}#{receive}").into(),
+            receive,
+            retried: Arc::default(),
+        }
+    }
+
+    /// Whether the guard retried some call of this delivery.
+    pub fn retried(&self) -> bool {
+        self.retried.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The logical operation an attempt belongs to, `{node}#{boot}.{sequence}`: the same on every
@@ -65,6 +97,8 @@ pub const OP_HEADER: &str = "x-stampede-op";
 pub const ATTEMPT_HEADER: &str = "x-stampede-attempt";
 /// The query the call works for, when it works for one.
 pub const QUERY_HEADER: &str = "x-stampede-query";
+/// The queue delivery the call works on, `{message id}#{receive count}`, when it works on one.
+pub const DELIVERY_HEADER: &str = "x-stampede-delivery";
 
 /// A response whose body is streaming (success) or already read (errors, which were read to
 /// classify them).
@@ -501,6 +535,15 @@ impl Guard {
         if let Some(query) = QUERY.try_with(|q| correlate(q)).ok().flatten() {
             parts.headers.insert(QUERY_HEADER, query);
         }
+        let delivery = DELIVERY.try_with(Clone::clone).ok();
+        if let Some(value) = delivery.as_ref().and_then(|d| correlate(&d.id)) {
+            parts.headers.insert(DELIVERY_HEADER, value);
+        }
+        // A task the queue handed out again is already the queue's retry: one attempt per call.
+        let max_attempts = match &delivery {
+            Some(d) if switches.one_retry_layer && d.receive > 1 => 1,
+            _ => tuning.max_attempts.max(1),
+        };
         self.budget(&api, |b, now| b.deposit(now));
         loop {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -532,7 +575,7 @@ impl Guard {
             let Retry::Yes { after, .. } = retry else {
                 return answer;
             };
-            if attempt >= tuning.max_attempts.max(1) {
+            if attempt >= max_attempts {
                 return answer;
             }
             if switches.retry_budget && !self.budget(&api, |b, now| b.withdraw(now)) {
@@ -562,6 +605,9 @@ impl Guard {
                 retry_after_us = after.map_or(0, |a| a.as_micros() as u64),
                 "retry"
             );
+            if let Some(d) = &delivery {
+                d.retried.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
