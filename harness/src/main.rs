@@ -33,6 +33,50 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run scenarios over many seeds, J at a time, and report failures grouped by scenario and
+    /// invariant, each with the seeds that replay it.
+    ///
+    /// Writes DIR/sweep.json (one record per run), DIR/junit.xml (one suite per scenario, one
+    /// case per invariant), DIR/summary.md, DIR/records.jsonl (records as runs finish) and
+    /// DIR/runs/<scenario>/seed-<N>/ (each run's directory; the event log kept only for failed
+    /// runs unless --keep-logs). Exit codes: 0 every run as expected; 1 some run failed
+    /// (an invariant violated unexpectedly, an expected violation that held, a crash, a
+    /// timeout, a determinism mismatch); 64 bad arguments or scenario; 70 internal error;
+    /// 130 stopped by Ctrl-C (the finished runs are kept and reported).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Sweep {
+        #[command(subcommand)]
+        command: Option<SweepCommand>,
+        /// Scenario files (YAML).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Seeds: A..B (both included: 1..20 is twenty seeds), one seed, or a list 1,4,9.
+        #[arg(long, default_value = "1..10")]
+        seeds: stampede::sweep::Seeds,
+        /// Runs at once, each in its own process [default: the number of cores]
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only shard I of N (1/N to N/N) of the (scenario, seed) pairs; merge the shards'
+        /// directories with `stampede sweep merge`.
+        #[arg(long)]
+        shard: Option<stampede::sweep::Shard>,
+        /// The share of runs simulated a second time to check that the log is the same.
+        #[arg(long, default_value_t = 0.05)]
+        recheck: f64,
+        /// The longest one run may take in wall time before it is stopped and counted failed.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// The sweep's directory; it must not exist yet, or be empty.
+        #[arg(long, default_value = "runs/sweep")]
+        out: PathBuf,
+        /// Keep every run's event log, not only those of failed runs.
+        #[arg(long)]
+        keep_logs: bool,
+        /// The most runs shrinking one failure may take (each failure is shrunk to a small
+        /// scenario that still fails, in DIR/shrunk/); 0 shrinks nothing.
+        #[arg(long, default_value_t = 100)]
+        shrink_budget: u32,
+    },
     /// Check scenario files and the traces they replay, without running anything.
     Validate {
         /// Scenario files (YAML).
@@ -48,6 +92,20 @@ enum Command {
     Fakes {
         #[command(subcommand)]
         command: FakesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SweepCommand {
+    /// Merge the directories of a sweep's shards into one: the same sweep.json, junit.xml and
+    /// summary as the sweep run whole. Every shard must be there.
+    Merge {
+        /// The shards' directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the merged sweep; it must not exist yet, or be empty.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -84,6 +142,32 @@ fn main() -> ExitCode {
             seed,
             out,
         } => run_command(&scenario, seed, out),
+        Command::Sweep {
+            command: Some(SweepCommand::Merge { dirs, out }),
+            ..
+        } => merge_command(&dirs, &out),
+        Command::Sweep {
+            command: None,
+            scenarios,
+            seeds,
+            jobs,
+            shard,
+            recheck,
+            timeout,
+            out,
+            keep_logs,
+            shrink_budget,
+        } => sweep_command(SweepArgs {
+            scenarios,
+            seeds,
+            jobs,
+            shard,
+            recheck,
+            timeout,
+            out,
+            keep_logs,
+            shrink_budget,
+        }),
         Command::Validate { files } => validate_command(&files),
         Command::Trace {
             command: TraceCommand::Import { cloudtrail, out },
@@ -254,12 +338,181 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
     })
 }
 
+/// The arguments of `stampede sweep`.
+struct SweepArgs {
+    scenarios: Vec<PathBuf>,
+    seeds: stampede::sweep::Seeds,
+    jobs: Option<usize>,
+    shard: Option<stampede::sweep::Shard>,
+    recheck: f64,
+    timeout: std::time::Duration,
+    out: PathBuf,
+    keep_logs: bool,
+    shrink_budget: u32,
+}
+
+/// Refuses a directory that holds something: a sweep never overwrites another's results.
+fn fresh_dir(out: &Path) -> Result<(), String> {
+    let busy = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if busy {
+        return Err(format!(
+            "{} already holds files: choose another --out, or remove it",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Stops the sweep on Ctrl-C: sets `stop`, which the sweep's workers watch.
+#[allow(clippy::disallowed_methods)] // The sweep's own watcher thread, outside every simulation.
+fn on_ctrl_c(stop: &'static std::sync::atomic::AtomicBool) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("stopping: the runs under way are cut, the finished ones kept");
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    });
+}
+
+fn sweep_command(a: SweepArgs) -> ExitCode {
+    if !(0.0..=1.0).contains(&a.recheck) {
+        eprintln!(
+            "error: --recheck {} is not a share between 0 and 1",
+            a.recheck
+        );
+        return Exit::Usage.into();
+    }
+    if a.jobs == Some(0) {
+        eprintln!("error: --jobs 0 would run nothing: give 1 or more");
+        return Exit::Usage.into();
+    }
+    if let Err(e) = fresh_dir(&a.out) {
+        eprintln!("error: {e}");
+        return Exit::Usage.into();
+    }
+    // Every scenario is checked before anything runs.
+    let mut names = Vec::new();
+    for f in &a.scenarios {
+        match prepare(f) {
+            Ok(p) => names.push(p.scenario.name),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.into();
+            }
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("internal error: cannot find the stampede binary to run: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = stampede::sweep::Options {
+        files: a.scenarios,
+        names,
+        seeds: a.seeds,
+        shard: a.shard.unwrap_or(stampede::sweep::Shard::ALL),
+        jobs,
+        recheck: a.recheck,
+        timeout: a.timeout,
+        out: a.out.clone(),
+        exe,
+        replay_prefix: replay_prefix(),
+        keep_logs: a.keep_logs,
+        shrink_budget: a.shrink_budget,
+    };
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    on_ctrl_c(&STOP);
+    let sweep = stampede::sweep::sweep(&opts, &STOP).and_then(|s| {
+        stampede::sweep::report::write(&s, &a.out)?;
+        Ok(s)
+    });
+    let sweep = match sweep {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "internal error: writing the sweep to {}: {e}",
+                a.out.display()
+            );
+            return Exit::Internal.into();
+        }
+    };
+    print!("{}", stampede::sweep::report::summary(&sweep));
+    println!(
+        "
+  sweep dir  {}",
+        a.out.display()
+    );
+    sweep_exit(&sweep)
+}
+
+fn sweep_exit(sweep: &stampede::sweep::Sweep) -> ExitCode {
+    if sweep.interrupted {
+        ExitCode::from(130)
+    } else if sweep.failed() {
+        Exit::Violated.into()
+    } else {
+        Exit::Pass.into()
+    }
+}
+
+fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
+    if let Err(e) = fresh_dir(out) {
+        eprintln!("error: {e}");
+        return Exit::Usage.into();
+    }
+    let sweep = match stampede::sweep::report::merge(dirs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    let written = std::fs::create_dir_all(out)
+        .and_then(|()| {
+            dirs.iter()
+                .try_for_each(|d| stampede::sweep::report::copy_artefacts(d, out))
+        })
+        .and_then(|()| stampede::sweep::report::write(&sweep, out));
+    if let Err(e) = written {
+        eprintln!(
+            "internal error: writing the merged sweep to {}: {e}",
+            out.display()
+        );
+        return Exit::Internal.into();
+    }
+    print!("{}", stampede::sweep::report::summary(&sweep));
+    println!(
+        "
+  sweep dir  {}",
+        out.display()
+    );
+    sweep_exit(&sweep)
+}
+
+/// How commands that replay a run start, in the form the user ran this one (`cargo run`
+/// sets `CARGO`).
+fn replay_prefix() -> String {
+    if std::env::var_os("CARGO").is_some() {
+        "cargo run -p stampede --".into()
+    } else {
+        "stampede".into()
+    }
+}
+
 /// The command that replays this run, in the form the user ran it (`cargo run` sets `CARGO`).
 fn replay_command(path: &Path, seed: u64) -> String {
-    let args = format!("run {} --seed {seed}", path.display());
-    if std::env::var_os("CARGO").is_some() {
-        format!("cargo run -p stampede -- {args}")
-    } else {
-        format!("stampede {args}")
-    }
+    format!("{} run {} --seed {seed}", replay_prefix(), path.display())
 }

@@ -534,6 +534,68 @@ impl serde::Serialize for InvariantSpec {
     }
 }
 
+/// The scenario as a YAML document that [`parse`] reads back to the same scenario. Fields
+/// left at their defaults (nulls, empty lists and maps) are left out, as a person would, and
+/// the top-level keys come in the order of the file format.
+pub fn to_yaml(s: &Scenario) -> String {
+    fn prune(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Null => false,
+            serde_json::Value::Array(a) => {
+                a.iter_mut().for_each(|x| {
+                    prune(x);
+                });
+                !a.is_empty()
+            }
+            serde_json::Value::Object(m) => {
+                m.retain(|_, x| prune(x));
+                !m.is_empty()
+            }
+            _ => true,
+        }
+    }
+    /// Top-level keys in the order given.
+    struct Ordered(Vec<(String, serde_json::Value)>);
+    impl serde::Serialize for Ordered {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in &self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.end()
+        }
+    }
+    const ORDER: [&str; 14] = [
+        "name",
+        "about",
+        "seed",
+        "duration",
+        "tick",
+        "world",
+        "system",
+        "traffic",
+        "swarm",
+        "invariants",
+        "faults",
+        "operator",
+        "alerts",
+        "expect",
+    ];
+    let mut value = serde_json::to_value(s).expect("a scenario serialises");
+    prune(&mut value);
+    let mut fields = match value {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a scenario is a map"),
+    };
+    let mut ordered: Vec<(String, serde_json::Value)> = ORDER
+        .iter()
+        .filter_map(|k| fields.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+    ordered.extend(fields);
+    serde_saphyr::to_string(&Ordered(ordered)).expect("JSON values serialise as YAML")
+}
+
 /// Reads and checks a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
     let text = std::fs::read_to_string(path)

@@ -11,6 +11,7 @@
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
 //! - `recorded`: the fakes answer requests a real client recorded against the real IMDS and STS.
+//! - `sweep`: `stampede sweep`: records, JUnit by scenario and invariant, shrinking, shards that merge.
 //! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
 
 mod architecture;
@@ -25,6 +26,7 @@ mod provider;
 mod queue;
 mod real_clients;
 mod recorded;
+mod sweep;
 mod system;
 
 use std::path::PathBuf;

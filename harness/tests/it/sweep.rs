@@ -1,0 +1,315 @@
+//! `stampede sweep`: scenario files survive being written back as YAML (the shrinker's
+//! candidates are such files); a naive scenario without `expect` fails on every seed, with
+//! the seeds in the JUnit failure and shrunk files that replay the failure without the fault
+//! that played no part; shards merged equal the sweep run whole.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "invalid") {
+                scenario_files(&path, out);
+            }
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_scenario_reads_back_from_the_yaml_it_is_written_as() {
+    let mut files = Vec::new();
+    scenario_files(&crate::scenario(""), &mut files);
+    assert!(files.len() > 30, "{} scenario files", files.len());
+    for f in files {
+        let s = stampede::scenario::load(&f).unwrap();
+        let yaml = stampede::scenario::to_yaml(&s);
+        let back = stampede::scenario::parse(&f, &yaml)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{yaml}", f.display()));
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&s).unwrap(),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+/// A scratch directory of its own for a test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stampede-sweep-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The SQL-validation naive twin as a new user would write it: no `expect`, and a latency
+/// fault that has nothing to do with invalid SQL.
+fn naive_without_expect(dir: &Path) -> PathBuf {
+    let trace = crate::scenario("traces/invalid-sql.jsonl");
+    let text = format!(
+        "name: invalid-sql-naive\n\
+         seed: 5\n\
+         duration: 3m\n\
+         tick: 20ms\n\
+         world:\n  regions: [eu-west-1]\n  lakes: {{ count: 24, tenants: 4, files_per_lake: 1, rows_per_file: 20 }}\n\
+         system:\n  preset: hardened\n  switches: {{ validate_sql: false }}\n\
+         traffic:\n  replay: {}\n\
+         invariants: [invalid_sql_costs_nothing, no_lost_queries]\n\
+         faults:\n  - {{ at: 20s, action: latency, extra: 50ms, for: 10s }}\n",
+        trace.display()
+    );
+    let file = dir.join("naive.yaml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn sweep(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .current_dir(dir)
+        .arg("sweep")
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files() {
+    let dir = scratch("naive");
+    let file = naive_without_expect(&dir);
+    let (code, text) = sweep(
+        &dir,
+        &[
+            "naive.yaml",
+            "--seeds",
+            "1..3",
+            "--out",
+            "out",
+            "--shrink-budget",
+            "12",
+        ],
+    );
+    assert_eq!(code, 1, "{text}");
+    let s = read_json(&dir.join("out/sweep.json"));
+    let records = s["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3);
+    for (r, seed) in records.iter().zip(1..) {
+        assert_eq!(r["seed"], seed);
+        assert_eq!(
+            r["unexpected"],
+            serde_json::json!(["invalid_sql_costs_nothing"])
+        );
+        assert_eq!(r["faults"].as_array().unwrap().len(), 1);
+        assert!(r["digest"].as_str().unwrap().len() == 64);
+    }
+    let junit = std::fs::read_to_string(dir.join("out/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testsuite ").count(), 1);
+    let case = junit
+        .split("<testcase ")
+        .find(|c| c.contains("name=\"invalid_sql_costs_nothing\""))
+        .unwrap();
+    assert!(case.contains("3/3 seeds violated it: 1, 2, 3"), "{case}");
+    for seed in 1..=3 {
+        assert!(
+            case.contains(&format!("run naive.yaml --seed {seed} (shrunk: shrunk/")),
+            "{case}"
+        );
+    }
+    assert!(junit.contains("name=\"no_lost_queries\"/>"), "{junit}");
+    // Each shrunk file replays the failure, and the latency fault did not survive.
+    for r in records {
+        let shrunk = dir.join("out").join(r["shrunk"].as_str().unwrap());
+        let yaml = std::fs::read_to_string(&shrunk).unwrap();
+        assert!(
+            !yaml.contains("swarm") && !yaml.contains("action: latency"),
+            "{yaml}"
+        );
+        assert_eq!(r["shrink"]["faults_before"], 1);
+        assert_eq!(r["shrink"]["faults_after"], 0);
+        let run = Command::new(env!("CARGO_BIN_EXE_stampede"))
+            .arg("run")
+            .arg(&shrunk)
+            .arg("--out")
+            .arg(dir.join(format!("replay-{}", r["seed"])))
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(1));
+        let results = read_json(&dir.join(format!("replay-{}/results.json", r["seed"])));
+        assert_eq!(
+            results["verdicts"]["invalid_sql_costs_nothing"]["verdict"],
+            "fail"
+        );
+    }
+    let summary = std::fs::read_to_string(dir.join("out/summary.md")).unwrap();
+    assert!(
+        summary.contains("| invalid-sql-naive | invalid_sql_costs_nothing | 3 of 3 (1, 2, 3) |"),
+        "{summary}"
+    );
+    let _ = file;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A record without what differs between machines and directories.
+fn comparable(mut r: Value) -> Value {
+    r.as_object_mut().unwrap().remove("wall_s");
+    r
+}
+
+#[test]
+fn shards_merged_equal_the_sweep_run_whole() {
+    let dir = scratch("shards");
+    naive_without_expect(&dir);
+    let smoke = crate::scenario("smoke.yaml");
+    let smoke = smoke.to_str().unwrap();
+    let common = [
+        "naive.yaml",
+        smoke,
+        "--seeds",
+        "1..2",
+        "--shrink-budget",
+        "0",
+        "--recheck",
+        "0.5",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(extra);
+        sweep(&dir, &args)
+    };
+    assert_eq!(run(&["--out", "whole"]).0, 1);
+    assert_eq!(run(&["--out", "a", "--shard", "1/2"]).0, 1);
+    assert_eq!(run(&["--out", "b", "--shard", "2/2", "--jobs", "1"]).0, 1);
+    let (code, text) = sweep(&dir, &["merge", "b", "a", "--out", "merged"]);
+    assert_eq!(code, 1, "{text}");
+    let records = |d: &str| -> Vec<Value> {
+        read_json(&dir.join(d).join("sweep.json"))["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(comparable)
+            .collect()
+    };
+    let (a, b) = (records("a"), records("b"));
+    assert_eq!((a.len(), b.len()), (2, 2));
+    assert_eq!(records("merged"), records("whole"));
+    let junit = |d: &str| {
+        let text = std::fs::read_to_string(dir.join(d).join("junit.xml")).unwrap();
+        // Suite times are wall times.
+        text.lines()
+            .map(|l| l.split(" time=").next().unwrap_or(l).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(junit("merged"), junit("whole"));
+    // A shard missing, or given twice, is an error.
+    let (code, text) = sweep(&dir, &["merge", "a", "--out", "m2"]);
+    assert_eq!(code, 64, "{text}");
+    assert!(text.contains("shards missing: 2/2"), "{text}");
+    let (code, text) = sweep(&dir, &["merge", "a", "a", "b", "--out", "m3"]);
+    assert_eq!(code, 64);
+    assert!(text.contains("given twice"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_seeds_and_shards_are_refused_before_anything_runs() {
+    let dir = scratch("bad");
+    naive_without_expect(&dir);
+    for (args, says) in [
+        (
+            vec!["naive.yaml", "--seeds", "5..2"],
+            "write the smaller seed first (2..5)",
+        ),
+        (
+            vec!["naive.yaml", "--shard", "3/2"],
+            "shards count from 1/2 to 2/2",
+        ),
+        (
+            vec!["naive.yaml", "--recheck", "1.5"],
+            "not a share between 0 and 1",
+        ),
+        (vec!["missing.yaml"], "missing.yaml"),
+    ] {
+        let (code, text) = sweep(&dir, &args);
+        assert_eq!(code, 64, "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+    assert!(!dir.join("runs").exists(), "nothing ran");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A stand-in for the `stampede` binary: a shell script with `body`.
+#[cfg(unix)]
+fn fake_exe(dir: &Path, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let exe = dir.join("fake-stampede");
+    std::fs::write(&exe, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    exe
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
+    use stampede::sweep::{Ending, Options, sweep};
+    let dir = scratch("crash");
+    let file = naive_without_expect(&dir);
+    let opts = |exe: PathBuf, out: &str| Options {
+        files: vec![file.clone()],
+        names: vec!["invalid-sql-naive".into()],
+        seeds: "1..2".parse().unwrap(),
+        shard: stampede::sweep::Shard::ALL,
+        jobs: 2,
+        recheck: 0.0,
+        timeout: std::time::Duration::from_millis(300),
+        out: dir.join(out),
+        exe,
+        replay_prefix: "stampede".into(),
+        keep_logs: false,
+        shrink_budget: 5,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let panics = fake_exe(
+        &dir,
+        "echo \"thread 'main' panicked at harness/src/world.rs:1:1:\" >&2; echo 'a host ran away' >&2; exit 101",
+    );
+    let s = sweep(&opts(panics, "panics"), &stop).unwrap();
+    assert_eq!(s.records.len(), 2);
+    for r in &s.records {
+        assert_eq!(r.ending, Ending::Crashed);
+        let error = r.error.as_deref().unwrap();
+        assert!(
+            error.starts_with("the run exited with code 101:"),
+            "{error}"
+        );
+        assert!(error.contains("a host ran away"), "{error}");
+        assert!(r.failed() && r.shrunk.is_none());
+    }
+    let junit = stampede::sweep::report::junit_xml(&s);
+    assert!(
+        junit.contains("2/2 seeds crashed or timed out: 1, 2"),
+        "{junit}"
+    );
+    let hangs = fake_exe(&dir, "exec sleep 30");
+    let s = sweep(&opts(hangs, "hangs"), &stop).unwrap();
+    assert_eq!(s.records.len(), 2);
+    assert!(s.records.iter().all(|r| r.ending == Ending::TimedOut));
+    assert!(
+        s.records[0].error.as_deref().unwrap().contains("300ms"),
+        "{:?}",
+        s.records[0].error
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
