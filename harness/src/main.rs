@@ -47,35 +47,8 @@ enum Command {
     Sweep {
         #[command(subcommand)]
         command: Option<SweepCommand>,
-        /// Scenario files (YAML).
-        #[arg(required = true)]
-        scenarios: Vec<PathBuf>,
-        /// Seeds: A..B (both included: 1..20 is twenty seeds), one seed, or a list 1,4,9.
-        #[arg(long, default_value = "1..10")]
-        seeds: stampede::sweep::Seeds,
-        /// Runs at once, each in its own process [default: the number of cores]
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Run only shard I of N (1/N to N/N) of the (scenario, seed) pairs; merge the shards'
-        /// directories with `stampede sweep merge`.
-        #[arg(long)]
-        shard: Option<stampede::sweep::Shard>,
-        /// The share of runs simulated a second time to check that the log is the same.
-        #[arg(long, default_value_t = 0.05)]
-        recheck: f64,
-        /// The longest one run may take in wall time before it is stopped and counted failed.
-        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
-        timeout: std::time::Duration,
-        /// The sweep's directory; it must not exist yet, or be empty.
-        #[arg(long, default_value = "runs/sweep")]
-        out: PathBuf,
-        /// Keep every run's event log, not only those of failed runs.
-        #[arg(long)]
-        keep_logs: bool,
-        /// The most runs shrinking one failure may take (each failure is shrunk to a small
-        /// scenario that still fails, in DIR/shrunk/); 0 shrinks nothing.
-        #[arg(long, default_value_t = 100)]
-        shrink_budget: u32,
+        #[command(flatten)]
+        args: SweepArgs,
     },
     /// Check scenario files and the traces they replay, without running anything.
     Validate {
@@ -148,26 +121,8 @@ fn main() -> ExitCode {
         } => merge_command(&dirs, &out),
         Command::Sweep {
             command: None,
-            scenarios,
-            seeds,
-            jobs,
-            shard,
-            recheck,
-            timeout,
-            out,
-            keep_logs,
-            shrink_budget,
-        } => sweep_command(SweepArgs {
-            scenarios,
-            seeds,
-            jobs,
-            shard,
-            recheck,
-            timeout,
-            out,
-            keep_logs,
-            shrink_budget,
-        }),
+            args,
+        } => sweep_command(args),
         Command::Validate { files } => validate_command(&files),
         Command::Trace {
             command: TraceCommand::Import { cloudtrail, out },
@@ -339,15 +294,36 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
 }
 
 /// The arguments of `stampede sweep`.
+#[derive(Debug, clap::Args)]
 struct SweepArgs {
+    /// Scenario files (YAML).
+    #[arg(required = true)]
     scenarios: Vec<PathBuf>,
+    /// Seeds: A..B (both included: 1..20 is twenty seeds), one seed, or a list 1,4,9.
+    #[arg(long, default_value = "1..10")]
     seeds: stampede::sweep::Seeds,
+    /// Runs at once, each in its own process [default: the number of cores]
+    #[arg(long)]
     jobs: Option<usize>,
+    /// Run only shard I of N (1/N to N/N) of the (scenario, seed) pairs; merge the shards'
+    /// directories with `stampede sweep merge`.
+    #[arg(long)]
     shard: Option<stampede::sweep::Shard>,
+    /// The share of runs simulated a second time to check that the log is the same.
+    #[arg(long, default_value_t = 0.05)]
     recheck: f64,
+    /// The longest one run may take in wall time before it is stopped and counted failed.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
+    /// The sweep's directory; it must not exist yet, or be empty.
+    #[arg(long, default_value = "runs/sweep")]
     out: PathBuf,
+    /// Keep every run's event log, not only those of failed runs.
+    #[arg(long)]
     keep_logs: bool,
+    /// The most runs shrinking one failure may take (each failure is shrunk to a small
+    /// scenario that still fails, in DIR/shrunk/); 0 shrinks nothing.
+    #[arg(long, default_value_t = 100)]
     shrink_budget: u32,
 }
 

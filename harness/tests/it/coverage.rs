@@ -4,11 +4,8 @@
 //! The list only shrinks: an exception that a scenario now covers must leave it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use stampede::scenario::InvariantName;
-
-use crate::scenario;
 
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
@@ -29,24 +26,9 @@ const EXCEPTIONS: &[(&str, &str)] = &[
 /// Invariants about the harness, not the system: no mechanism of the system can break them.
 const ABOUT_THE_HARNESS: [&str; 2] = ["deterministic", "littles_law"];
 
-fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n != "invalid") {
-                scenario_files(&path, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_invariant_is_expected_violated_by_some_scenario_or_listed_as_waiting() {
-    let mut files = Vec::new();
-    scenario_files(&scenario(""), &mut files);
-    files.sort();
+    let files = crate::scenario_files();
     let mut covered = BTreeSet::new();
     for file in &files {
         let s = stampede::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));

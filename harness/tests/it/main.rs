@@ -45,3 +45,23 @@ pub fn repo(rel: &str) -> PathBuf {
 pub fn scenario(rel: &str) -> PathBuf {
     repo("scenarios").join(rel)
 }
+
+/// Every scenario file under `scenarios/` but the invalid ones, sorted.
+pub fn scenario_files() -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "invalid") {
+                    walk(&path, out);
+                }
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&scenario(""), &mut out);
+    out.sort();
+    out
+}

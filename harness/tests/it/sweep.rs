@@ -8,23 +8,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n != "invalid") {
-                scenario_files(&path, out);
-            }
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_scenario_reads_back_from_the_yaml_it_is_written_as() {
-    let mut files = Vec::new();
-    scenario_files(&crate::scenario(""), &mut files);
+    let files = crate::scenario_files();
     assert!(files.len() > 30, "{} scenario files", files.len());
     for f in files {
         let s = stampede::scenario::load(&f).unwrap();
