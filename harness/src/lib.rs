@@ -22,6 +22,7 @@ pub mod run;
 pub mod scenario;
 pub mod serve;
 pub mod span;
+pub mod swarm;
 pub mod sweep;
 pub mod trace;
 pub mod traffic;

@@ -70,6 +70,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SweepCommand {
+    /// Promote shrunk files (DIR/shrunk/*.yaml) into the regression corpus, which runs in
+    /// `cargo test`: each goes to TO/<invariant>/, expecting that invariant to fail until the
+    /// bug is fixed.
+    Promote {
+        /// Shrunk scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The corpus.
+        #[arg(long, default_value = "scenarios/regressions")]
+        to: PathBuf,
+    },
     /// Merge the directories of a sweep's shards into one: the same sweep.json, junit.xml and
     /// summary as the sweep run whole. Every shard must be there.
     Merge {
@@ -119,6 +130,10 @@ fn main() -> ExitCode {
             command: Some(SweepCommand::Merge { dirs, out }),
             ..
         } => merge_command(&dirs, &out),
+        Command::Sweep {
+            command: Some(SweepCommand::Promote { files, to }),
+            ..
+        } => promote_command(&files, &to),
         Command::Sweep {
             command: None,
             args,
@@ -442,6 +457,19 @@ fn sweep_exit(sweep: &stampede::sweep::Sweep) -> ExitCode {
     } else {
         Exit::Pass.into()
     }
+}
+
+fn promote_command(files: &[PathBuf], to: &Path) -> ExitCode {
+    for f in files {
+        match stampede::sweep::shrink::promote(f, to) {
+            Ok(dest) => println!("promoted {} to {}", f.display(), dest.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.into();
+            }
+        }
+    }
+    Exit::Pass.into()
 }
 
 fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {

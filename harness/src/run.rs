@@ -122,6 +122,25 @@ pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
 }
 
 impl Prepared {
+    /// Draws the scenario's swarm schedule for `seed`, if it has a `swarm` section: the drawn
+    /// faults join the file's and the drawn tuning overrides its, and the section is gone, so
+    /// the scenario is concrete from here on (as `run.json` records it).
+    pub fn draw_swarm(&mut self, seed: u64) -> Result<Option<crate::swarm::Drawn>, InputError> {
+        let Some(swarm) = self.scenario.swarm.take() else {
+            return Ok(None);
+        };
+        let drawn = swarm
+            .draw(seed)
+            .map_err(|e| InputError::whole_file(&self.path, format!("swarm: {e}")))?;
+        self.scenario.faults.extend(drawn.faults.iter().cloned());
+        self.scenario.faults.sort_by_key(|f| f.at.0);
+        self.scenario
+            .system
+            .tuning
+            .extend(drawn.tuning.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(Some(drawn))
+    }
+
     /// Where the queries come from, for people: the file, or the generator.
     pub fn source(&self) -> String {
         match (&self.trace_path, &self.scenario.traffic.generate) {
@@ -172,6 +191,8 @@ pub struct RunReport {
     pub steps: u64,
     /// Wall time the simulation took (not part of any output that must be deterministic).
     pub wall: Duration,
+    /// What the scenario's swarm section drew for this seed, if it has one.
+    pub swarm: Option<crate::swarm::Drawn>,
 }
 
 impl RunReport {
@@ -246,8 +267,9 @@ impl RunReport {
 }
 
 /// Simulates `prepared` with `seed` (the scenario's own when `None`) and checks its invariants.
-pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError> {
+pub fn run(mut prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError> {
     let seed = seed.unwrap_or(prepared.scenario.seed);
+    let swarm = prepared.draw_swarm(seed)?;
     let timer = WallTimer::start();
     let first = simulate_once(&prepared, seed)?;
     let wall = timer.elapsed();
@@ -281,6 +303,7 @@ pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError>
         sometimes,
         steps: first.steps,
         wall,
+        swarm,
     })
 }
 

@@ -41,6 +41,10 @@ pub struct Scenario {
     /// Faults and operator actions on the timeline.
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Faults drawn per seed: kinds with ranges, each on for a seed with its probability
+    /// (`crate::swarm`). A run draws its schedule and goes on as if `faults` listed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<crate::swarm::Swarm>,
     /// Operator actions on the timeline, kept apart from the faults as a gameday script
     /// (`admission.pause`, `admission.resume`, `drain.rate`, `failover`, `caches.flush`,
     /// `config.push`); the same keys as a fault.
@@ -804,106 +808,30 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         .map(|(i, f)| (format!("faults.{i}"), f));
     let operator = s.operator.iter().enumerate();
     for (key, f) in entries.chain(operator.map(|(i, f)| (format!("operator.{i}"), f))) {
-        if key.starts_with("operator") && !f.action.is_operator() {
+        check_fault(&s, key.starts_with("operator"), f).map_err(|m| err(&key, m))?;
+    }
+    if let Some(swarm) = &s.swarm {
+        if !(0.0..=1.0).contains(&swarm.control) {
             return Err(err(
-                &key,
-                format!(
-                    "`{}` is not an operator action: list it under `faults`",
-                    f.action.as_str()
-                ),
+                "swarm.control",
+                "is a share of seeds between 0 and 1".into(),
             ));
         }
-        let need = |present: bool, what: &str| {
-            if present {
-                Ok(())
-            } else {
-                Err(err(&key, format!("`{}` needs `{what}`", f.action.as_str())))
-            }
-        };
-        if f.at.0 >= s.duration.0 {
-            return Err(err(
-                &key,
-                format!(
-                    "starts at {} but the run lasts {}",
-                    humantime::format_duration(f.at.0),
-                    humantime::format_duration(s.duration.0)
-                ),
-            ));
-        }
-        let provider_hosts: Vec<String> = s
-            .world
-            .regions
-            .iter()
-            .map(|r| format!("provider-{r}"))
-            .collect();
-        for host in f.host.iter().chain(f.between.iter().flatten()) {
-            if f.between.is_some() && (provider_hosts.contains(host) || host == "traffic") {
-                continue;
-            }
-            let known = s.world.regions.iter().any(|r| {
-                host == &format!("coordinator-{r}")
-                    || (0..s.system.workers_per_region).any(|k| host == &format!("worker-{r}-{k}"))
-            });
-            if !known {
-                return Err(err(
-                    &key,
-                    format!(
-                        "no host `{host}` in this world (coordinator-REGION, worker-REGION-K, provider-REGION, traffic)"
-                    ),
-                ));
+        for (i, faults) in swarm.extremes().map_err(|(key, m)| err(&key, m))? {
+            for f in faults {
+                check_fault(&s, false, &f).map_err(|m| {
+                    err(
+                        &format!("swarm.faults.{i}"),
+                        format!("at the ends of its ranges: {m}"),
+                    )
+                })?;
             }
         }
-        match f.action {
-            FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
-            FaultAction::ApiErrors => {
-                need(f.api.is_some(), "api")?;
-                need(
-                    f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
-                    "fraction (above 0, at most 1)",
-                )?;
-            }
-            FaultAction::ApiThrottle => {
-                need(f.api.is_some(), "api")?;
-                need(
-                    f.rate_per_s.is_some_and(|r| r > 0.0),
-                    "rate_per_s (above 0)",
-                )?;
-            }
-            FaultAction::RegionOutage => need(f.lasts.is_some(), "for")?,
-            FaultAction::HostCrash => {
-                need(f.host.is_some(), "host")?;
-                need(f.lasts.is_some(), "for")?;
-            }
-            FaultAction::Latency => need(f.extra.is_some(), "extra")?,
-            FaultAction::FleetCapacity => need(
-                f.fraction.is_some_and(|x| (0.0..=1.0).contains(&x)),
-                "fraction (0 to 1)",
-            )?,
-            FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
-            FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
-            FaultAction::CachesFlush | FaultAction::LogsStall => {}
-            FaultAction::Failover => need(
-                s.world.regions.len() > 1,
-                "a second region in world.regions to fail over to",
-            )?,
-            FaultAction::DrainRate => need(
-                f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
-                "fraction (above 0, at most 1)",
-            )?,
-            FaultAction::NetworkPartition => {
-                need(
-                    f.between.as_ref().is_some_and(|b| b.len() == 2),
-                    "between: [HOST, HOST]",
-                )?;
-            }
-        }
-        if let Some(r) = &f.region
-            && !s.world.regions.contains(r)
-        {
-            return Err(err(
-                &key,
-                format!("region `{r}` is not one of world.regions"),
-            ));
+        for tuning in swarm.tuning_extremes() {
+            let mut t = s.clone();
+            t.system.tuning.extend(tuning);
+            crate::world::try_system_config(&t)
+                .map_err(|e| err("swarm.tuning", format!("at the ends of its ranges: {e}")))?;
         }
     }
     for (i, rule) in s.alerts.iter().enumerate() {
@@ -969,6 +897,101 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         ));
     }
     Ok(s)
+}
+
+/// Checks one fault or operator action against its scenario: the keys its action needs, a
+/// start within the run, hosts and regions of this world.
+fn check_fault(s: &Scenario, operator: bool, f: &FaultSpec) -> Result<(), String> {
+    if operator && !f.action.is_operator() {
+        return Err(format!(
+            "`{}` is not an operator action: list it under `faults`",
+            f.action.as_str()
+        ));
+    }
+    let need = |present: bool, what: &str| {
+        if present {
+            Ok(())
+        } else {
+            Err(format!("`{}` needs `{what}`", f.action.as_str()))
+        }
+    };
+    if f.at.0 >= s.duration.0 {
+        return Err(format!(
+            "starts at {} but the run lasts {}",
+            humantime::format_duration(f.at.0),
+            humantime::format_duration(s.duration.0)
+        ));
+    }
+    let provider_hosts: Vec<String> = s
+        .world
+        .regions
+        .iter()
+        .map(|r| format!("provider-{r}"))
+        .collect();
+    for host in f.host.iter().chain(f.between.iter().flatten()) {
+        if f.between.is_some() && (provider_hosts.contains(host) || host == "traffic") {
+            continue;
+        }
+        let known = s.world.regions.iter().any(|r| {
+            host == &format!("coordinator-{r}")
+                || (0..s.system.workers_per_region).any(|k| host == &format!("worker-{r}-{k}"))
+        });
+        if !known {
+            return Err(format!(
+                "no host `{host}` in this world (coordinator-REGION, worker-REGION-K, provider-REGION, traffic)"
+            ));
+        }
+    }
+    match f.action {
+        FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
+        FaultAction::ApiErrors => {
+            need(f.api.is_some(), "api")?;
+            need(
+                f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
+                "fraction (above 0, at most 1)",
+            )?;
+        }
+        FaultAction::ApiThrottle => {
+            need(f.api.is_some(), "api")?;
+            need(
+                f.rate_per_s.is_some_and(|r| r > 0.0),
+                "rate_per_s (above 0)",
+            )?;
+        }
+        FaultAction::RegionOutage => need(f.lasts.is_some(), "for")?,
+        FaultAction::HostCrash => {
+            need(f.host.is_some(), "host")?;
+            need(f.lasts.is_some(), "for")?;
+        }
+        FaultAction::Latency => need(f.extra.is_some(), "extra")?,
+        FaultAction::FleetCapacity => need(
+            f.fraction.is_some_and(|x| (0.0..=1.0).contains(&x)),
+            "fraction (0 to 1)",
+        )?,
+        FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
+        FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
+        FaultAction::CachesFlush | FaultAction::LogsStall => {}
+        FaultAction::Failover => need(
+            s.world.regions.len() > 1,
+            "a second region in world.regions to fail over to",
+        )?,
+        FaultAction::DrainRate => need(
+            f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
+            "fraction (above 0, at most 1)",
+        )?,
+        FaultAction::NetworkPartition => {
+            need(
+                f.between.as_ref().is_some_and(|b| b.len() == 2),
+                "between: [HOST, HOST]",
+            )?;
+        }
+    }
+    if let Some(r) = &f.region
+        && !s.world.regions.contains(r)
+    {
+        return Err(format!("region `{r}` is not one of world.regions"));
+    }
+    Ok(())
 }
 
 fn is_region_name(r: &str) -> bool {

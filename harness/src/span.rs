@@ -9,21 +9,23 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(pub Duration);
 
+/// Reads a span written the human way; the error says how to write one.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    // humantime reads `M` as months and `y` as years: nobody simulates those, and `10M`
+    // was surely meant as minutes.
+    if text.contains('M') || text.contains('y') || text.contains("month") {
+        return Err(format!(
+            "invalid duration `{text}`: months and years are not simulated; write e.g. 500ms, 10s, 5m (minutes), 2h, 3d"
+        ));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration `{text}` ({e}); write e.g. 500ms, 10s, 5m, 2h"))
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        // humantime reads `M` as months and `y` as years: nobody simulates those, and `10M`
-        // was surely meant as minutes.
-        if text.contains('M') || text.contains('y') || text.contains("month") {
-            return Err(serde::de::Error::custom(format!(
-                "invalid duration `{text}`: months and years are not simulated; write e.g. 500ms, 10s, 5m (minutes), 2h, 3d"
-            )));
-        }
-        humantime::parse_duration(&text).map(Span).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{text}` ({e}); write e.g. 500ms, 10s, 5m, 2h"
-            ))
-        })
+        parse(&text).map(Span).map_err(serde::de::Error::custom)
     }
 }
 

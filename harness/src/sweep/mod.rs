@@ -388,17 +388,11 @@ fn shrink_one(
     let run: serde_json::Value = serde_json::from_str(&run_json).ok()?;
     let mut s: crate::scenario::Scenario = serde_json::from_value(run["scenario"].clone()).ok()?;
     // Files the scenario names are relative to it: make them relative to the shrunk file.
-    let base = Path::new(&r.file).parent().unwrap_or(Path::new("."));
-    let moved = |p: &Path| shrink::relative_to(&base.join(p), dir);
-    if let Some(p) = &s.traffic.replay {
-        s.traffic.replay = Some(moved(p));
-    }
-    if let Some(a) = &mut s.traffic.arrivals {
-        a.csv = moved(&a.csv);
-    }
-    if let Some(p) = &s.world.provider.background.replay {
-        s.world.provider.background.replay = Some(moved(p));
-    }
+    shrink::rebase(
+        &mut s,
+        Path::new(&r.file).parent().unwrap_or(Path::new(".")),
+        dir,
+    );
     let stem = format!("{slug}-seed-{}", r.seed);
     let (small, done) = shrink::shrink(
         &s,

@@ -356,6 +356,62 @@ pub fn shrink(
     Some((best, shrunk))
 }
 
+/// Promotes a shrunk file into the regression corpus: `to/<invariant>/<file name>`, with the
+/// files it names made relative to its new place and `expect` saying the invariant must keep
+/// failing. Every scenario under `scenarios/` runs in `cargo test`, so from then on the failure
+/// is checked on every change; once the bug is fixed the test fails, and the `expect` section
+/// is removed to make it a pass. Returns the new file.
+pub fn promote(shrunk: &Path, to: &Path) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(shrunk)
+        .map_err(|e| format!("{}: cannot read: {e}", shrunk.display()))?;
+    let mut s = scenario::parse(shrunk, &text).map_err(|e| e.to_string())?;
+    let [only] = s.invariants.as_slice() else {
+        return Err(format!(
+            "{}: a shrunk file lists exactly one invariant, the one it fails; this one lists {}",
+            shrunk.display(),
+            s.invariants.len()
+        ));
+    };
+    let invariant = only.name;
+    let dir = to.join(invariant.as_str());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dest = dir.join(shrunk.file_name().unwrap_or_default());
+    if dest.exists() {
+        return Err(format!("{} exists already", dest.display()));
+    }
+    rebase(&mut s, shrunk.parent().unwrap_or(Path::new(".")), &dir);
+    s.expect.violated = vec![invariant];
+    let mut header: String = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .filter(|l| !l.starts_with("# Replay:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    header.push_str(&format!(
+        "# In the regression corpus: `{}` must keep failing until the bug is fixed; then remove\n\
+         # the `expect` section, and the file checks that it stays fixed.\n",
+        invariant.as_str()
+    ));
+    let out = format!("{header}{}", scenario::to_yaml(&s));
+    scenario::parse(&dest, &out).map_err(|e| format!("the promoted file would not load: {e}"))?;
+    super::write_whole(&dest, &out).map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok(dest)
+}
+
+/// Makes the files a scenario names (relative to `from`, its old directory) relative to `to`.
+pub fn rebase(s: &mut Scenario, from: &Path, to: &Path) {
+    let moved = |p: &Path| relative_to(&from.join(p), to);
+    if let Some(p) = &s.traffic.replay {
+        s.traffic.replay = Some(moved(p));
+    }
+    if let Some(a) = &mut s.traffic.arrivals {
+        a.csv = moved(&a.csv);
+    }
+    if let Some(p) = &s.world.provider.background.replay {
+        s.world.provider.background.replay = Some(moved(p));
+    }
+}
+
 /// `path` as seen from `dir`: relative when both are under one root, else absolute.
 pub fn relative_to(path: &Path, dir: &Path) -> PathBuf {
     let (Ok(path), Ok(dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(dir)) else {

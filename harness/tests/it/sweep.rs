@@ -143,6 +143,27 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
         summary.contains("| invalid-sql-naive | invalid_sql_costs_nothing | 3 of 3 (1, 2, 3) |"),
         "{summary}"
     );
+    // Promoted into a corpus, a shrunk file expects its failure, and passes while it lasts.
+    let shrunk = dir.join("out").join(records[0]["shrunk"].as_str().unwrap());
+    let promote = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(["sweep", "promote"])
+        .arg(&shrunk)
+        .arg("--to")
+        .arg(dir.join("corpus"))
+        .output()
+        .unwrap();
+    assert_eq!(promote.status.code(), Some(0), "{promote:?}");
+    let promoted = dir.join("corpus/invalid_sql_costs_nothing/invalid-sql-naive-seed-1.yaml");
+    let s = stampede::scenario::load(&promoted).unwrap();
+    assert_eq!(s.expect.violated.len(), 1);
+    let run = Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .arg("run")
+        .arg(&promoted)
+        .arg("--out")
+        .arg(dir.join("promoted-run"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "the failure is expected");
     let _ = file;
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -298,4 +319,30 @@ fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
         s.records[0].error
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_swarm_scenario_draws_its_schedule_from_the_seed_and_records_it_concrete() {
+    let file = crate::scenario("swarm/provider-faults-hardened.yaml");
+    let schedule = |seed: u64| {
+        let mut p = stampede::prepare(&file).unwrap();
+        let drawn = p.draw_swarm(seed).unwrap().unwrap();
+        assert!(p.scenario.swarm.is_none(), "concrete from here on");
+        assert_eq!(p.scenario.faults, drawn.faults);
+        // Written back, the concrete scenario is a plain file that reads back the same.
+        let yaml = stampede::scenario::to_yaml(&p.scenario);
+        assert!(!yaml.contains("swarm"));
+        let back = stampede::scenario::parse(&file, &yaml).unwrap();
+        assert_eq!(back.faults, drawn.faults);
+        (drawn.faults, p.scenario.system.tuning)
+    };
+    assert_eq!(schedule(4), schedule(4));
+    let distinct: std::collections::BTreeSet<String> = (1..=8)
+        .map(|seed| format!("{:?}", schedule(seed)))
+        .collect();
+    assert!(
+        distinct.len() >= 7,
+        "{} distinct schedules of 8",
+        distinct.len()
+    );
 }
