@@ -156,7 +156,7 @@ fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode
             return Exit::Usage.into();
         }
     };
-    let report = match run(prepared, seed) {
+    let report = match with_run_progress(prepared.scenario.duration.0, || run(prepared, seed)) {
         Ok(r) => r,
         Err(RunError::Input(e)) => {
             eprintln!("error: {e}");
@@ -185,6 +185,48 @@ fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode
     } else {
         Exit::Pass.into()
     }
+}
+
+/// Runs `body` with a progress bar of virtual time against `duration` and wall time, when
+/// stderr is a terminal; a run of minutes is otherwise silent.
+fn with_run_progress<R>(duration: std::time::Duration, body: impl FnOnce() -> R) -> R {
+    use std::io::IsTerminal as _;
+    if !std::io::stderr().is_terminal() {
+        return body();
+    }
+    let total = duration.as_millis() as u64;
+    let bar = indicatif::ProgressBar::new(total.max(1));
+    let style = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} wall [{bar:30}] {msg}, ETA {eta}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    let shown = bar.clone();
+    let mut pass = 1;
+    let mut last = 0;
+    let out = stampede::world::with_progress(
+        move |now| {
+            let ms = now.as_millis() as u64;
+            if ms < last {
+                // `deterministic` simulates a second time.
+                pass += 1;
+                shown.reset();
+            }
+            last = ms;
+            shown.set_position(ms);
+            let at = std::time::Duration::from_secs(now.as_secs());
+            let second = if pass > 1 { " (second simulation)" } else { "" };
+            shown.set_message(format!(
+                "{} of {} virtual{second}",
+                humantime::format_duration(at),
+                humantime::format_duration(duration)
+            ));
+        },
+        body,
+    );
+    bar.finish_and_clear();
+    out
 }
 
 #[derive(Debug, Subcommand)]

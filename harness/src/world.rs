@@ -292,6 +292,31 @@ impl NodeCloud {
     }
 }
 
+/// Told the virtual time as a simulation goes.
+type ProgressFn = Box<dyn FnMut(Duration)>;
+
+thread_local! {
+    /// Who is told of the simulation's progress, on this thread (a person's progress bar).
+    static PROGRESS: RefCell<Option<ProgressFn>> = const { RefCell::new(None) };
+}
+
+/// Runs `body` with `progress` told the virtual time after each step of every simulation it
+/// runs on this thread. For people watching: nothing it sees reaches the simulation.
+pub fn with_progress<R>(progress: impl FnMut(Duration) + 'static, body: impl FnOnce() -> R) -> R {
+    PROGRESS.with(|p| *p.borrow_mut() = Some(Box::new(progress)));
+    let out = body();
+    PROGRESS.with(|p| *p.borrow_mut() = None);
+    out
+}
+
+fn tell_progress(now: Duration) {
+    PROGRESS.with(|p| {
+        if let Some(f) = p.borrow_mut().as_mut() {
+            f(now);
+        }
+    });
+}
+
 /// Builds the world of `scenario` and runs it for its duration with `seed`.
 pub fn simulate(
     scenario: &Scenario,
@@ -485,6 +510,9 @@ pub fn simulate(
             message: e.to_string(),
         })?;
         steps += 1;
+        if steps % 64 == 0 {
+            tell_progress(sim.elapsed());
+        }
     }
     recorder.set_now(sim.elapsed());
     drop(sim);

@@ -346,3 +346,70 @@ fn a_swarm_scenario_draws_its_schedule_from_the_seed_and_records_it_concrete() {
         distinct.len()
     );
 }
+
+/// The shards a CI file's command line covers: `SHARD=<expr>/N` with the indices it takes.
+fn shard_line(text: &str) -> (String, u64) {
+    let at = text.find("SHARD=").expect("a SHARD= assignment");
+    let rest = &text[at + "SHARD=".len()..];
+    let (expr, n) = rest.split_once('/').unwrap();
+    let n: u64 = n
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    (expr.to_string(), n)
+}
+
+#[test]
+fn the_nightly_ci_files_run_every_shard_once() {
+    let yaml = |rel: &str| -> Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(crate::repo(rel)).unwrap()).unwrap()
+    };
+    // GitHub Actions: a matrix of shard numbers, each passed as SHARD=I/N.
+    let gh = yaml("ci/github/nightly.yml");
+    let job = &gh["jobs"]["shard"];
+    assert_eq!(job["strategy"]["fail-fast"], false);
+    let shards: Vec<u64> = job["strategy"]["matrix"]["shard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    let run = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|s| s["run"].as_str().filter(|r| r.contains("SHARD=")))
+        .unwrap();
+    let (expr, n) = shard_line(run);
+    assert_eq!(expr, "${{ matrix.shard }}");
+    assert_eq!(shards, (1..=n).collect::<Vec<_>>());
+    assert_eq!(gh["jobs"]["merge"]["needs"], "shard");
+    assert_eq!(gh["jobs"]["merge"]["if"], "always()");
+    // Kubernetes: an Indexed Job whose index 0..N-1 becomes shard index + 1 of N.
+    let k8s = yaml("ci/k8s/sweep-job.yaml");
+    assert_eq!(k8s["spec"]["completionMode"], "Indexed");
+    let completions = k8s["spec"]["completions"].as_u64().unwrap();
+    let args = k8s["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    let (expr, n) = shard_line(args);
+    assert_eq!(expr, "$((JOB_COMPLETION_INDEX + 1))");
+    assert_eq!(n, completions);
+    let covered: Vec<String> = (0..completions)
+        .map(|index| format!("{}/{n}", index + 1))
+        .collect();
+    for s in &covered {
+        assert!(s.parse::<stampede::sweep::Shard>().is_ok(), "{s}");
+    }
+    // What a nightly runs: every incident and mechanism twin, on seeds 1 to 20 at least.
+    let nightly = std::fs::read_to_string(crate::repo("ci/nightly.sh")).unwrap();
+    for glob in [
+        "scenarios/incidents/*/*.yaml",
+        "scenarios/mechanisms/*/*.yaml",
+    ] {
+        assert!(nightly.contains(glob), "{glob}");
+    }
+    assert!(nightly.contains("SEEDS:-1..20"));
+}
