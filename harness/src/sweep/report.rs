@@ -331,6 +331,21 @@ pub fn summary(sweep: &Sweep) -> String {
         sweep.jobs,
         runs as f64 / (sweep.wall_s / 60.0).max(1e-9)
     );
+    let shrunk: Vec<&super::shrink::Shrunk> = sweep
+        .records
+        .iter()
+        .filter_map(|r| r.shrink.as_ref())
+        .collect();
+    if !shrunk.is_empty() {
+        let runs: u32 = shrunk.iter().map(|s| s.runs).sum();
+        let left: usize = shrunk.iter().map(|s| s.faults_after).sum();
+        let before: usize = shrunk.iter().map(|s| s.faults_before).sum();
+        let _ = writeln!(
+            out,
+            "Shrinking: {} failures shrunk in {runs} runs, from {before} faults to {left} in all.",
+            shrunk.len()
+        );
+    }
     if sweep.interrupted {
         let _ = writeln!(
             out,
@@ -369,9 +384,16 @@ pub fn summary(sweep: &Sweep) -> String {
     let _ = writeln!(out, "|---|---|---|---|");
     for ((_, what), records) in &groups {
         let head = records[0];
-        let replay = match &head.shrunk {
-            Some(s) => format!("`{}` (shrunk: `{s}`)", head.replay),
-            None => format!("`{}`", head.replay),
+        let replay = match (&head.shrunk, &head.shrink) {
+            (Some(file), Some(s)) => format!(
+                "`{}` (shrunk to `{file}`: {} of {} faults left, {} runs{})",
+                head.replay,
+                s.faults_after,
+                s.faults_before,
+                s.runs,
+                if s.budget_spent { ", budget spent" } else { "" }
+            ),
+            _ => format!("`{}`", head.replay),
         };
         let _ = writeln!(
             out,
