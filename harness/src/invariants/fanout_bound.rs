@@ -427,6 +427,77 @@ mod tests {
     }
 
     #[test]
+    fn an_operation_that_succeeded_on_a_retry_is_a_successful_fetch() {
+        // Two operations on one key: the first throttled, then answered on its retry.
+        let mut throttled = call(1000, "role/lake-1", "a#0.1", 1, "q1");
+        throttled
+            .fields
+            .insert("outcome".into(), json!("throttled"));
+        let e = vec![
+            throttled,
+            call(2000, "role/lake-1", "a#0.1", 2, "q1"),
+            call(3000, "role/lake-1", "a#0.2", 1, "q2"),
+            call(4000, "role/lake-2", "a#0.3", 1, "q2"),
+        ];
+        let Verdict::Fail { witness } = fanout_bound(&log(e), &Params::default()) else {
+            panic!("two successful fetches of one key")
+        };
+        assert_eq!(witness.counts["key_operations"], json!(2));
+        assert_eq!(witness.counts["max_operations_per_query"], json!(2));
+        assert_eq!(witness.counts["operations_per_query"], json!(1.5));
+    }
+
+    #[test]
+    fn an_operation_starts_with_its_earliest_call_whatever_the_log_order() {
+        // Operation a#0.1's second call is logged first but began later; a tie in start keeps
+        // the call logged first.
+        let slow = |t: u64, latency: u64, op: &str, q: &str| {
+            let mut e = call(t, "role/lake-1", op, 1, q);
+            e.fields.insert("latency_us".into(), json!(latency));
+            e
+        };
+        let e = vec![
+            slow(3000, 1000, "a#0.1", "q1"),
+            slow(5000, 4000, "a#0.1", "q1"),
+            slow(8000, 1000, "a#0.2", "q2"),
+            slow(9000, 2000, "a#0.2", "q2"),
+        ];
+        let Verdict::Fail { witness } = fanout_bound(&EventLog::from_events(e), &Params::default())
+        else {
+            panic!("two fetches of one key")
+        };
+        assert_eq!(witness.counts["window_start_us"], json!(1000));
+        let firsts: Vec<u64> = witness.events.iter().map(|e| e.t_us).collect();
+        assert_eq!(firsts, vec![5000, 8000]);
+    }
+
+    #[test]
+    fn the_worst_key_has_the_most_operations_then_the_earliest_window() {
+        // (resource, operations, start of the first): e and f tie c, later and at once.
+        let keys = [
+            ("role/a", 3, 1000),
+            ("role/b", 5, 9000),
+            ("role/c", 5, 2000),
+            ("role/d", 4, 500),
+            ("role/e", 5, 3000),
+            ("role/f", 5, 2000),
+        ];
+        let mut e = Vec::new();
+        for (r, n, at) in keys {
+            for k in 0..n {
+                let t = at + 1000 + k * 10;
+                e.push(call(t, r, &format!("{r}#0.{k}"), 1, &format!("q{k}")));
+            }
+        }
+        let Verdict::Fail { witness } = fanout_bound(&log(e), &Params::default()) else {
+            panic!("six keys over the bound")
+        };
+        assert_eq!(witness.counts["resource"], json!("role/c"));
+        assert_eq!(witness.counts["key_operations"], json!(5));
+        assert_eq!(witness.counts["keys_over"], json!(6));
+    }
+
+    #[test]
     fn sometimes_sees_two_queries_on_one_key() {
         let p = Params::default();
         // One query alone: not reached.
@@ -455,6 +526,25 @@ mod tests {
         assert!(sometimes(&log(e), &p).0);
         // The second query came after the cache's lifetime.
         let e = vec![task(2000, 1, "q1"), task(20 * MIN_US, 1, "q2")];
+        assert!(!sometimes(&log(e), &p).0);
+        // Exactly the lifetime apart is after it; two minutes apart late in the run is within.
+        let e = vec![task(0, 1, "q1"), task(15 * MIN_US, 1, "q2")];
+        assert!(!sometimes(&log(e), &p).0);
+        let e = vec![task(10 * MIN_US, 1, "q1"), task(12 * MIN_US, 1, "q2")];
+        assert!(sometimes(&log(e), &p).0);
+        // One query calling one key twice is not two queries.
+        let e = vec![
+            call(1000, "role/lake-1", "a#0.1", 1, "q1"),
+            call(2000, "role/lake-1", "a#0.2", 1, "q1"),
+        ];
+        assert!(!sometimes(&log(e), &p).0);
+        // A query's own tasks are measured against the other query's latest, not its own.
+        let e = vec![
+            task(0, 1, "q1"),
+            task(20 * MIN_US, 1, "q2"),
+            task(21 * MIN_US, 1, "q2"),
+            task(22 * MIN_US, 1, "q2"),
+        ];
         assert!(!sometimes(&log(e), &p).0);
     }
 }

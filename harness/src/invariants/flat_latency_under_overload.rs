@@ -272,7 +272,12 @@ mod tests {
     /// Phases of (seconds, arrivals a second, latency in ms of each answer), one after the
     /// other from time 0; a 60 s quiet tail closes the last bucket.
     fn run(phases: &[(u64, u64, u64)]) -> EventLog {
-        let (mut events, mut seq, mut t0) = (Vec::new(), 0u64, 0u64);
+        run_from(0, phases, 60)
+    }
+
+    /// As [`run`], from `start` µs, with a quiet tail of `tail_s` seconds.
+    fn run_from(start: u64, phases: &[(u64, u64, u64)], tail_s: u64) -> EventLog {
+        let (mut events, mut seq, mut t0) = (Vec::new(), 0u64, start);
         for &(secs, per_s, latency_ms) in phases {
             for k in 0..secs * per_s {
                 let t = t0 + k * 1_000_000 / per_s;
@@ -283,9 +288,97 @@ mod tests {
             }
             t0 += secs * 1_000_000;
         }
-        events.push(ev(t0 + 60_000_000, "h", "stampede::other", "tick", &[]));
+        events.push(ev(
+            t0 + tail_s * 1_000_000,
+            "h",
+            "stampede::other",
+            "tick",
+            &[],
+        ));
         events.sort_by_key(|e| e.t_us);
         EventLog::from_events(events)
+    }
+
+    /// Two minutes at exactly 0.8× capacity, a minute each at 0.9× and 1.5× (neither side),
+    /// three minutes at exactly 2×; answers in 1 s, then exactly 1.5 s.
+    const AT_THE_BOUNDS: [(u64, u64, u64); 4] =
+        [(120, 8, 1000), (60, 9, 10), (60, 15, 10), (180, 20, 1500)];
+
+    #[test]
+    fn loads_and_the_ratio_at_their_bounds_count() {
+        let check = |log: &EventLog| {
+            let Verdict::Pass { counts } = flat_latency_under_overload(log, &params()) else {
+                panic!("exactly 1.5 × passes")
+            };
+            assert_eq!(counts["low_queries"], json!(960));
+            assert_eq!(counts["high_queries"], json!(3600));
+            assert_eq!(counts["low_buckets"], json!(2));
+            assert_eq!(counts["high_buckets"], json!(3));
+            assert_eq!(counts["ratio"], json!(1.5));
+        };
+        check(&run(&AT_THE_BOUNDS));
+        // Buckets start at the first arrival, wherever it falls.
+        check(&run_from(20_000_000, &AT_THE_BOUNDS, 60));
+        // A bucket the log ends inside is not judged: 30 s at 5× after the rest.
+        let mut phases = AT_THE_BOUNDS.to_vec();
+        phases.push((30, 50, 9000));
+        check(&run_from(0, &phases, 0));
+    }
+
+    #[test]
+    fn enough_queries_on_each_side_decides() {
+        let log = run(&AT_THE_BOUNDS);
+        let with = |min_queries| Params {
+            min_queries,
+            ..params()
+        };
+        assert_eq!(flat_latency_under_overload(&log, &with(960)).word(), "pass");
+        assert_eq!(
+            flat_latency_under_overload(&log, &with(961)).word(),
+            "unknown"
+        );
+        assert_eq!(
+            flat_latency_under_overload(&log, &with(3601)).word(),
+            "unknown"
+        );
+        // More low-load answers than high-load ones: 1,920 and 1,200.
+        let fewer_high = run(&[(240, 8, 1000), (60, 20, 1000)]);
+        assert_eq!(
+            flat_latency_under_overload(&fewer_high, &with(1200)).word(),
+            "pass"
+        );
+        assert_eq!(
+            flat_latency_under_overload(&fewer_high, &with(1500)).word(),
+            "unknown"
+        );
+        // With no minimum, a side without queries still cannot give a p99.
+        let low_only = run(&[(180, 5, 1000)]);
+        assert_eq!(
+            flat_latency_under_overload(&low_only, &with(0)).word(),
+            "unknown"
+        );
+        let high_only = run(&[(180, 25, 1000)]);
+        assert_eq!(
+            flat_latency_under_overload(&high_only, &with(0)).word(),
+            "unknown"
+        );
+    }
+
+    #[test]
+    fn an_instant_baseline_passes_only_an_instant_overload() {
+        let flat = run(&[(120, 5, 0), (120, 25, 0)]);
+        let Verdict::Pass { counts } = flat_latency_under_overload(&flat, &params()) else {
+            panic!("0 against 0 passes")
+        };
+        assert_eq!(counts["ratio"], json!(1.0));
+        let slower = run(&[(120, 5, 0), (120, 25, 1)]);
+        let Verdict::Fail { witness } = flat_latency_under_overload(&slower, &params()) else {
+            panic!("1 ms against 0 fails")
+        };
+        assert!(
+            witness.counts.get("ratio").is_none(),
+            "no infinite ratio in JSON"
+        );
     }
 
     fn params() -> Params {

@@ -152,6 +152,21 @@ mod tests {
     }
 
     #[test]
+    fn layers_count_each_layer_that_retried_once() {
+        let layered = |sdk: u64, guard: u64, deliveries: &[u64]| Logical {
+            calls: Vec::new(),
+            max_sdk_attempt: sdk,
+            max_attempt: guard,
+            deliveries: deliveries.iter().copied().collect(),
+        };
+        assert_eq!(layered(2, 3, &[1, 2]).layers(), 3);
+        assert_eq!(layered(2, 1, &[1]).layers(), 1);
+        assert_eq!(layered(0, 2, &[1, 3]).layers(), 2);
+        assert_eq!(layered(3, 1, &[2, 3]).layers(), 2);
+        assert_eq!(layered(1, 1, &[]).layers(), 0);
+    }
+
+    #[test]
     fn each_delivery_of_a_task_tries_its_operations_again() {
         let log = EventLog::from_events(vec![
             // Delivery 1: credentials, then the same object read twice, the first read retried.

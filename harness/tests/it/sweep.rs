@@ -144,7 +144,10 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
         "{summary}"
     );
     assert!(summary.contains("0 of 1 faults left"), "{summary}");
-    assert!(summary.contains("Shrinking: 3 failures shrunk in"), "{summary}");
+    assert!(
+        summary.contains("Shrinking: 3 failures shrunk in"),
+        "{summary}"
+    );
     // Promoted into a corpus, a shrunk file expects its failure, and passes while it lasts.
     let shrunk = dir.join("out").join(records[0]["shrunk"].as_str().unwrap());
     let promote = Command::new(env!("CARGO_BIN_EXE_stampede"))
