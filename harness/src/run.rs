@@ -83,24 +83,18 @@ pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
             message: format!("`{}` not found", trace_path.display()),
         });
     }
+    let traffic_seed = t.seed.unwrap_or(scenario.seed);
     let source = match (&t.replay, &t.arrivals, &t.generate, &t.query) {
         (Some(_), ..) => trace::load(&trace_path)?,
         (None, Some(a), _, Some(q)) => {
             arrivals::from_template(&arrivals::read_csv(&trace_path, &a.column)?, q)
         }
         (None, None, Some(g), Some(q)) => {
-            arrivals::from_template(&arrivals::generate(g, scenario.seed), q)
+            arrivals::from_template(&arrivals::generate(g, traffic_seed), q)
         }
         _ => unreachable!("validated: one source, and a query for arrivals and generators"),
     };
-    let trace = arrivals::reshape(
-        source,
-        t.window,
-        &t.tenants,
-        t.load,
-        t.timing,
-        scenario.seed,
-    );
+    let trace = arrivals::reshape(source, t.window, &t.tenants, t.load, t.timing, traffic_seed);
     let lakes = world::lake_directory(&scenario, scenario.seed);
     world::submissions(&scenario, &lakes, &trace).map_err(|e| match e {
         SimError::Selector { line, message } => InputError {

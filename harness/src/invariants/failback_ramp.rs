@@ -11,7 +11,9 @@
 //!
 //! And every node of the system that called the provider in that region before it went down
 //! (the client host in a call's `op`, by its last `region_down` before the return) calls it
-//! again within `ramp_us` of the return: a fleet that never comes back fails.
+//! again within `ramp_us` of the return: a fleet that never comes back fails. A return whose
+//! window the log ends inside cannot fail this clause: a node not back yet makes the verdict
+//! unknown, unless something else failed.
 //!
 //! `r_max` is the AssumeRole quota's rate when the scenario sets one (see `checks.rs`), else
 //! 20. The catalogue also asks for every node back within 1.5 × N / R_max. That bound treats
@@ -25,7 +27,7 @@ use serde_json::json;
 
 use super::calls::{client_host, is_call, is_system_call, started};
 use super::obj;
-use super::time::secs;
+use super::time::{log_end, secs};
 use super::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, is_background};
 use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
@@ -82,6 +84,9 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
     }
     // Nodes that did not come back: (the return, the node, its last call before the outage).
     let mut missing: Vec<(&Event, &str, &Event)> = Vec::new();
+    // Nodes not back yet when the log ended inside their return's window.
+    let mut pending: Vec<(&Event, &str)> = Vec::new();
+    let end = log_end(log);
     let mut nodes_seen = 0usize;
     for up in &returns {
         let region = up.str("region");
@@ -107,9 +112,15 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
             }
         }
         nodes_seen = nodes_seen.max(before.len());
+        let closed = end >= up.t_us.saturating_add(ramp_us);
         for (node, last) in before {
-            if !back.contains(node) {
+            if back.contains(node) {
+                continue;
+            }
+            if closed {
                 missing.push((up, node, last));
+            } else {
+                pending.push((up, node));
             }
         }
     }
@@ -137,6 +148,18 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
         };
     }
     let Some((up, peak, window)) = worst else {
+        if let Some((up, node)) = pending.first() {
+            return Verdict::Unknown {
+                why: format!(
+                    "the log ends {} after {}'s return at t={}, inside the {} window, and {} nodes ({node} first) had not called again yet",
+                    secs(end.saturating_sub(up.t_us)),
+                    up.str("region").unwrap_or("a region"),
+                    secs(up.t_us),
+                    secs(ramp_us),
+                    pending.len()
+                ),
+            };
+        }
         return Verdict::Pass {
             counts: obj(json!({
                 "returns": returns.len(), "peak_fetches_per_s": peak_overall,
@@ -257,8 +280,8 @@ mod tests {
             e
         };
         // Two nodes call before the outage (down at 20 s, up at 30 s); after the return, node
-        // 0 calls at 35 s and node 1 at `late` seconds, if at all.
-        let outage = |late: Option<u64>| {
+        // 0 calls at 35 s and again at 100 s, and node 1 at `late` seconds, if at all.
+        let outage_until = |late: Option<u64>, last: u64| {
             let mut events = vec![
                 call(S, "worker-r1-0"),
                 call(2 * S, "worker-r1-1"),
@@ -271,10 +294,13 @@ mod tests {
                 ),
                 up(30 * S, "r1"),
                 call(35 * S, "worker-r1-0"),
+                call(last * S, "worker-r1-0"),
             ];
             events.extend(late.map(|s| call(s * S, "worker-r1-1")));
+            events.sort_by_key(|e| e.t_us);
             check(events)
         };
+        let outage = |late: Option<u64>| outage_until(late, 100);
         let Verdict::Fail { witness } = outage(None) else {
             panic!("worker-r1-1 never came back")
         };
@@ -287,6 +313,18 @@ mod tests {
         // Back within the 60 s ramp passes; back after it fails.
         assert_eq!(outage(Some(89)).word(), "pass");
         assert_eq!(outage(Some(91)).word(), "fail");
+        // The log ends inside the window with node 1 not back yet: nothing says it would not
+        // have come back.
+        let Verdict::Unknown { why } = outage_until(None, 50) else {
+            panic!("the window never closed")
+        };
+        assert!(
+            why.starts_with("the log ends 20.000s after r1's return"),
+            "{why}"
+        );
+        assert!(why.contains("1 nodes (worker-r1-1 first)"), "{why}");
+        // At exactly the window's end it is closed.
+        assert_eq!(outage_until(None, 90).word(), "fail");
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub use record::{Ending, Recheck, Record, RunDir};
 pub struct Options {
     /// The scenario files, in the order given.
     pub files: Vec<PathBuf>,
-    /// Their names (each file's `name`), in the same order.
+    /// Their names (each file's `name`), in the same order. Two files of one name are told
+    /// apart as `name`, `name-2`, ... in records, reports and run directories.
     pub names: Vec<String>,
     /// The seeds.
     pub seeds: Seeds,
@@ -207,7 +208,7 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
     let wall_s = timer.elapsed().as_secs_f64();
     let mut record = Record {
         index: job.index,
-        scenario: opts.names[job.scenario].clone(),
+        scenario: slugs[job.scenario].clone(),
         file: file.display().to_string(),
         seed: job.seed,
         ending: Ending::Ran,
@@ -581,7 +582,7 @@ pub fn sweep(opts: &Options, stop: &AtomicBool) -> std::io::Result<Sweep> {
         header: Header {
             version: FORMAT_VERSION,
             files: opts.files.iter().map(|f| f.display().to_string()).collect(),
-            scenarios: opts.names.clone(),
+            scenarios: slugs.clone(),
             seeds: opts.seeds.to_string(),
             shard: opts.shard,
             recheck: opts.recheck,
