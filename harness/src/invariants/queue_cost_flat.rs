@@ -417,6 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn only_acceptances_tasks_and_ends_move_the_backlog() {
+        // A query of 3 lakes, accepted twice (a retried submission), a status line and a
+        // client's own `accepted` between, a fourth lake's task beyond its count, then done.
+        let e = vec![
+            query(0, "accepted", "q", Some(3)),
+            query(1000, "accepted", "q", Some(3)),
+            query(1500, "progress", "q", None),
+            ev(
+                1600,
+                "client",
+                "stampede::traffic",
+                "accepted",
+                &[("query_id", json!("q"))],
+            ),
+            done(2000, "q", 0),
+            done(3000, "q", 1),
+            done(4000, "q", 2),
+            done(4500, "q", 3),
+            query(5000, "succeeded", "q", None),
+        ];
+        let l = log(vec![e]);
+        let (eps, unfinished) = episodes(&l);
+        assert_eq!(unfinished, 0);
+        assert_eq!(eps.len(), 1);
+        assert_eq!((eps[0].peak, eps[0].t_peak, eps[0].t_end), (3, 1000, 4000));
+        assert_eq!(eps[0].abandoned, 0);
+    }
+
+    #[test]
     fn one_size_only_is_unknown() {
         let p = Params::default();
         let one = log(vec![burst(0, "a", 10, 20, 10_000)]);

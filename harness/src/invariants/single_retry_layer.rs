@@ -297,6 +297,24 @@ mod tests {
     }
 
     #[test]
+    fn the_witness_is_the_operation_that_began_first() {
+        // Two operations over the bound; the one that sorts first by id began later.
+        let e = vec![
+            call(50_000, "w#0.9", 1, 1, "b-later"),
+            call(60_000, "w#0.9", 2, 1, "b-later"),
+            call(70_000, "w#0.10", 1, 2, "b-later"),
+            call(10_000, "w#0.1", 1, 1, "z-earlier"),
+            call(20_000, "w#0.1", 2, 1, "z-earlier"),
+            call(30_000, "w#0.2", 1, 2, "z-earlier"),
+        ];
+        let Verdict::Fail { witness } = single_retry_layer(&log(e), &Params::default()) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["operation"], json!("z-earlier"));
+        assert_eq!(witness.counts["operations_over"], json!(2));
+    }
+
+    #[test]
     fn sometimes_needs_a_retry() {
         let p = Params::default();
         let e = vec![call(1, "w#0.1", 1, 1, ""), call(2, "w#0.2", 1, 0, "")];
