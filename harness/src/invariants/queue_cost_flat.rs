@@ -375,6 +375,48 @@ mod tests {
     }
 
     #[test]
+    fn each_bigger_backlog_is_held_to_the_cheapest_small_enough_one() {
+        // 200 lakes at 10 ms, 300 at 8 ms (exactly 1.5 × as big), 600 at 12 ms, 1,200 at
+        // 13 ms: the 600 and the 1,200 are each held to the 300's 8 ms, and the 1,200 is worst.
+        let l = log(vec![
+            burst(0, "a", 10, 20, 10_000),
+            burst(100, "b", 15, 20, 8_000),
+            burst(200, "c", 30, 20, 12_000),
+            burst(300, "d", 60, 20, 13_000),
+        ]);
+        let Verdict::Fail { witness } = queue_cost_flat(&l, &Params::default()) else {
+            panic!("13 ms against 8 ms")
+        };
+        assert_eq!(witness.counts["pairs"], json!(6));
+        assert_eq!(witness.counts["small_backlog"], json!(300));
+        assert_eq!(witness.counts["big_backlog"], json!(1200));
+        assert_eq!(witness.counts["growth"], json!(1.625));
+        assert!(
+            witness.summary.contains("(13.000 ms a lake)")
+                && witness.summary.contains("8.000 ms a lake"),
+            "{}",
+            witness.summary
+        );
+        // A cheaper backlog too close in size to the bigger one is no comparison for it.
+        let l = log(vec![
+            burst(0, "a", 10, 20, 10_000),
+            burst(100, "g", 35, 10, 5_000),
+            burst(200, "c", 20, 20, 12_000),
+        ]);
+        let Verdict::Fail { witness } = queue_cost_flat(&l, &Params::default()) else {
+            panic!("12 ms against 10 ms")
+        };
+        assert_eq!(witness.counts["small_backlog"], json!(200));
+        assert_eq!(witness.counts["growth"], json!(1.2));
+        // Exactly at the bound passes.
+        let l = log(vec![
+            burst(0, "a", 10, 20, 10_000),
+            burst(100, "c", 20, 20, 11_000),
+        ]);
+        assert_eq!(queue_cost_flat(&l, &Params::default()).word(), "pass");
+    }
+
+    #[test]
     fn small_and_dropped_backlogs_are_not_judged() {
         // A 50-lake episode drained fast would fail the 400; it is under min_backlog. A query
         // accepted and failed at the same time never adds to the backlog.
