@@ -282,7 +282,15 @@ mod tests {
         e.push(fault(130, "region_up", &[("region", json!("r"))]));
         let log = log(e);
         let v = recovers(&log);
-        assert_eq!(v.word(), "pass", "{v:?}");
+        let Verdict::Pass { counts } = v else {
+            panic!("must pass: {v:?}")
+        };
+        // The first 60 s window from 134.5 s holds 54 answers, 0.9 × the baseline's 60; the
+        // worst, from the fault's end at 130 s, 50.
+        assert_eq!(counts["recovery_us"], json!(4_500_000));
+        assert_eq!(counts["worst_window"], json!(50));
+        assert_eq!(counts["worst_window_start_us"], json!(130_000_000));
+        assert_eq!(counts["baseline_per_window"], json!(60.0));
         assert!(sometimes(&log).0, "goodput fell during the outage");
         // A fault that never dented goodput reaches no sometimes state.
         let mut e = answers(0, 400, 0..0);
@@ -373,6 +381,9 @@ mod tests {
         let Verdict::Fail { witness } = recovers(&log(e)) else {
             panic!("must fail")
         };
+        assert_eq!(witness.counts["recovery_us"], json!(194_500_000));
+        assert_eq!(witness.counts["worst_window"], json!(0));
+        assert_eq!(witness.counts["worst_window_start_us"], json!(110_000_000));
         assert!(witness.summary.contains("only at"), "{}", witness.summary);
     }
 
