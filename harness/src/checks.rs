@@ -121,7 +121,7 @@ fn queue_limits(spec: &InvariantSpec, scenario: &Scenario) -> (u64, u64) {
 }
 
 /// The scenario's provider quotas, by api.
-fn quotas(scenario: &Scenario) -> BTreeMap<String, Quota> {
+pub(crate) fn quotas(scenario: &Scenario) -> BTreeMap<String, Quota> {
     scenario
         .world
         .provider

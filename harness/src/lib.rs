@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod arrivals;
+pub mod capacity;
 pub mod checks;
 pub mod clock;
 pub mod cloudtrail;
@@ -17,6 +18,7 @@ pub mod input;
 pub mod invariants;
 pub mod net;
 pub mod output;
+pub mod report_data;
 pub mod rng;
 pub mod run;
 pub mod scenario;
@@ -30,4 +32,4 @@ pub mod world;
 pub mod yaml;
 
 pub use exit::Exit;
-pub use run::{Prepared, RunError, RunReport, prepare, run};
+pub use run::{Prepared, RunError, RunReport, prepare, prepare_scaled, run};

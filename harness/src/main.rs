@@ -29,9 +29,54 @@ enum Command {
         /// The seed; defaults to the scenario's own.
         #[arg(long)]
         seed: Option<u64>,
-        /// Where to write run.json, events.jsonl and results.json [default: runs/<name>/seed-<seed>]
+        /// Where to write the run directory (report.html, report.md, results.json, junit.xml,
+        /// events.jsonl, run.json) [default: runs/<name>/seed-<seed>]
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Multiply the traffic's load (`traffic.load`) by this, e.g. 2 for twice the queries
+        #[arg(long, value_name = "MULTIPLIER")]
+        load: Option<f64>,
+    },
+    /// Compare two run directories side by side (twins on one seed, most often): verdicts in
+    /// two columns, deltas, one timeline, overlaid charts.
+    ///
+    /// Writes OUT/compare.html and OUT/compare.md and prints the Markdown. Runs of different
+    /// scenarios are compared as far as they can be, and the page says how they differ.
+    /// Exit codes: 0 written; 64 a directory is not a run directory; 70 internal error.
+    Compare {
+        /// The first run directory (drawn dashed): the naive twin, say.
+        a: PathBuf,
+        /// The second run directory (drawn solid): the hardened twin, say.
+        b: PathBuf,
+        /// Where to write the pages [default: runs/compare/<A's name>-vs-<B's name>-seed-<N>]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run one scenario's traffic at rising load multipliers, on one or more seeds, and find
+    /// where it stops keeping up: the knee, a USL fit, and the first load at which each
+    /// invariant breaks.
+    ///
+    /// Writes DIR/capacity.json, DIR/capacity.html and DIR/runs/load-<X>/seed-<N>/ (each run's
+    /// directory). Exit codes: 0 the ladder ran (whatever broke: that is its finding); 64 bad
+    /// arguments or scenario; 70 internal error; 130 stopped by Ctrl-C.
+    Capacity {
+        /// The scenario file (YAML); its traffic is what gets scaled.
+        scenario: PathBuf,
+        /// The load multipliers, rising, e.g. 0.5,1,2,4,8
+        #[arg(long, value_name = "LOADS", default_value = "0.5,1,2,4,8")]
+        load: String,
+        /// Seeds: `N`, `S..T` or `a,b,c`; several give error bars [default: the scenario's own]
+        #[arg(long)]
+        seeds: Option<stampede::sweep::Seeds>,
+        /// Runs at a time [default: the number of cores]
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where to write it; must not exist yet, or be empty [default: runs/capacity/<name>]
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The longest one run may take, e.g. 10m
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
     },
     /// Run scenarios over many seeds, J at a time, and report failures grouped by scenario and
     /// invariant, each with the seeds that replay it.
@@ -125,7 +170,17 @@ fn main() -> ExitCode {
             scenario,
             seed,
             out,
-        } => run_command(&scenario, seed, out),
+            load,
+        } => run_command(&scenario, seed, out, load),
+        Command::Compare { a, b, out } => compare_command(&a, &b, out),
+        Command::Capacity {
+            scenario,
+            load,
+            seeds,
+            jobs,
+            out,
+            timeout,
+        } => capacity_command(&scenario, &load, seeds, jobs, out, timeout),
         Command::Sweep {
             command: Some(SweepCommand::Merge { dirs, out }),
             ..
@@ -148,8 +203,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode {
-    let prepared = match prepare(path) {
+fn run_command(
+    path: &Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    load: Option<f64>,
+) -> ExitCode {
+    if let Some(l) = load
+        && !(l.is_finite() && l > 0.0)
+    {
+        eprintln!("error: --load {l} is not above 0");
+        return Exit::Usage.into();
+    }
+    let prepared = match stampede::prepare_scaled(path, load.unwrap_or(1.0)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -168,16 +234,18 @@ fn run_command(path: &Path, seed: Option<u64>, out: Option<PathBuf>) -> ExitCode
         }
     };
     let dir = out.unwrap_or_else(|| default_dir(&report));
-    if let Err(e) = write_run_dir(&report, &dir)
+    let mut replay = replay_command(path, report.seed);
+    if let Some(l) = load {
+        replay.push_str(&format!(" --load {l}"));
+    }
+    let data = stampede::report_data::run_data(&report, &replay);
+    if let Err(e) = write_run_dir(&report, &data, &dir)
         .with_context(|| format!("writing run directory {}", dir.display()))
     {
         eprintln!("internal error: {e:#}");
         return Exit::Internal.into();
     }
-    print!(
-        "{}",
-        output::summary(&report, Some(&dir), &replay_command(path, report.seed))
-    );
+    print!("{}", output::summary(&data, Some(&dir), &replay));
     if !report.unexpected().is_empty() {
         Exit::Violated.into()
     } else if !report.inconclusive().is_empty() {
@@ -550,6 +618,128 @@ fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
 
 /// How commands that replay a run start, in the form the user ran this one (`cargo run`
 /// sets `CARGO`).
+fn compare_command(a: &Path, b: &Path, out: Option<PathBuf>) -> ExitCode {
+    let (ra, rb) = match (stampede::capacity::read(a), stampede::capacity::read(b)) {
+        (Ok(x), Ok(y)) => (x, y),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from("runs").join("compare").join(format!(
+            "{}-vs-{}-seed-{}",
+            ra.header.scenario, rb.header.scenario, rb.header.seed
+        ))
+    });
+    let md = stampede_reports::page::compare_md(&ra, &rb);
+    let written = std::fs::create_dir_all(&out)
+        .and_then(|()| {
+            stampede::sweep::write_whole(
+                &out.join("compare.html"),
+                &stampede_reports::page::compare_html(&ra, &rb),
+            )
+        })
+        .and_then(|()| stampede::sweep::write_whole(&out.join("compare.md"), &md));
+    if let Err(e) = written {
+        eprintln!("internal error: writing {}: {e}", out.display());
+        return Exit::Internal.into();
+    }
+    print!("{md}");
+    println!(
+        "\n  compare dir  {}  (compare.html, compare.md)",
+        out.display()
+    );
+    Exit::Pass.into()
+}
+
+fn capacity_command(
+    path: &Path,
+    loads: &str,
+    seeds: Option<stampede::sweep::Seeds>,
+    jobs: Option<usize>,
+    out: Option<PathBuf>,
+    timeout: std::time::Duration,
+) -> ExitCode {
+    let loads = match stampede::capacity::parse_loads(loads) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    if jobs == Some(0) {
+        eprintln!("error: --jobs 0 would run nothing: give 1 or more");
+        return Exit::Usage.into();
+    }
+    let prepared = match prepare(path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage.into();
+        }
+    };
+    if prepared.trace.records.is_empty() {
+        eprintln!(
+            "error: {}: the scenario has no traffic to scale: its `traffic` section yields no queries",
+            path.display()
+        );
+        return Exit::Usage.into();
+    }
+    let name = prepared.scenario.name.clone();
+    let out = out.unwrap_or_else(|| PathBuf::from("runs").join("capacity").join(&name));
+    if let Err(e) = fresh_dir(&out) {
+        eprintln!("error: {e}");
+        return Exit::Usage.into();
+    }
+    let seeds = match seeds {
+        Some(s) => s,
+        None => match prepared.scenario.seed.to_string().parse() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("internal error: {e}");
+                return Exit::Internal.into();
+            }
+        },
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("internal error: cannot find the stampede binary to run: {e}");
+            return Exit::Internal.into();
+        }
+    };
+    let opts = stampede::capacity::Options {
+        file: path.to_path_buf(),
+        name,
+        loads,
+        seeds,
+        jobs: jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        out: out.clone(),
+        timeout,
+        exe,
+    };
+    static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    on_ctrl_c(&STOP);
+    let c = match stampede::capacity::run(&opts, &STOP) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("internal error: writing {}: {e}", out.display());
+            return Exit::Internal.into();
+        }
+    };
+    print!("{}", stampede_reports::page::capacity_text(&c));
+    println!(
+        "\n  capacity dir  {}  (capacity.html, capacity.json)",
+        out.display()
+    );
+    if STOP.load(std::sync::atomic::Ordering::Relaxed) {
+        ExitCode::from(130)
+    } else {
+        Exit::Pass.into()
+    }
+}
+
 fn replay_prefix() -> String {
     if std::env::var_os("CARGO").is_some() {
         "cargo run -p stampede --".into()

@@ -42,7 +42,14 @@ pub struct Prepared {
 
 /// Loads a scenario and its trace, checking both before anything runs.
 pub fn prepare(path: &Path) -> Result<Prepared, InputError> {
+    prepare_scaled(path, 1.0)
+}
+
+/// Loads a scenario with its traffic's load multiplied by `multiplier` (`stampede run
+/// --load`, and each rung of `stampede capacity`), and its trace.
+pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputError> {
     let mut scenario = scenario::load(path)?;
+    scenario.traffic.load *= multiplier;
     let base = path.parent().unwrap_or(Path::new("."));
     if let Some(replay) = scenario.world.provider.background.replay.clone() {
         let file = base.join(&replay);

@@ -75,6 +75,10 @@ fn check(path: &Path) -> Result<(), Failed> {
     Err(Failed::from(format!(
         "seed {}: violated {violated:?}, inconclusive {inconclusive:?}\n{}",
         report.seed,
-        stampede::output::summary(&report, None, &replay)
+        stampede::output::summary(
+            &stampede::report_data::run_data(&report, &replay),
+            None,
+            &replay
+        )
     )))
 }

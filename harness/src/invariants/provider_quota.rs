@@ -73,16 +73,28 @@ pub fn peak_share(
     quotas: &BTreeMap<String, Quota>,
     owned: impl Fn(&str) -> bool,
 ) -> f64 {
-    let mut peak = 0.0f64;
+    peak_shares(log, quotas, owned)
+        .into_values()
+        .fold(0.0, f64::max)
+}
+
+/// Per api, the highest share of its quota an owned account's calls used in any window.
+pub fn peak_shares(
+    log: &EventLog,
+    quotas: &BTreeMap<String, Quota>,
+    owned: impl Fn(&str) -> bool,
+) -> BTreeMap<String, f64> {
+    let mut peaks: BTreeMap<String, f64> = BTreeMap::new();
     for ((_, _, api), events) in owned_calls(log, quotas, owned) {
         let times: Vec<u64> = events.iter().map(|e| started(e)).collect();
+        let peak = peaks.entry(api.to_string()).or_default();
         for w in WINDOWS {
             let allowed = quotas[api].within(w).max(1) as f64;
             let (n, _) = max_in_window(&times, w.as_micros() as u64);
-            peak = peak.max(n as f64 / allowed);
+            *peak = peak.max(n as f64 / allowed);
         }
     }
-    peak
+    peaks
 }
 
 /// Sometimes: an owned account's calls came to half a quota or more in some window, so that

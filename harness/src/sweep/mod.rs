@@ -103,19 +103,20 @@ fn run_dir(slug: &str, seed: u64) -> String {
 }
 
 /// How a child process ended.
-enum ChildEnd {
+pub(crate) enum ChildEnd {
     Exited(Option<i32>),
     TimedOut,
     Stopped,
     NotStarted(String),
 }
 
-/// Runs `exe run FILE --seed N --out DIR`, its stderr to `DIR.stderr`, until it ends, the
-/// timeout passes, or `stop` is set.
-fn run_child(
+/// Runs `exe run FILE --seed N --out DIR [EXTRA...]`, its stderr to `DIR.stderr`, until it
+/// ends, the timeout passes, or `stop` is set.
+pub(crate) fn run_child(
     exe: &Path,
     file: &Path,
     seed: u64,
+    extra: &[String],
     dir: &Path,
     timeout: Duration,
     stop: &AtomicBool,
@@ -137,6 +138,7 @@ fn run_child(
         .arg(seed.to_string())
         .arg("--out")
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
@@ -172,7 +174,7 @@ fn run_child(
 }
 
 /// The last lines of a run's stderr: where a panic says what happened.
-fn stderr_tail(dir: &Path) -> String {
+pub(crate) fn stderr_tail(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.with_extension("stderr")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = &lines[lines.len().saturating_sub(12)..];
@@ -204,7 +206,7 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
     let rel = run_dir(slug, job.seed);
     let dir = opts.out.join(&rel);
     let timer = WallTimer::start();
-    let end = run_child(&opts.exe, file, job.seed, &dir, opts.timeout, stop);
+    let end = run_child(&opts.exe, file, job.seed, &[], &dir, opts.timeout, stop);
     let wall_s = timer.elapsed().as_secs_f64();
     let mut record = Record {
         index: job.index,
@@ -286,7 +288,7 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
     }
     if record.ending == Ending::Ran && plan::rechecked(&record.scenario, job.seed, opts.recheck) {
         let again = opts.out.join(format!("{rel}-recheck"));
-        let digest = match run_child(&opts.exe, file, job.seed, &again, opts.timeout, stop) {
+        let digest = match run_child(&opts.exe, file, job.seed, &[], &again, opts.timeout, stop) {
             ChildEnd::Stopped => {
                 forget(&dir);
                 forget(&again);
@@ -518,7 +520,26 @@ impl Progress {
         }
     }
 
-    fn close(&self) {
+    /// One finished item, told in `text`: printed above the bar when it `failed`, else only
+    /// counted; one plain line per item off a terminal.
+    pub fn line(&mut self, text: &str, failed: bool) {
+        self.done += 1;
+        self.failed += usize::from(failed);
+        let line = format!("[{}/{}] {text}", self.done, self.total);
+        match &self.bar {
+            Some(bar) => {
+                if failed {
+                    bar.println(line);
+                }
+                bar.set_message(format!("{} failed", self.failed));
+                bar.inc(1);
+            }
+            None => println!("{line}"),
+        }
+    }
+
+    /// Clears the bar.
+    pub fn close(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

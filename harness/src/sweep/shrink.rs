@@ -84,7 +84,15 @@ impl Tester<'_> {
         let outcome = match written {
             Err(_) => Outcome::Passes,
             Ok(()) => {
-                match super::run_child(self.exe, &file, self.seed, &out, self.timeout, self.stop) {
+                match super::run_child(
+                    self.exe,
+                    &file,
+                    self.seed,
+                    &[],
+                    &out,
+                    self.timeout,
+                    self.stop,
+                ) {
                     super::ChildEnd::Stopped => Outcome::Stopped,
                     super::ChildEnd::Exited(Some(0..=3)) => match super::RunDir::read(&out) {
                         Ok(r) if r.verdicts.get(&self.invariant).is_some_and(|v| v == "fail") => {

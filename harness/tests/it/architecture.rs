@@ -51,3 +51,22 @@ fn the_system_sends_the_correlation_headers_the_fakes_log() {
     assert_eq!(guard::QUERY_HEADER, fakes::QUERY_HEADER);
     assert_eq!(aws_http::INVOCATION_HEADER, fakes::INVOCATION_HEADER);
 }
+
+#[test]
+fn reports_depend_on_no_other_crate_of_the_workspace() {
+    // `reports` takes plain data in: it must not learn of the simulation, the system or the
+    // fakes, so that its pages can be drawn from any run directory.
+    let manifest = std::fs::read_to_string(repo("reports/Cargo.toml")).unwrap();
+    for other in [
+        "stampede-system",
+        "stampede-fakes",
+        "stampede\"",
+        "stampede =",
+    ] {
+        assert!(
+            !manifest.contains(other),
+            "reports/Cargo.toml names {other}:\n{manifest}"
+        );
+    }
+    assert!(manifest.contains("[dependencies]"));
+}

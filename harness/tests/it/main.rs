@@ -10,6 +10,7 @@
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
 //! - `real_clients`: the AWS SDK and `object_store` against the fakes on loopback.
+//! - `reports`: `report.html`, `report.md`, `stampede compare` and `stampede capacity`, as a user sees them.
 //! - `recorded`: the fakes answer requests a real client recorded against the real IMDS and STS.
 //! - `sweep`: `stampede sweep`: records, JUnit by scenario and invariant, shrinking, shards that merge.
 //! - `system`: the query system in simulation: 500-lake answers, invalid SQL, a coordinator crash.
@@ -26,6 +27,7 @@ mod provider;
 mod queue;
 mod real_clients;
 mod recorded;
+mod reports;
 mod sweep;
 mod system;
 
