@@ -56,6 +56,15 @@ fn fmt_val(v: f64) -> String {
     format!("{v:.digits$}")
 }
 
+/// Formats a latency in ms: `840 ms` under 10 s, else `12.3 s`.
+fn fmt_ms(ms: f64) -> String {
+    if ms < 10_000.0 {
+        format!("{} ms", fmt_val(ms))
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
 /// The p99 at the lowest load, if it is usable as a baseline.
 fn base_p99(rungs: &[Rung]) -> Option<f64> {
     rungs.first()?.p99_ms.filter(|p| p.is_finite() && *p > 0.0)
@@ -73,11 +82,7 @@ pub fn knee(rungs: &[Rung]) -> Option<Knee> {
         } else if let (Some(b), Some(p)) = (base, r.p99_ms)
             && p > P99_FACTOR * b
         {
-            format!(
-                "p99 {} ms > 2 × p99 at {low}× ({} ms)",
-                fmt_val(p),
-                fmt_val(b)
-            )
+            format!("p99 {} > 2 × p99 at {low}× ({})", fmt_ms(p), fmt_ms(b))
         } else {
             continue;
         };

@@ -720,10 +720,20 @@ fn draw_series(o: &mut String, s: &Series, pts: &Layer, xm: &Map, ym: &Map) {
             Mark::Points => dots.extend(run.iter().map(|p| (p.0, p.1))),
             _ if lone => dots.push((run[0].0, run[0].1)),
             Mark::Line => run.iter().enumerate().for_each(|(i, p)| to(i, p.0, p.1)),
+            // Stacked values are counts per interval: each holds until the next x, so the
+            // area is drawn in steps (a sloped edge would invent values in between).
             Mark::StackedArea => {
-                run.iter().enumerate().for_each(|(i, p)| to(i, p.0, p.1));
-                run.iter().rev().for_each(|p| to(1, p.0, p.2));
-                d.push('Z');
+                to(0, run[0].0, run[0].1);
+                for p in &run[1..] {
+                    out!(d, "H{}V{}", P(p.0), P(p.1));
+                }
+                let last = run[run.len() - 1];
+                let x_end = end.unwrap_or(last.0);
+                out!(d, "H{}V{}", P(x_end), P(last.2));
+                for w in run.windows(2).rev() {
+                    out!(d, "H{}V{}", P(w[1].0), P(w[0].2));
+                }
+                out!(d, "H{}Z", P(run[0].0));
             }
             Mark::Step => {
                 to(0, run[0].0, run[0].1);
@@ -742,8 +752,14 @@ fn draw_series(o: &mut String, s: &Series, pts: &Layer, xm: &Map, ym: &Map) {
             _ => r#"fill="none""#.into(),
         };
         let dash = dash(s);
+        // A stacked area's edge is its fill's: a thick one would hide the thin layers.
+        let width = if s.mark == Mark::StackedArea {
+            "0.5"
+        } else {
+            "1.75"
+        };
         out!(o, r#"<path d="{d}" {fill} stroke="{c}""#);
-        out!(o, r#" stroke-width="1.75"{dash}/>"#);
+        out!(o, r#" stroke-width="{width}"{dash}/>"#);
     }
     for (x, y) in dots {
         circle(o, x, y, 2.5, c);

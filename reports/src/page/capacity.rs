@@ -353,6 +353,19 @@ fn usl_html(c: &Capacity) -> String {
     }
 }
 
+/// Text with `backticked` spans set as code (the text already escaped).
+fn code_spans(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// `capacity.html`.
 pub fn capacity_html(c: &Capacity) -> String {
     let mut body = format!(
@@ -369,7 +382,7 @@ pub fn capacity_html(c: &Capacity) -> String {
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        escape(&c.headline),
+        code_spans(&escape(&c.headline)),
     );
     let knee = match (&c.knee, &c.no_knee) {
         (Some(k), _) => format!(
@@ -506,4 +519,17 @@ pub fn capacity_text(c: &Capacity) -> String {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backticks_become_code() {
+        assert_eq!(
+            code_spans("at 4×, `provider_quota` breaks"),
+            "at 4×, <code>provider_quota</code> breaks"
+        );
+    }
 }
