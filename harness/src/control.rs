@@ -236,29 +236,44 @@ pub fn apply_due(
 /// The host operator requests come from.
 pub const OPERATOR_HOST: &str = "operator";
 
-/// Sends the `Request` controls of `controls` at their times, each logged with its answer.
-pub async fn operator(controls: Vec<Control>) -> turmoil::Result {
+/// How often the operator looks at its queue of requests: requests go out on this grid.
+pub const OPERATOR_POLL: Duration = Duration::from_millis(100);
+
+/// The operator: sends each request of `queue` (sorted by time) when its time comes, checking
+/// the queue every [`OPERATOR_POLL`] of virtual time from the start, so that requests added
+/// while the run goes on (a gameday's) go out exactly as they would had they been there from
+/// the start. It never ends: the run does.
+pub async fn operator(queue: std::rc::Rc<std::cell::RefCell<Vec<Control>>>) -> turmoil::Result {
     let start = tokio::time::Instant::now();
-    for c in controls {
-        let ProviderAction::Request {
-            host,
-            port,
-            path,
-            body,
-        } = c.action
-        else {
-            continue;
+    let mut k: u32 = 0;
+    loop {
+        k += 1;
+        let now = OPERATOR_POLL * k;
+        tokio::time::sleep_until(start + now).await;
+        let due: Vec<Control> = {
+            let mut q = queue.borrow_mut();
+            let n = q.iter().take_while(|c| c.at <= now).count();
+            q.drain(..n).collect()
         };
-        tokio::time::sleep_until(start + c.at).await;
-        let req = http::Request::post(format!("http://{host}:{port}{path}"))
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
-        let status = stampede_system::http_client::send_collect(&crate::net::SimDialer, req)
-            .await
-            .map_or(0, |r| r.status().as_u16());
-        tracing::info!(target: FAULT_EVENTS, host = %host, path = %path, status, "operator_request");
+        for c in due {
+            let ProviderAction::Request {
+                host,
+                port,
+                path,
+                body,
+            } = c.action
+            else {
+                continue;
+            };
+            let req = http::Request::post(format!("http://{host}:{port}{path}"))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+            let status = stampede_system::http_client::send_collect(&crate::net::SimDialer, req)
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            tracing::info!(target: FAULT_EVENTS, host = %host, path = %path, status, "operator_request");
+        }
     }
-    Ok(())
 }
 
 /// The windows of virtual time, in microseconds, when the scenario stalls the log pipeline.

@@ -198,6 +198,16 @@ impl Recorder {
         self.len() == 0
     }
 
+    /// A copy of the events from the `from`-th on (a gameday's look at the log so far).
+    pub fn since(&self, from: usize) -> Vec<Event> {
+        let state = self.lock();
+        state
+            .events
+            .get(from..)
+            .map(<[Event]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Takes the log out of the recorder.
     pub fn take(&self) -> EventLog {
         EventLog::from_events(std::mem::take(&mut self.lock().events))

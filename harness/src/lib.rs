@@ -13,6 +13,7 @@ pub mod cloudtrail;
 pub mod control;
 pub mod events;
 pub mod exit;
+pub mod gameday;
 pub mod hosts;
 pub mod input;
 pub mod invariants;

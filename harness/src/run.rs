@@ -233,6 +233,17 @@ impl RunReport {
     }
 
     /// Invariants that passed without reaching the state that gives the pass its meaning
+    /// (their sometimes check), whatever the scenario says of them.
+    pub fn vacuous_all(&self) -> Vec<&str> {
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| v.word() == "pass")
+            .filter(|(k, _)| self.sometimes.get(*k).is_some_and(|s| !s.reached))
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+
+    /// Invariants that passed without reaching the state that gives the pass its meaning
     /// (their sometimes check), and that the scenario does not say are unreached.
     pub fn vacuous(&self) -> Vec<&str> {
         let declared = &self.prepared.scenario.expect.unreached;
@@ -274,6 +285,18 @@ pub fn run(mut prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunEr
     let timer = WallTimer::start();
     let first = simulate_once(&prepared, seed)?;
     let wall = timer.elapsed();
+    judge(prepared, seed, first, wall, swarm)
+}
+
+/// Checks a simulation's log against the scenario's invariants. `deterministic` simulates the
+/// scenario again from the start, every control known up front.
+pub fn judge(
+    prepared: Prepared,
+    seed: u64,
+    first: world::SimOutput,
+    wall: std::time::Duration,
+    swarm: Option<crate::swarm::Drawn>,
+) -> Result<RunReport, RunError> {
     let digest = first.log.digest();
     let mut verdicts = BTreeMap::new();
     let mut sometimes = BTreeMap::new();
@@ -309,7 +332,17 @@ pub fn run(mut prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunEr
 }
 
 fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
-    let recorder = Recorder::new();
+    simulate_with(prepared, seed, &Recorder::new(), None)
+}
+
+/// Simulates `prepared` once on `recorder`, its alert rules watching; with `hook` after every
+/// step when one is given (`world::simulate_hooked`, the operator host always there).
+pub fn simulate_with(
+    prepared: &Prepared,
+    seed: u64,
+    recorder: &Recorder,
+    hook: Option<world::Hook<'_>>,
+) -> Result<world::SimOutput, RunError> {
     let scenario = &prepared.scenario;
     if !scenario.alerts.is_empty() {
         let mut engine = crate::alerts::AlertEngine::new(
@@ -321,13 +354,13 @@ fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, Run
     recorder
         .scope(|| {
             let controls = crate::control::timeline(&prepared.scenario);
-            world::simulate(
-                &prepared.scenario,
-                seed,
-                &prepared.trace,
-                &recorder,
-                &controls,
-            )
+            let (scenario, trace) = (&prepared.scenario, &prepared.trace);
+            match hook {
+                Some(hook) => {
+                    world::simulate_hooked(scenario, seed, trace, recorder, &controls, hook)
+                }
+                None => world::simulate(scenario, seed, trace, recorder, &controls),
+            }
         })
         .map_err(RunError::Sim)
 }

@@ -53,10 +53,24 @@ pub struct Scenario {
     /// Alert rules, evaluated on the signals as they come (see `alert_fires`).
     #[serde(default)]
     pub alerts: Vec<crate::alerts::AlertRule>,
+    /// Notes for a gameday, `{at, note}`: what the on-call engineer saw or did at that time.
+    /// `stampede gameday` pauses at each and shows the note; a run ignores them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
     /// What the run must show. A scenario that reproduces an outage names the invariants the
     /// outage violates: the run passes when exactly those fail.
     #[serde(default)]
     pub expect: Expect,
+}
+
+/// A note on the timeline for a gameday.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotation {
+    /// When, e.g. `40s`.
+    pub at: Span,
+    /// What the on-call engineer saw or did then.
+    pub note: String,
 }
 
 /// One fault or operator action on the timeline. Which keys it needs depends on `action`.
@@ -906,7 +920,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
 
 /// Checks one fault or operator action against its scenario: the keys its action needs, a
 /// start within the run, hosts and regions of this world.
-fn check_fault(s: &Scenario, operator: bool, f: &FaultSpec) -> Result<(), String> {
+pub(crate) fn check_fault(s: &Scenario, operator: bool, f: &FaultSpec) -> Result<(), String> {
     if operator && !f.action.is_operator() {
         return Err(format!(
             "`{}` is not an operator action: list it under `faults`",

@@ -317,6 +317,22 @@ fn tell_progress(now: Duration) {
     });
 }
 
+/// What a [`Hook`] tells the step loop after a step.
+#[derive(Debug)]
+pub enum Hooked {
+    /// Go on.
+    Go,
+    /// Go on, with these controls added to the timeline (each at a time not yet passed).
+    Add(Vec<Control>),
+    /// Stop the run here.
+    Stop,
+}
+
+/// Sees the virtual time and the log after every step, and may add controls or stop the run:
+/// `stampede gameday` pauses inside it. It must not change what the simulation sees in any
+/// other way, so that a run with its controls known from the start is the same run.
+pub type Hook<'a> = &'a mut dyn FnMut(Duration, &Recorder) -> Hooked;
+
 /// Builds the world of `scenario` and runs it for its duration with `seed`.
 pub fn simulate(
     scenario: &Scenario,
@@ -324,6 +340,36 @@ pub fn simulate(
     trace: &Trace,
     recorder: &Recorder,
     controls: &[Control],
+) -> Result<SimOutput, SimError> {
+    let operator = controls
+        .iter()
+        .any(|c| matches!(c.action, ProviderAction::Request { .. }));
+    let mut go = |_: Duration, _: &Recorder| Hooked::Go;
+    build_and_run(scenario, seed, trace, recorder, controls, operator, &mut go)
+}
+
+/// [`simulate`], with `hook` called after every step. The operator host is there even without
+/// requests, so that requests a hook adds later reach the system the way the scenario's own
+/// do: a run whose scenario lists at least one operator request is the same run.
+pub fn simulate_hooked(
+    scenario: &Scenario,
+    seed: u64,
+    trace: &Trace,
+    recorder: &Recorder,
+    controls: &[Control],
+    hook: Hook<'_>,
+) -> Result<SimOutput, SimError> {
+    build_and_run(scenario, seed, trace, recorder, controls, true, hook)
+}
+
+fn build_and_run(
+    scenario: &Scenario,
+    seed: u64,
+    trace: &Trace,
+    recorder: &Recorder,
+    controls: &[Control],
+    operator_host: bool,
+    hook: Hook<'_>,
 ) -> Result<SimOutput, SimError> {
     let (requests, mut pending): (Vec<Control>, Vec<Control>) = controls
         .iter()
@@ -487,10 +533,11 @@ pub fn simulate(
     }
     let replies = Rc::new(RefCell::new(Vec::new()));
     sim.client(TRAFFIC_HOST, replay(submissions, replies.clone()));
-    if !requests.is_empty() {
-        let mut requests = requests;
-        requests.sort_by_key(|c| c.at);
-        sim.client(OPERATOR_HOST, operator(requests));
+    let mut requests = requests;
+    requests.sort_by_key(|c| c.at);
+    let operator_queue = Rc::new(RefCell::new(requests));
+    if operator_host {
+        sim.client(OPERATOR_HOST, operator(operator_queue.clone()));
     }
 
     let mut steps = 0;
@@ -512,6 +559,21 @@ pub fn simulate(
         steps += 1;
         if steps % 64 == 0 {
             tell_progress(sim.elapsed());
+        }
+        match hook(sim.elapsed(), recorder) {
+            Hooked::Go => {}
+            Hooked::Add(controls) => {
+                for c in controls {
+                    if matches!(c.action, ProviderAction::Request { .. }) {
+                        operator_queue.borrow_mut().push(c);
+                    } else {
+                        pending.push(c);
+                    }
+                }
+                pending.sort_by_key(|c| c.at);
+                operator_queue.borrow_mut().sort_by_key(|c| c.at);
+            }
+            Hooked::Stop => break,
         }
     }
     recorder.set_now(sim.elapsed());

@@ -112,6 +112,11 @@ impl InvariantName {
         Self::QueueCostFlat,
     ];
 
+    /// The invariant of this name, if there is one.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == name)
+    }
+
     /// The stable name used in scenario files and results.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@
 //! - `coverage`: every invariant is expected violated by some scenario, or listed as waiting.
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
 //! - `faults`: provider controls at virtual times (a freeze, a regional outage) fail just their window.
+//! - `gameday`: `stampede gameday --script`: a branch at 40 s of incident 1, compared and saved.
 //! - `malformed`: garbage requests to every fake get the service's error and change nothing.
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
@@ -22,6 +23,7 @@ mod correctness;
 mod coverage;
 mod determinism;
 mod faults;
+mod gameday;
 mod malformed;
 mod provider;
 mod queue;
@@ -66,4 +68,30 @@ pub fn scenario_files() -> Vec<PathBuf> {
     walk(&scenario(""), &mut out);
     out.sort();
     out
+}
+
+/// Runs the `stampede` binary with `args` in `cwd`, to its end.
+pub fn stampede(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stampede"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// What a command printed, stdout then stderr.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// An empty temporary folder of this test process, named after `name`.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -4,32 +4,8 @@
 //! `results.json`; bad arguments get exit 64.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use crate::repo;
-
-fn stampede(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stampede"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stampede-reports-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use crate::{fresh_dir, repo, said as text, stampede};
 
 /// A page fetches nothing: no script, stylesheet link, image, frame, font or `url()`, and the
 /// only URL in it is the SVG namespace.
@@ -94,7 +70,7 @@ pub fn assert_readable(html: &str) {
 
 #[test]
 fn every_run_writes_a_self_contained_report() {
-    let dir = temp_dir("run");
+    let dir = fresh_dir("reports-run");
     let out = stampede(
         &[
             "run",
@@ -169,7 +145,7 @@ fn twin(dir: &Path, preset: &str) -> PathBuf {
 
 #[test]
 fn compare_puts_twins_side_by_side_and_says_what_differs() {
-    let dir = temp_dir("compare");
+    let dir = fresh_dir("reports-compare");
     for preset in ["naive", "hardened"] {
         let file = twin(&dir, preset);
         let out = stampede(&["run", file.to_str().unwrap(), "--out", preset], &dir);
@@ -216,7 +192,7 @@ fn compare_puts_twins_side_by_side_and_says_what_differs() {
 
 #[test]
 fn capacity_refuses_bad_ladders_with_exit_64() {
-    let dir = temp_dir("capacity-bad");
+    let dir = fresh_dir("reports-capacity-bad");
     let file = repo("scenarios/capacity/ladder.yaml");
     let file = file.to_str().unwrap();
     for (load, says) in [
@@ -254,7 +230,7 @@ fn capacity_refuses_bad_ladders_with_exit_64() {
 
 #[test]
 fn a_capacity_ladder_rises_and_finds_its_knee_or_says_why_not() {
-    let dir = temp_dir("capacity");
+    let dir = fresh_dir("reports-capacity");
     let file = repo("scenarios/capacity/ladder.yaml");
     let out = stampede(
         &[
