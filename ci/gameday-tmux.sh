@@ -4,7 +4,7 @@
 # a mistake with the prompt back, history (Up recalls the last command), and the outputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v tmux >/dev/null || { apt-get install -y -qq tmux >/dev/null 2>&1 || true; }
+command -v tmux >/dev/null || { timeout 180 apt-get install -y -qq tmux >/dev/null 2>&1 || true; }
 command -v tmux >/dev/null || { echo "tmux is not installed and could not be: skipped" >&2; exit 0; }
 
 cargo build --quiet -p stampede

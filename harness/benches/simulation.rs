@@ -1,7 +1,7 @@
 //! Simulation benchmarks: the smoke scenario end to end, one idle virtual hour with 10 hosts
 //! (what turmoil costs per host per tick when nothing happens), provider calls per wall
-//! second through the fakes, fragments per wall second, and every checker over an incident's
-//! log.
+//! second through the fakes, fragments per wall second, every checker over an incident's
+//! log, and the reports of an incident's run.
 
 use std::path::Path;
 
@@ -126,13 +126,44 @@ fn checkers(c: &mut Criterion) {
     group.finish();
 }
 
+/// What the reports cost after a run: the hardened incident-1 replay (about 10⁵ events) read
+/// into report data, and its `report.html`, `report.md` and `report.json` rendered. Compare
+/// with the run itself (`smoke` above, or the summary line of `stampede run`).
+fn reports(c: &mut Criterion) {
+    let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
+        .join("../scenarios/incidents/metadata-overload-freeze/hardened.yaml");
+    let prepared = stampede::prepare(&path).expect("incident scenario");
+    let report = stampede::run(prepared, None).expect("incident runs");
+    let data = stampede::report_data::run_data(&report, "bench");
+    let mut group = c.benchmark_group("reports");
+    group
+        .sample_size(10)
+        .throughput(criterion::Throughput::Elements(
+            report.log.events().len() as u64
+        ));
+    group.bench_function("report data from the log", |b| {
+        b.iter(|| stampede::report_data::run_data(&report, "bench"))
+    });
+    group.bench_function("report.html, report.md and report.json", |b| {
+        b.iter(|| {
+            (
+                stampede_reports::page::run_html(&data),
+                stampede_reports::page::run_md(&data),
+                serde_json::to_string(&data).expect("report data serialises"),
+            )
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     smoke,
     idle_hour,
     provider_calls,
     fragments,
-    checkers
+    checkers,
+    reports
 );
 criterion_main!(benches);
 
