@@ -380,8 +380,11 @@ pub fn summary(sweep: &Sweep) -> String {
         let _ = writeln!(out, "\nNo failures.");
         return out;
     }
-    let _ = writeln!(out, "\n| scenario | failed | seeds | replay the first |");
-    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "\n| scenario | failed | seeds | replay the first | its report |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
     for ((_, what), records) in &groups {
         let head = records[0];
         let replay = match (&head.shrunk, &head.shrink) {
@@ -395,9 +398,15 @@ pub fn summary(sweep: &Sweep) -> String {
             ),
             _ => format!("`{}`", head.replay),
         };
+        // The first failing run's page, where its run finished and wrote one.
+        let report = if head.ending == Ending::Ran {
+            format!("[report.html]({}/report.html)", head.run_dir)
+        } else {
+            "–".into()
+        };
         let _ = writeln!(
             out,
-            "| {} | {what} | {} of {} ({}) | {replay} |",
+            "| {} | {what} | {} of {} ({}) | {replay} | {report} |",
             head.scenario,
             records.len(),
             sweep
