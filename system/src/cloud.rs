@@ -84,6 +84,9 @@ pub struct Cloud {
     /// keeps per partition name for the whole process, which would join simulations run side
     /// by side.
     retry_partition: RetryPartition,
+    /// The task queue's URL per region, once `CreateQueue` has answered it: a queue's URL does
+    /// not change, so a real service resolves it once, not once per query.
+    queue_urls: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl Cloud {
@@ -109,6 +112,7 @@ impl Cloud {
             retry_partition: RetryPartition::custom(guard.name().to_string())
                 .token_bucket(TokenBucket::default())
                 .build(),
+            queue_urls: std::sync::Mutex::new(BTreeMap::new()),
             guard,
         }
     }
@@ -420,13 +424,22 @@ impl Cloud {
         self.lake_store(&lake, &creds)
     }
 
-    /// The task queue of `region` (created if missing: creating is idempotent) and a client
-    /// for it, as the instance.
+    /// The task queue of `region` and a client for it, as the instance. The first call creates
+    /// the queue if missing (creating is idempotent) and keeps its URL for the node's life.
     pub async fn task_queue(
         &self,
         region: &str,
     ) -> Result<(aws_sdk_sqs::Client, String), CloudError> {
         let sqs = self.sqs(region).await?;
+        let known = self
+            .queue_urls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+            .cloned();
+        if let Some(url) = known {
+            return Ok((sqs, url));
+        }
         let url = sqs
             .create_queue()
             .queue_name(crate::coordinator::TASK_QUEUE)
@@ -436,6 +449,12 @@ impl Cloud {
             .queue_url()
             .unwrap_or_default()
             .to_string();
+        if !url.is_empty() {
+            self.queue_urls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(region.to_string(), url.clone());
+        }
         Ok((sqs, url))
     }
 
