@@ -216,3 +216,29 @@ fn a_partition_between_a_worker_and_the_provider_delays_work_until_it_heals() {
     );
     assert!(answers(&log).iter().all(|(_, status)| *status == 200));
 }
+
+#[test]
+fn every_read_of_a_lake_is_charged_to_its_query() {
+    // DataFusion runs extra partitions on tasks of their own, which lose the guard's
+    // task-locals; a fragment plans with one partition so that no read escapes its query.
+    let log = run(&[]);
+    let reads: Vec<_> = log
+        .of("stampede::provider")
+        .filter(|e| e.name == "call" && e.str("service") == Some("s3"))
+        .filter(|e| e.str("op").is_some_and(|op| op.starts_with("worker")))
+        .filter(|e| e.str("account").is_some_and(|a| a.starts_with('3')))
+        .collect();
+    assert!(reads.len() > 100, "{} reads", reads.len());
+    let uncharged: Vec<String> = reads
+        .iter()
+        .filter(|e| e.str("query_id").unwrap_or("").is_empty())
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        uncharged.is_empty(),
+        "{} of {} lake reads name no query, e.g. {}",
+        uncharged.len(),
+        reads.len(),
+        uncharged[0]
+    );
+}
