@@ -292,7 +292,10 @@ fn gauges(log: &EventLog, s: &mut Series, at: &impl Fn(u64) -> usize) {
             }
             "started" | "recovered" => {
                 let n = lakes.get(qid).copied().unwrap_or(0);
-                let already = done.iter().filter(|(q, _)| *q == qid).count() as u64;
+                let already = done
+                    .range((qid, "")..)
+                    .take_while(|(q, _)| *q == qid)
+                    .count() as u64;
                 left.insert(qid, n.saturating_sub(already));
             }
             "task_done" => {

@@ -271,27 +271,8 @@ pub fn capacity(scenario: &str, scenario_file: &str, runs: &[LadderRun]) -> Capa
     });
     let no_knee = knee.is_none().then(|| scaling::no_knee_reason(&mean_rungs));
     // Little's N where the runs measured it; the multiplier only when they did not.
-    let use_n = mean_rungs
-        .iter()
-        .all(|r| r.in_system.is_some_and(|n| n > 0.0));
-    let xs: Vec<f64> = mean_rungs
-        .iter()
-        .map(|r| {
-            if use_n {
-                r.in_system.unwrap_or(r.load)
-            } else {
-                r.load
-            }
-        })
-        .collect();
-    let ys: Vec<f64> = mean_rungs.iter().map(|r| r.goodput_per_s).collect();
-    let (usl, usl_not_fitted) = match scaling::fit_usl(&xs, &ys) {
-        Ok(mut u) => {
-            if !use_n {
-                u.x_is = "load multiplier".into();
-            }
-            (Some(u), None)
-        }
+    let (usl, usl_not_fitted) = match scaling::fit_usl_rungs(&mean_rungs) {
+        Ok(u) => (Some(u), None),
         Err(why) => (None, Some(why)),
     };
     let mut first_breaks: Vec<FirstBreak> = vec![];

@@ -125,7 +125,10 @@ pub fn dashboard(log: &EventLog, now: Duration) -> String {
     let left: u64 = lakes
         .iter()
         .filter(|(id, _)| !ended.contains(*id))
-        .map(|(id, n)| n.saturating_sub(done.iter().filter(|(d, _)| d == id).count() as u64))
+        .map(|(id, n)| {
+            let done = done.range((*id, "")..).take_while(|(d, _)| d == id).count();
+            n.saturating_sub(done as u64)
+        })
         .sum();
     let _ = writeln!(
         out,

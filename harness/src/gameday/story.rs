@@ -160,15 +160,11 @@ pub fn timeline_md(g: &Gameday) -> String {
                 lines.push((m.start_ms, format!("{when}: {who}: {}", m.label)));
             }
         }
-        for a in &g.branches[i].actions {
-            let whose = if g.branches[i].actions[..g.branches[i].inherited]
-                .iter()
-                .any(|x| x.at_ms == a.at_ms && x.text == a.text)
-                && b.parent.is_some()
-            {
-                format!("inherited from `{}`", b.parent.as_deref().unwrap_or(""))
-            } else {
-                "typed".into()
+        for (k, a) in b.actions.iter().enumerate() {
+            // A branch's first `inherited` actions are its parent's.
+            let whose = match &b.parent {
+                Some(parent) if k < b.inherited => format!("inherited from `{parent}`"),
+                _ => "typed".into(),
             };
             lines.push((
                 a.at_ms,

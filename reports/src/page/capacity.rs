@@ -11,13 +11,7 @@ use crate::summary::ms;
 use crate::svg::{self, Axis, Chart, Mark, PALETTE, Rule, Scale, Series, TickFormat, escape};
 
 fn axis(label: &str, format: TickFormat) -> Axis {
-    Axis {
-        label: label.into(),
-        scale: Scale::Linear,
-        min: Some(0.0),
-        max: None,
-        format,
-    }
+    super::run::y_axis(label, format)
 }
 
 fn line(
@@ -241,15 +235,12 @@ fn charts(c: &Capacity) -> Vec<Chart> {
             axis("peak share of quota (%)", TickFormat::Percent),
         );
         for (i, api) in apis.iter().enumerate() {
-            q.series.push(line(
+            q.series.push(by_load(
+                c,
                 api,
                 PALETTE[[5, 6, 1, 3, 7, 2, 0, 4][i % 8]],
                 i % 2 == 1,
-                Mark::Line,
-                c.points
-                    .iter()
-                    .map(|p| (p.offered_per_s, p.quota_peaks.get(*api).copied()))
-                    .collect(),
+                |p| p.quota_peaks.get(*api).copied(),
             ));
         }
         q.rules.push(Rule {
@@ -264,7 +255,7 @@ fn charts(c: &Capacity) -> Vec<Chart> {
             .points
             .iter()
             .map(|p| {
-                if u.x_is.contains("multiplier") {
+                if u.x_is == crate::scaling::X_IS_LOAD {
                     p.load
                 } else {
                     p.in_system

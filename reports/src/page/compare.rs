@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::run::{bands, hdr_chart, lane_color, outcome_color, per_bin, time_axis, y_axis};
+use super::run::{bands, hdr_chart, lane_color, per_bin, time_axis, y_axis};
 use super::{at, class, num, page};
 use crate::latency::Latency;
 use crate::run::{Lane, RunData, Status, VerdictRow};
@@ -549,7 +549,6 @@ pub fn compare_html(a: &RunData, b: &RunData) -> String {
         "Latency spectrum, both runs",
         &[(&na, A_COLOR, true, &la), (&nb, B_COLOR, false, &lb)],
     )));
-    let _ = outcome_color;
     page(&format!("stampede compare: {na} vs {nb}"), &body)
 }
 
@@ -593,7 +592,6 @@ pub fn compare_md(a: &RunData, b: &RunData) -> String {
             if frozen(a) { &na } else { &nb }
         );
     }
-    let _ = at;
     out
 }
 

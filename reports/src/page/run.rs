@@ -1,6 +1,7 @@
 //! `report.html` and `report.md` of one run: header, verdicts, timeline, steady state, and
 //! charts over virtual time that share one x axis and the fault windows.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{at, num, page, verdict_table};
@@ -93,6 +94,17 @@ pub fn per_bin(
             .collect(),
         whiskers: vec![],
     }
+}
+
+/// Calls per interval stacked by outcome, each in its outcome's colour.
+fn by_outcome(run: &RunData, calls: &BTreeMap<String, Vec<u64>>) -> Vec<Series> {
+    calls
+        .iter()
+        .map(|(outcome, v)| {
+            let color = outcome_color(outcome);
+            per_bin(run, outcome, color, Mark::StackedArea, counts(v))
+        })
+        .collect()
 }
 
 fn counts(v: &[u64]) -> impl Iterator<Item = Option<f64>> + '_ {
@@ -260,18 +272,7 @@ pub fn provider_charts(run: &RunData) -> Vec<Chart> {
         .collect();
     apis.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     for (api, _) in apis.iter().take(6) {
-        let series = s.system_calls[*api]
-            .iter()
-            .map(|(outcome, v)| {
-                per_bin(
-                    run,
-                    outcome,
-                    outcome_color(outcome),
-                    Mark::StackedArea,
-                    counts(v),
-                )
-            })
-            .collect();
+        let series = by_outcome(run, &s.system_calls[*api]);
         out.push(chart(
             run,
             &format!("The system's {api} calls, by outcome"),
@@ -281,19 +282,7 @@ pub fn provider_charts(run: &RunData) -> Vec<Chart> {
         ));
     }
     if !s.other_calls.is_empty() {
-        let series = s
-            .other_calls
-            .iter()
-            .map(|(outcome, v)| {
-                per_bin(
-                    run,
-                    outcome,
-                    outcome_color(outcome),
-                    Mark::StackedArea,
-                    counts(v),
-                )
-            })
-            .collect();
+        let series = by_outcome(run, &s.other_calls);
         out.push(chart(
             run,
             "Other accounts' calls, by outcome",
