@@ -1,7 +1,14 @@
-//! Simulation benchmarks: the smoke scenario end to end, one idle virtual hour with 10 hosts
-//! (what turmoil costs per host per tick when nothing happens), provider calls per wall
-//! second through the fakes, fragments per wall second, every checker over an incident's
-//! log, and the reports of an incident's run.
+//! Simulation benchmarks, one group per performance goal (README, "Performance"):
+//!
+//! - `P1`: the incident-1 twins end to end, in virtual time against wall time;
+//! - `P2`: an idle virtual hour with ten system hosts (what turmoil costs per host per tick
+//!   when nothing happens);
+//! - `P3`: fragments per wall second, one query over 500 lakes;
+//! - `P5`: cost against traffic (a ladder's load once and twice) and against lakes never read.
+//!
+//! `P4`, the object store fake against moto, is `benches/loopback.rs`. Beside the goals: the
+//! smoke scenario, provider calls per wall second through the fakes, every checker over an
+//! incident's log, and the reports of an incident's run.
 
 use std::path::Path;
 
@@ -24,39 +31,115 @@ fn smoke(c: &mut Criterion) {
     group.finish();
 }
 
-/// Five regions, each with a provider host, a coordinator and a worker: fifteen hosts, no
+/// A scenario of `yaml` with `trace` as its replay, written to a folder of its own under the
+/// system's temporary folder (removed by the caller) and prepared at `load`.
+fn prepared_in_temp(
+    name: &str,
+    yaml: &str,
+    trace: &str,
+    load: f64,
+) -> (std::path::PathBuf, stampede::Prepared) {
+    let dir = std::env::temp_dir().join(format!("stampede-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("trace.jsonl"), trace).unwrap();
+    std::fs::write(dir.join("scenario.yaml"), yaml).unwrap();
+    let prepared =
+        stampede::prepare_scaled(&dir.join("scenario.yaml"), load).expect("bench scenario");
+    (dir, prepared)
+}
+
+/// A trace with no query.
+const EMPTY: &str = "{\"format\":\"stampede-trace\",\"version\":1}\n";
+
+/// One region with a provider host, a coordinator and nine workers: ten system hosts, no
 /// traffic, one hour.
 const IDLE_HOUR: &str = "
 name: idle-hour
 duration: 1h
 tick: 10ms
 world:
-  regions: [r1, r2, r3, r4, r5]
+  regions: [r1]
   lakes: { count: 5 }
+system: { workers_per_region: 9 }
 traffic:
-  replay: empty.jsonl
+  replay: trace.jsonl
 ";
 
-fn idle_hour(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("stampede-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("empty.jsonl"),
-        "{\"format\":\"stampede-trace\",\"version\":1}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("idle.yaml"), IDLE_HOUR).unwrap();
-    let prepared = stampede::prepare(&dir.join("idle.yaml")).expect("idle scenario");
-    let mut group = c.benchmark_group("idle");
-    // About 9 s an iteration in the dev profile: ten samples need more than the default 5 s.
+fn p2_idle(c: &mut Criterion) {
+    let (dir, prepared) = prepared_in_temp("idle", IDLE_HOUR, EMPTY, 1.0);
+    let mut group = c.benchmark_group("P2 idle");
+    // Seconds an iteration: ten samples need more than the default 5 s.
     group
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(100));
-    group.bench_function("15 hosts, 1 virtual hour, 10ms tick", |b| {
+    group.bench_function("10 system hosts, 1 virtual hour, 10ms tick", |b| {
         b.iter(|| stampede::run(prepared.clone(), Some(1)).expect("idle runs"))
     });
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The incident-1 twins (`scenarios/incidents/metadata-overload-freeze`), 8 virtual minutes
+/// each, simulated once an iteration.
+fn p1_incident(c: &mut Criterion) {
+    let mut group = c.benchmark_group("P1 incident-1");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(60));
+    for twin in ["naive", "hardened"] {
+        let mut prepared =
+            prepared_scenario(&format!("incidents/metadata-overload-freeze/{twin}.yaml"));
+        prepared
+            .scenario
+            .invariants
+            .retain(|i| i.name.as_str() != "deterministic");
+        group.bench_function(format!("{twin}, 8 virtual minutes"), |b| {
+            b.iter(|| stampede::run(prepared.clone(), None).expect("incident runs"))
+        });
+    }
+    group.finish();
+}
+
+/// `scenarios/FILE`, prepared.
+fn prepared_scenario(file: &str) -> stampede::Prepared {
+    let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
+        .join("../scenarios")
+        .join(file);
+    stampede::prepare(&path).expect("scenario")
+}
+
+/// Linear cost: the capacity ladder's traffic once and twice (same seed, same world), and one
+/// query over 5 lakes in a world of 50 lakes and of 5,000.
+fn p5_linear(c: &mut Criterion) {
+    let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
+        .join("../scenarios/capacity/ladder.yaml");
+    let mut group = c.benchmark_group("P5 linear");
+    group
+        .sample_size(10)
+        .measurement_time(std::time::Duration::from_secs(30));
+    for load in [1.0, 2.0] {
+        let prepared = stampede::prepare_scaled(&path, load).expect("ladder scenario");
+        group.bench_function(format!("capacity ladder at {load}x"), |b| {
+            b.iter(|| stampede::run(prepared.clone(), Some(1)).expect("ladder runs"))
+        });
+    }
+    let trace = format!(
+        "{EMPTY}{{\"t_ms\":1000,\"tenant\":\"tenant-00\",\"user\":\"bench\",\"sql\":\"SELECT count(*) FROM telemetry\",\"lakes\":{{\"ids\":[0,1,2,3,4]}}}}\n"
+    );
+    for lakes in [50, 5000] {
+        let yaml = format!(
+            "name: lakes-{lakes}\nduration: 1m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 1 }}\ntraffic:\n  replay: trace.jsonl\n"
+        );
+        let (dir, prepared) = prepared_in_temp(&format!("lakes-{lakes}"), &yaml, &trace, 1.0);
+        group.bench_function(format!("5 lakes read of {lakes}"), |b| {
+            b.iter(|| {
+                let report = stampede::run(prepared.clone(), Some(1)).expect("runs");
+                assert_eq!(report.replies[0].status, 200);
+            })
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    group.finish();
 }
 
 /// One query over 500 lakes, two workers, no quota to wait for: the fragments the whole system
@@ -70,20 +153,15 @@ world:
   lakes: { count: 500, tenants: 10, files_per_lake: 1, rows_per_file: 20 }
 system: { workers_per_region: 2 }
 traffic:
-  replay: fanout.jsonl
+  replay: trace.jsonl
 ";
 
-fn fragments(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("stampede-bench-fanout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("fanout.jsonl"),
-        "{\"format\":\"stampede-trace\",\"version\":1}\n{\"t_ms\":1000,\"tenant\":\"tenant-00\",\"user\":\"bench\",\"sql\":\"SELECT domain, count(*) FROM telemetry GROUP BY domain\",\"lakes\":\"all\"}\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("fanout.yaml"), FANOUT).unwrap();
-    let prepared = stampede::prepare(&dir.join("fanout.yaml")).expect("fan-out scenario");
-    let mut group = c.benchmark_group("fragments");
+fn p3_fragments(c: &mut Criterion) {
+    let trace = format!(
+        "{EMPTY}{{\"t_ms\":1000,\"tenant\":\"tenant-00\",\"user\":\"bench\",\"sql\":\"SELECT domain, count(*) FROM telemetry GROUP BY domain\",\"lakes\":\"all\"}}\n"
+    );
+    let (dir, prepared) = prepared_in_temp("fanout", FANOUT, &trace, 1.0);
+    let mut group = c.benchmark_group("P3 fragments");
     group
         .sample_size(10)
         .measurement_time(std::time::Duration::from_secs(60))
@@ -158,10 +236,12 @@ fn reports(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    p1_incident,
+    p2_idle,
+    p3_fragments,
+    p5_linear,
     smoke,
-    idle_hour,
     provider_calls,
-    fragments,
     checkers,
     reports
 );

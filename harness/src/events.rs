@@ -103,21 +103,25 @@ impl EventLog {
 
     /// The log as JSON Lines, one canonical event per line.
     pub fn to_jsonl(&self) -> String {
-        let mut out = String::new();
+        let mut out = Vec::new();
+        self.write_jsonl(&mut out)
+            .expect("writing to memory cannot fail");
+        String::from_utf8(out).expect("JSON is UTF-8")
+    }
+
+    /// Writes the JSON Lines form to `w`, each event serialised straight into it.
+    fn write_jsonl(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
         for e in &self.events {
-            out.push_str(&e.canonical_line());
-            out.push('\n');
+            serde_json::to_writer(&mut w, e)?;
+            w.write_all(b"\n")?;
         }
-        out
+        Ok(())
     }
 
     /// sha256 over the JSON Lines form, as lowercase hex.
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
-        for e in &self.events {
-            h.update(e.canonical_line().as_bytes());
-            h.update(b"\n");
-        }
+        self.write_jsonl(&mut h).expect("hashing cannot fail");
         hex::encode(h.finalize())
     }
 }

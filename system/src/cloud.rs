@@ -87,6 +87,43 @@ pub struct Cloud {
     /// The task queue's URL per region, once `CreateQueue` has answered it: a queue's URL does
     /// not change, so a real service resolves it once, not once per query.
     queue_urls: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Long-lived clients, as a real service keeps them: STS and the queue per region (as the
+    /// instance), the catalog and the object store per lake (as its role).
+    sts_clients: Clients<aws_sdk_sts::Client>,
+    sqs_clients: Clients<aws_sdk_sqs::Client>,
+    glue_clients: Clients<aws_sdk_glue::Client>,
+    stores: Clients<Arc<dyn ObjectStore>>,
+}
+
+/// Clients by key, each kept while the credentials it signs with stay the same: credentials
+/// that rotate get a new client.
+#[derive(Debug)]
+struct Clients<C>(std::sync::Mutex<BTreeMap<String, (Credentials, C)>>);
+
+impl<C> Default for Clients<C> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(BTreeMap::new()))
+    }
+}
+
+impl<C: Clone> Clients<C> {
+    /// The client kept under `key` for `creds`, or a new one from `build`, kept from now on.
+    fn get(
+        &self,
+        key: &str,
+        creds: &Credentials,
+        build: impl FnOnce() -> Result<C, CloudError>,
+    ) -> Result<C, CloudError> {
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, client)) = clients.get(key)
+            && c == creds
+        {
+            return Ok(client.clone());
+        }
+        let client = build()?;
+        clients.insert(key.to_string(), (creds.clone(), client.clone()));
+        Ok(client)
+    }
 }
 
 impl Cloud {
@@ -113,6 +150,10 @@ impl Cloud {
                 .token_bucket(TokenBucket::default())
                 .build(),
             queue_urls: std::sync::Mutex::new(BTreeMap::new()),
+            sts_clients: Clients::default(),
+            sqs_clients: Clients::default(),
+            glue_clients: Clients::default(),
+            stores: Clients::default(),
             guard,
         }
     }
@@ -277,8 +318,14 @@ impl Cloud {
     /// Credentials for `lake`'s role, from STS in the lake's region.
     pub async fn lake_credentials(&self, lake: &Lake) -> Result<Credentials, CloudError> {
         let instance = self.instance_credentials().await?;
-        let sdk = self.sdk(&self.endpoints(&lake.region)?.sts, &lake.region, instance);
-        let client = self.sts_client(&sdk);
+        let client = self.sts_clients.get(&lake.region, &instance, || {
+            let sdk = self.sdk(
+                &self.endpoints(&lake.region)?.sts,
+                &lake.region,
+                instance.clone(),
+            );
+            Ok(self.sts_client(&sdk))
+        })?;
         let arn = lake.role_arn.clone();
         let session = self.node.clone();
         let epoch = self.epoch;
@@ -322,8 +369,14 @@ impl Cloud {
         lake: &Lake,
         creds: Credentials,
     ) -> Result<Vec<String>, CloudError> {
-        let sdk = self.sdk(&self.endpoints(&lake.region)?.glue, &lake.region, creds);
-        let client = self.glue_client(&sdk);
+        let client = self.glue_clients.get(&lake.bucket, &creds, || {
+            let sdk = self.sdk(
+                &self.endpoints(&lake.region)?.glue,
+                &lake.region,
+                creds.clone(),
+            );
+            Ok(self.glue_client(&sdk))
+        })?;
         let until = self.cache_until(None);
         let fetch = async move {
             let table = client
@@ -377,8 +430,18 @@ impl Cloud {
             .await
     }
 
-    /// An object store for `lake`'s bucket, signing as `creds`, through the guard.
+    /// An object store for `lake`'s bucket, signing as `creds`, through the guard: the one kept
+    /// for the bucket while `creds` stay the same.
     pub fn lake_store(
+        &self,
+        lake: &Lake,
+        creds: &Credentials,
+    ) -> Result<Arc<dyn ObjectStore>, CloudError> {
+        self.stores
+            .get(&lake.bucket, creds, || self.new_store(lake, creds))
+    }
+
+    fn new_store(
         &self,
         lake: &Lake,
         creds: &Credentials,
@@ -461,8 +524,10 @@ impl Cloud {
     /// A queue client in `region`, as the instance.
     pub async fn sqs(&self, region: &str) -> Result<aws_sdk_sqs::Client, CloudError> {
         let creds = self.instance_credentials().await?;
-        let sdk = self.sdk(&self.endpoints(region)?.sqs, region, creds);
-        Ok(self.sqs_client(&sdk))
+        self.sqs_clients.get(region, &creds, || {
+            let sdk = self.sdk(&self.endpoints(region)?.sqs, region, creds.clone());
+            Ok(self.sqs_client(&sdk))
+        })
     }
 }
 

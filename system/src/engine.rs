@@ -9,17 +9,18 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::catalog::MemTable;
+use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
-use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::collect;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use serde::{Deserialize, Serialize};
@@ -129,23 +130,11 @@ pub fn unvalidated(sql: &str) -> Plan {
     }
 }
 
+/// A session for SQL over tables in memory: validation and the merge read no Parquet.
 fn session() -> Result<SessionContext, DataFusionError> {
-    session_with(TARGET_PARTITIONS)
-}
-
-/// A session planning with `partitions` partitions.
-fn session_with(partitions: usize) -> Result<SessionContext, DataFusionError> {
-    let mut config = SessionConfig::new().with_target_partitions(partitions);
+    let mut config = SessionConfig::new().with_target_partitions(TARGET_PARTITIONS);
     config.options_mut().sql_parser.collect_spans = true;
-    // DataFusion 55 caches Parquet footers by object path alone, checked only by size and
-    // last-modified time. Every lake has the same keys in its own bucket, so two lakes'
-    // files of equal size and time would share a footer and the query would read one
-    // lake's data with the other's offsets: wrong answers or decode errors. Off it goes.
-    let caches = CacheManagerConfig::default().with_metadata_cache_limit(0);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_cache_manager(caches)
-        .build_arc()?;
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    Ok(SessionContext::new_with_config(config))
 }
 
 fn sql_options() -> SQLOptions {
@@ -230,39 +219,48 @@ pub async fn validate(sql: &str) -> Result<Plan, SqlError> {
 }
 
 /// Reads `columns` of one lake's `files` (`s3://bucket/key`) through `store`.
+///
+/// A fragment only scans, so it asks the table for its scan plan and runs it: no SQL, no
+/// catalog, no optimiser passes over a plan that is one scan. Its session is built bare, with
+/// no function registry, and its runtime keeps the Parquet footers it reads, so a footer read
+/// to plan (file statistics) is not read again to scan. That cache lives and dies with the
+/// fragment, which reads one lake: two lakes' files under the same key never meet in it.
 pub async fn fragment(
     store: Arc<dyn ObjectStore>,
     bucket: &str,
     files: &[String],
     columns: &[String],
 ) -> Result<Vec<RecordBatch>, DataFusionError> {
+    let url = Url::parse(&format!("s3://{bucket}"))
+        .map_err(|e| DataFusionError::Plan(format!("bad bucket `{bucket}`: {e}")))?;
+    let runtime = RuntimeEnvBuilder::new().build_arc()?;
+    runtime.register_object_store(&url, store);
     // One partition: DataFusion runs each further partition on a task of its own, and a
     // spawned task loses the guard's task-locals (the query, the delivery, the deadline), so
     // its reads would reach the provider charged to no query and outside the one retry layer.
     // A fragment's few small files gain nothing from more.
-    let ctx = session_with(1)?;
-    let url = Url::parse(&format!("s3://{bucket}"))
-        .map_err(|e| DataFusionError::Plan(format!("bad bucket `{bucket}`: {e}")))?;
-    ctx.register_object_store(&url, store);
+    let state = SessionStateBuilder::new()
+        .with_config(SessionConfig::new().with_target_partitions(1))
+        .with_runtime_env(runtime)
+        .build();
     let urls = files
         .iter()
         .map(ListingTableUrl::parse)
         .collect::<Result<Vec<_>, _>>()?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema = telemetry_schema();
+    let projection = columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .with_schema(telemetry_schema());
-    ctx.register_table(TABLE, Arc::new(ListingTable::try_new(config)?))?;
-    let list = columns
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    ctx.sql(&format!("SELECT {list} FROM {TABLE}"))
-        .await?
-        .collect()
-        .await
+        .with_schema(schema);
+    let scan = ListingTable::try_new(config)?
+        .scan(&state, Some(&projection), &[], None)
+        .await?;
+    collect(scan, state.task_ctx()).await
 }
 
 /// Runs `plan` over the fragments of every lake.

@@ -6,8 +6,9 @@
 //!   `refused` after which the client gave up (a refusal it was not asked to retry, or the last
 //!   of its resubmissions: the client logs no `answered` for it);
 //! - no `unanswered` event (no coordinator answered, or it stopped answering);
-//! - no seq whose last event is its `submitted` or its `accepted` (taken by a coordinator,
-//!   perhaps after refusals, and never answered) by the end of the log: a hang;
+//! - no seq whose last event is its `submitted`, its `accepted` (taken by a coordinator,
+//!   perhaps after refusals, and never answered) or a `status` (news of its progress, and no
+//!   answer after it) by the end of the log: a hang;
 //! - every refusal with status 429 or 503 (backpressure) says when to come back
 //!   (`retry_after_s > 0`, the `Retry-After` header).
 //!
@@ -71,8 +72,9 @@ pub fn explicit_backpressure(log: &EventLog) -> Verdict {
         match last.name.as_str() {
             "answered" => answered += 1,
             "refused" => refused += 1,
-            // Submitted, or accepted (perhaps after refusals), and never answered.
-            "submitted" | "accepted" => {
+            // Submitted, or accepted (perhaps after refusals), perhaps with news of its
+            // progress, and never answered.
+            "submitted" | "accepted" | "status" => {
                 hung += 1;
                 offending.push(last);
             }
@@ -202,6 +204,20 @@ mod tests {
         };
         assert_eq!(witness.counts["hung"], json!(1));
         assert_eq!(witness.events[0].name, "accepted");
+    }
+
+    #[test]
+    fn a_query_whose_progress_stopped_and_never_ended_fails() {
+        let v = check(vec![
+            t(1, "submitted", 0, &[]),
+            t(2, "accepted", 0, &[("query_id", json!("c-q0"))]),
+            t(3, "status", 0, &[("phase", json!("running"))]),
+        ]);
+        let Verdict::Fail { witness } = v else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["hung"], json!(1));
+        assert_eq!(witness.events[0].name, "status");
     }
 
     #[test]

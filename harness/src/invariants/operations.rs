@@ -7,8 +7,8 @@
 //! operation ids; what links them is the delivery each call names (`task_message`, the task
 //! message's id, and `receive`, its receive count). Within one delivery, the operations are
 //! ordered by their first call, and the k-th operation on one (api, resource, range) is the
-//! same logical operation as the k-th on it in any other delivery of the message: a Parquet
-//! footer read twice per task is two logical operations, each tried again by a redelivery.
+//! same logical operation as the k-th on it in any other delivery of the message: one byte
+//! range read twice per task is two logical operations, each tried again by a redelivery.
 //! Work a later delivery skipped (credentials it found cached) is not counted as tried again.
 
 use std::collections::{BTreeMap, BTreeSet};
