@@ -110,7 +110,7 @@ impl EventLog {
     }
 
     /// Writes the JSON Lines form to `w`, each event serialised straight into it.
-    fn write_jsonl(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
+    pub fn write_jsonl(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
         for e in &self.events {
             serde_json::to_writer(&mut w, e)?;
             w.write_all(b"\n")?;

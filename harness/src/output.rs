@@ -70,7 +70,10 @@ pub fn write_run_dir(report: &RunReport, data: &RunData, dir: &Path) -> io::Resu
     let written = (|| {
         std::fs::create_dir_all(&tmp)?;
         std::fs::write(tmp.join("run.json"), pretty(&run_json(report)))?;
-        std::fs::write(tmp.join("events.jsonl"), report.log.to_jsonl())?;
+        // Streamed: a log of millions of events is not held a second time as one string.
+        let mut events = std::io::BufWriter::new(std::fs::File::create(tmp.join("events.jsonl"))?);
+        report.log.write_jsonl(&mut events)?;
+        std::io::Write::flush(&mut events)?;
         std::fs::write(
             tmp.join("results.json"),
             pretty(&results::results_json(data)),
