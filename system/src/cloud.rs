@@ -539,3 +539,36 @@ struct ImdsCredentials {
     token: String,
     expiration: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn a_client_is_kept_while_its_credentials_stay_and_rebuilt_when_they_rotate() {
+        let clients: Clients<u32> = Clients::default();
+        let built = Cell::new(0);
+        let build = || {
+            built.set(built.get() + 1);
+            Ok(built.get())
+        };
+        let first = Credentials::new("AKIA1", "secret", Some("token".into()), None, "test");
+        let rotated = Credentials::new("AKIA2", "secret", Some("token".into()), None, "test");
+        assert_eq!(clients.get("lake-0", &first, build).unwrap(), 1);
+        assert_eq!(clients.get("lake-0", &first, build).unwrap(), 1, "kept");
+        assert_eq!(clients.get("lake-1", &first, build).unwrap(), 2, "per key");
+        assert_eq!(
+            clients.get("lake-0", &rotated, build).unwrap(),
+            3,
+            "rotated"
+        );
+        assert_eq!(
+            clients.get("lake-0", &rotated, build).unwrap(),
+            3,
+            "kept again"
+        );
+        assert_eq!(built.get(), 3);
+    }
+}

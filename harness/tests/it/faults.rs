@@ -242,3 +242,21 @@ fn every_read_of_a_lake_is_charged_to_its_query() {
         uncharged[0]
     );
 }
+
+#[test]
+fn a_lake_file_costs_a_head_and_two_gets() {
+    // The footer a fragment reads to plan (file statistics) is kept for its scan: one GET for
+    // the footer, one for the columns, after the HEAD that sizes the file. Without the
+    // fragment's footer cache it would be three GETs.
+    let log = run(&[]);
+    let count = |api: &str| {
+        log.of("stampede::provider")
+            .filter(|e| e.name == "call" && e.str("service") == Some("s3"))
+            .filter(|e| e.str("account").is_some_and(|a| a.starts_with('3')))
+            .filter(|e| e.str("api") == Some(api) && e.str("outcome") == Some("ok"))
+            .count()
+    };
+    let (heads, gets) = (count("HeadObject"), count("GetObject"));
+    assert!(heads > 50, "{heads} HEADs");
+    assert_eq!(gets, 2 * heads, "{gets} GETs for {heads} HEADs");
+}
