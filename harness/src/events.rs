@@ -61,11 +61,6 @@ impl Event {
     pub fn time(&self) -> Duration {
         Duration::from_micros(self.t_us)
     }
-
-    /// The canonical one-line form: the line written to `events.jsonl` and hashed.
-    pub fn canonical_line(&self) -> String {
-        serde_json::to_string(self).expect("an event always serialises")
-    }
 }
 
 impl fmt::Display for Event {
@@ -101,7 +96,8 @@ impl EventLog {
         self.events.iter().filter(move |e| e.target == target)
     }
 
-    /// The log as JSON Lines, one canonical event per line.
+    /// The log as JSON Lines, one event per line in its serde form: what `events.jsonl` holds
+    /// and [`EventLog::digest`] hashes.
     pub fn to_jsonl(&self) -> String {
         let mut out = Vec::new();
         self.write_jsonl(&mut out)
