@@ -75,6 +75,17 @@ fn p2_idle(c: &mut Criterion) {
     group.bench_function("10 system hosts, 1 virtual hour, 10ms tick", |b| {
         b.iter(|| stampede::run(prepared.clone(), Some(1)).expect("idle runs"))
     });
+    // The same with every host ticked at every step: what leaving idle hosts unpolled saves.
+    group.bench_function(
+        "10 system hosts, 1 virtual hour, 10ms tick, every host ticked",
+        |b| {
+            b.iter(|| {
+                stampede::world::without_idle_skipping(|| {
+                    stampede::run(prepared.clone(), Some(1)).expect("idle runs")
+                })
+            })
+        },
+    );
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -169,6 +169,22 @@ impl Builder {
         self
     }
 
+    /// Leaves a host unpolled for a step when ticking it would do nothing:
+    /// no task is ready (after the step's messages are delivered) and no
+    /// timer is due before the tick ends. Its clock is caught up at the start
+    /// of its next tick. A simulation that is mostly idle, such as services
+    /// that wake on timers, then costs little per step.
+    ///
+    /// Skipped ticks poll no task, but the runtime's scheduler bookkeeping
+    /// (its tick counters and the seed of `tokio::select!`) advances less, so
+    /// a run with skipping is deterministic but need not replay the same
+    /// as one without. Requires building with `--cfg tokio_unstable`.
+    #[cfg(tokio_unstable)]
+    pub fn skip_idle_hosts(&mut self, value: bool) -> &mut Self {
+        self.config.skip_idle_hosts = value;
+        self
+    }
+
     /// Access the filesystem configuration.
     ///
     /// Use builder-style methods to configure filesystem behavior:

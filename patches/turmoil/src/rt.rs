@@ -66,6 +66,16 @@ pub struct Rt<'a> {
 
     /// Runtime configuration.
     config: Config,
+
+    /// Simulated time this runtime's clock lags behind the simulation: the
+    /// ticks it was left idle (see [`Rt::is_idle_for`]). It is caught up at
+    /// the start of the next tick that runs.
+    owed: Duration,
+
+    /// The runtime's clock as it was left by the last tick (it only moves
+    /// while the runtime runs), so that asking whether the host is idle does
+    /// not enter the runtime.
+    clock: Instant,
 }
 
 impl<'a> Rt<'a> {
@@ -74,6 +84,7 @@ impl<'a> Rt<'a> {
         F: Future<Output = Result> + 'static,
     {
         let (tokio, local) = init(&mut config);
+        let clock = now_of(&tokio);
 
         let handle = with(&tokio, &local, || tokio::task::spawn_local(client));
 
@@ -82,8 +93,10 @@ impl<'a> Rt<'a> {
             tokio,
             local,
             nodename,
+            clock,
             handle: Some(handle),
             config,
+            owed: Duration::ZERO,
         }
     }
 
@@ -93,6 +106,7 @@ impl<'a> Rt<'a> {
         Fut: Future<Output = Result> + 'static,
     {
         let (tokio, local) = init(&mut config);
+        let clock = now_of(&tokio);
 
         let software: Software = Box::new(move || Box::pin(software()));
         let handle = with(&tokio, &local, || tokio::task::spawn_local(software()));
@@ -102,22 +116,27 @@ impl<'a> Rt<'a> {
             tokio,
             local,
             nodename,
+            clock,
             handle: Some(handle),
             config,
+            owed: Duration::ZERO,
         }
     }
 
     pub(crate) fn no_software() -> Self {
         let mut config = Config::default();
         let (tokio, local) = init(&mut config);
+        let clock = now_of(&tokio);
 
         Self {
             kind: Kind::NoSoftware,
             tokio,
             local,
             nodename: String::new().into(),
+            clock,
             handle: None,
             config,
+            owed: Duration::ZERO,
         }
     }
 
@@ -134,8 +153,7 @@ impl<'a> Rt<'a> {
     }
 
     pub(crate) fn now(&self) -> Instant {
-        let _guard = self.tokio.enter();
-        Instant::now()
+        now_of(&self.tokio)
     }
 
     // This method is called by [`Sim::run`], which iterates through all the
@@ -161,13 +179,21 @@ impl<'a> Rt<'a> {
     // that caused failure. Subsequent calls do not return the error as it is
     // expected to fail the simulation.
     pub(crate) fn tick(&mut self, duration: Duration) -> Result<bool> {
+        let owed = mem::take(&mut self.owed);
         self.tokio.block_on(async {
+            // Catch the clock up on the ticks this runtime was left idle. No
+            // timer is due before now (that is what idle meant), so this is
+            // what those ticks would have done.
+            if !owed.is_zero() {
+                tokio::time::advance(owed).await;
+            }
             self.local
                 .run_until(async {
                     sleep(duration).await;
                 })
                 .await
         });
+        self.clock = self.now();
 
         // pull for software completion
         match &self.handle {
@@ -186,6 +212,40 @@ impl<'a> Rt<'a> {
             Some(_) => Ok(false),
             None => Ok(true),
         }
+    }
+
+    /// The runtime's clock as the simulation sees it: its own clock plus the
+    /// idle ticks it has not caught up on yet.
+    pub(crate) fn sim_now(&self) -> Instant {
+        self.clock + self.owed
+    }
+
+    /// Whether ticking this runtime for `duration` would poll nothing: no
+    /// task is ready to run and no timer is due before the tick ends. Such a
+    /// tick only advances the clock, so it can be left out and its time
+    /// added to the next tick that runs ([`Rt::skip`]).
+    ///
+    /// Call it after delivering the tick's messages: a delivery wakes the task
+    /// that reads it.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn is_idle_for(&self, duration: Duration) -> bool {
+        if self.local.has_ready_tasks() {
+            return false;
+        }
+        let handle = self.tokio.handle();
+        let metrics = handle.metrics();
+        if metrics.global_queue_depth() > 0 || metrics.worker_local_queue_depth(0) > 0 {
+            return false;
+        }
+        match handle.next_timer_deadline() {
+            None => true,
+            Some(deadline) => deadline > self.sim_now() + duration,
+        }
+    }
+
+    /// Leaves out a tick that [`Rt::is_idle_for`] found idle.
+    pub(crate) fn skip(&mut self, duration: Duration) {
+        self.owed += duration;
     }
 
     pub(crate) fn crash(&mut self) {
@@ -226,7 +286,15 @@ impl<'a> Rt<'a> {
 
         _ = mem::replace(&mut self.tokio, tokio);
         drop(mem::replace(&mut self.local, local));
+        // A new runtime's clock starts afresh: nothing is owed to it.
+        self.owed = Duration::ZERO;
+        self.clock = self.now();
     }
+}
+
+fn now_of(tokio: &Runtime) -> Instant {
+    let _guard = tokio.enter();
+    Instant::now()
 }
 
 fn init(config: &mut Config) -> (Runtime, LocalSet) {

@@ -448,7 +448,6 @@ impl<'a> Sim<'a> {
 
         for &index in &self.running {
             let (&addr, rt) = self.rts.get_index_mut(index).expect("missing host");
-            let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
             {
                 let mut world = self.world.borrow_mut();
                 // We need to move deliverable messages off the network and
@@ -461,11 +460,24 @@ impl<'a> Sim<'a> {
                 } = world.deref_mut();
                 topology.deliver_messages(rng, hosts.get_mut(&addr).expect("missing host"));
 
+                if self.config.skip_idle_hosts && is_idle_for(rt, tick) {
+                    rt.skip(tick);
+                    // A skipped host's software did not run, so it did not
+                    // finish: a client that is still running keeps the
+                    // simulation going.
+                    if rt.is_client() {
+                        is_finished = false;
+                    }
+                    world.tick(addr, tick);
+                    continue;
+                }
+
                 // Set the current host (see method docs)
                 world.current = Some(addr);
 
-                world.current_host_mut().timer.now(rt.now());
+                world.current_host_mut().timer.now(rt.sim_now());
             }
+            let _span_guard = tracing::span!(Level::INFO, "node", name = &*rt.nodename,).entered();
 
             let is_software_finished = World::enter(&self.world, || rt.tick(tick))?;
 
@@ -500,6 +512,16 @@ impl<'a> Sim<'a> {
 
         Ok(is_finished)
     }
+}
+
+#[cfg(tokio_unstable)]
+fn is_idle_for(rt: &Rt<'_>, tick: Duration) -> bool {
+    rt.is_idle_for(tick)
+}
+
+#[cfg(not(tokio_unstable))]
+fn is_idle_for(_: &Rt<'_>, _: Duration) -> bool {
+    false
 }
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub(crate) struct Topology {
     /// forward in the same way we do it elsewhere. We'd like to represent
     /// network state with async in the future.
     rt: Rt<'static>,
+
+    /// Time the network runtime's clock lags behind the simulation: ticks of
+    /// whole milliseconds are kept as arithmetic (see [`Topology::tick_by`]).
+    owed: Duration,
 }
 
 /// This type is used as the key in the [`Topology::links`] map. See [`new`]
@@ -184,13 +188,14 @@ impl Topology {
             links: IndexMap::default(),
             host_links: IndexMap::default(),
             rt: Rt::no_software(),
+            owed: Duration::ZERO,
         }
     }
 
     /// Register a link between two hosts
     pub(crate) fn register(&mut self, a: IpAddr, b: IpAddr) {
         let pair = Pair::new(a, b);
-        let (index, prev) = self.links.insert_full(pair, Link::new(self.rt.now()));
+        let (index, prev) = self.links.insert_full(pair, Link::new(self.now()));
         assert!(prev.is_none());
 
         for addr in [a, b] {
@@ -299,11 +304,25 @@ impl Topology {
         link.repair_oneway(a, b);
     }
 
+    /// The network's clock.
+    fn now(&self) -> Instant {
+        self.rt.now() + self.owed
+    }
+
     pub(crate) fn tick_by(&mut self, duration: Duration) {
-        let _ = self.rt.tick(duration);
+        // The network runtime runs no software and holds no timer, so a tick
+        // only moves its paused clock to the tick's deadline. Its clock starts
+        // on a whole millisecond and tokio rounds deadlines up to one, so a
+        // tick of whole milliseconds moves it by exactly `duration`: that is
+        // kept as arithmetic, with no `block_on`. Other ticks run as before.
+        if duration.subsec_nanos() % 1_000_000 == 0 {
+            self.owed += duration;
+        } else {
+            let _ = self.rt.tick(duration);
+        }
         // The runtime is paused and runs nothing while the links tick, so its
         // clock reads the same for every link.
-        let now = self.rt.now();
+        let now = self.now();
         for link in self.links.values_mut() {
             link.tick(now);
         }
