@@ -4,8 +4,10 @@
 //! [`Recorder`] is a `tracing` layer that turns each such event into an [`Event`]. Nothing else
 //! is shared between the harness and what it observes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Index;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ pub struct Event {
     /// What happened, e.g. `accepted`.
     pub name: String,
     /// Typed fields, in name order.
-    pub fields: BTreeMap<String, Value>,
+    pub fields: Fields,
 }
 
 impl Event {
@@ -71,6 +73,131 @@ impl fmt::Display for Event {
             write!(f, " {k}={v}")?;
         }
         Ok(())
+    }
+}
+
+/// A field's name: borrowed from `tracing`'s static metadata when recorded, owned when read
+/// back from a file.
+pub type Key = Cow<'static, str>;
+
+/// An event's fields in name order, serialised as a JSON object.
+///
+/// A sorted vector rather than a map: an event carries a handful of fields and a log holds
+/// millions of events. A `BTreeMap` allocates a whole node (eleven slots) per event and a
+/// `String` per name; this allocates once, and names recorded from `tracing` are not copied.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<(Key, Value)>);
+
+impl Fields {
+    /// No fields.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// No fields, with room for `n`.
+    pub fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The value of `key` to change, if present.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`, answering the value it replaced.
+    pub fn insert(&mut self, key: Key, value: Value) -> Option<Value> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                self.0.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    /// Takes `key` out, answering its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.find(key).ok().map(|i| self.0.remove(i).1)
+    }
+
+    /// The fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Index<&str> for Fields {
+    type Output = Value;
+
+    /// The value of `key`; panics when it is absent, as a map's index does.
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).unwrap_or_else(|| panic!("no field `{key}`"))
+    }
+}
+
+impl<K: Into<Key>> FromIterator<(K, Value)> for Fields {
+    /// Fields from pairs in any order; of two pairs with one name, the later stands.
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        let mut fields = Fields::new();
+        for (k, v) in iter {
+            fields.insert(k.into(), v);
+        }
+        fields
+    }
+}
+
+impl From<BTreeMap<String, Value>> for Fields {
+    fn from(map: BTreeMap<String, Value>) -> Self {
+        // Already in name order.
+        Self(map.into_iter().map(|(k, v)| (Key::Owned(k), v)).collect())
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Key, Value)>,
+        fn(&'a (Key, Value)) -> (&'a str, &'a Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, Value>::deserialize(d).map(Fields::from)
     }
 }
 
@@ -176,7 +303,7 @@ impl Recorder {
     }
 
     /// Appends an event from the harness itself.
-    pub fn push(&self, target: &str, name: &str, fields: BTreeMap<String, Value>) {
+    pub fn push(&self, target: &str, name: &str, fields: impl Into<Fields>) {
         let mut state = self.lock();
         let t_us = state.harness_now.as_micros() as u64;
         state.append(Event {
@@ -184,7 +311,7 @@ impl Recorder {
             host: "harness".into(),
             target: target.into(),
             name: name.into(),
-            fields,
+            fields: fields.into(),
         });
     }
 
@@ -261,7 +388,9 @@ where
                 .from_root()
                 .find_map(|span| span.extensions().get::<HostName>().map(|h| h.0.clone()))
         });
-        let mut visitor = FieldVisitor::default();
+        let mut visitor = FieldVisitor {
+            fields: Fields::with_capacity(meta.fields().len()),
+        };
         event.record(&mut visitor);
         let name = match visitor.fields.remove("message") {
             Some(Value::String(s)) => s,
@@ -293,7 +422,7 @@ impl Recorder {
 /// Collects an event's fields as JSON values, keeping their types.
 #[derive(Default)]
 struct FieldVisitor {
-    fields: BTreeMap<String, Value>,
+    fields: Fields,
 }
 
 impl Visit for FieldVisitor {
@@ -340,13 +469,43 @@ mod tests {
     }
 
     #[test]
+    fn fields_read_and_write_as_the_map_they_replace() {
+        use serde_json::json;
+        let pairs = [
+            ("zeta", json!(1)),
+            ("alpha", json!("a")),
+            ("Mid", json!(true)),
+            ("alpha", json!("b")),
+        ];
+        let fields: Fields = pairs.iter().cloned().collect();
+        let map: BTreeMap<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let text = serde_json::to_string(&fields).unwrap();
+        assert_eq!(text, serde_json::to_string(&map).unwrap());
+        assert_eq!(Fields::from(map.clone()), fields);
+        assert_eq!(serde_json::from_str::<Fields>(&text).unwrap(), fields);
+        assert_eq!(fields.len(), 3);
+        assert_eq!(fields["alpha"], json!("b"));
+        assert_eq!(
+            fields.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            map.keys().map(String::as_str).collect::<Vec<_>>()
+        );
+        let mut fewer = fields.clone();
+        assert_eq!(fewer.insert("zeta".into(), json!(2)), Some(json!(1)));
+        assert_eq!(fewer.remove("Mid"), Some(json!(true)));
+        assert!(!fewer.contains_key("Mid") && fewer.get("zeta") == Some(&json!(2)));
+    }
+
+    #[test]
     fn digest_changes_with_content_and_order() {
         let e = |name: &str| Event {
             t_us: 1,
             host: "h".into(),
             target: "stampede::x".into(),
             name: name.into(),
-            fields: BTreeMap::new(),
+            fields: Fields::new(),
         };
         let a = EventLog::from_events(vec![e("a"), e("b")]);
         let b = EventLog::from_events(vec![e("b"), e("a")]);

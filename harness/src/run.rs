@@ -402,7 +402,7 @@ pub fn deterministic(a: &EventLog, b: &EventLog) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Event;
+    use crate::events::{Event, Fields};
 
     fn ev(name: &str) -> Event {
         Event {
@@ -410,7 +410,7 @@ mod tests {
             host: "h".into(),
             target: "stampede::x".into(),
             name: name.into(),
-            fields: BTreeMap::new(),
+            fields: Fields::new(),
         }
     }
 

@@ -40,10 +40,8 @@ pub fn never_frozen(log: &EventLog, accounts: &[&str]) -> Verdict {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::events::Event;
+    use crate::events::{Event, Fields};
 
     fn frozen(t: u64, account: &str) -> Event {
         Event {
@@ -51,7 +49,7 @@ mod tests {
             host: "provider-r".into(),
             target: PROVIDER_TARGET.into(),
             name: "account_frozen".into(),
-            fields: BTreeMap::from([("account".to_string(), json!(account))]),
+            fields: Fields::from_iter([("account", json!(account))]),
         }
     }
 

@@ -165,6 +165,7 @@ pub fn provider_quota(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::Fields;
 
     fn call(t_us: u64, account: &str) -> Event {
         Event {
@@ -172,7 +173,7 @@ mod tests {
             host: "provider-r".into(),
             target: PROVIDER_TARGET.into(),
             name: "call".into(),
-            fields: BTreeMap::from([
+            fields: Fields::from_iter([
                 ("account".to_string(), json!(account)),
                 ("service".to_string(), json!("sts")),
                 ("api".to_string(), json!("AssumeRole")),

@@ -17,7 +17,7 @@ pub fn ev(t_us: u64, host: &str, target: &str, name: &str, fields: &[(&str, Valu
         fields: fields
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
+            .collect(),
     }
 }
 
