@@ -363,8 +363,7 @@ pub fn simulate(
     let operator = controls
         .iter()
         .any(|c| matches!(c.action, ProviderAction::Request { .. }));
-    let mut go = |_: Duration, _: &Recorder| Hooked::Go;
-    build_and_run(scenario, seed, trace, recorder, controls, operator, &mut go)
+    build_and_run(scenario, seed, trace, recorder, controls, operator, None)
 }
 
 /// [`simulate`], with `hook` called after every step. The operator host is there even without
@@ -378,7 +377,7 @@ pub fn simulate_hooked(
     controls: &[Control],
     hook: Hook<'_>,
 ) -> Result<SimOutput, SimError> {
-    build_and_run(scenario, seed, trace, recorder, controls, true, hook)
+    build_and_run(scenario, seed, trace, recorder, controls, true, Some(hook))
 }
 
 fn build_and_run(
@@ -388,7 +387,7 @@ fn build_and_run(
     recorder: &Recorder,
     controls: &[Control],
     operator_host: bool,
-    hook: Hook<'_>,
+    mut hook: Option<Hook<'_>>,
 ) -> Result<SimOutput, SimError> {
     let (requests, mut pending): (Vec<Control>, Vec<Control>) = controls
         .iter()
@@ -572,6 +571,22 @@ fn build_and_run(
             &region_hosts,
             recorder,
         );
+        // Steps in which nothing would happen until the next control is due are taken at once
+        // (turmoil's `step_idle`: the same state as stepping through them). Not under a hook,
+        // which sees every step.
+        if hook.is_none() {
+            let until = pending.first().map_or(duration, |c| c.at.min(duration));
+            let ahead = until.saturating_sub(sim.elapsed()).as_nanos();
+            let max = ahead.div_ceil(tick.as_nanos().max(1));
+            let jumped = sim.step_idle(u64::try_from(max).unwrap_or(u64::MAX));
+            if jumped > 0 {
+                if (steps % 64) + jumped >= 64 {
+                    tell_progress(sim.elapsed());
+                }
+                steps += jumped;
+                continue;
+            }
+        }
         sim.step().map_err(|e| SimError::Host {
             at: sim.elapsed(),
             message: e.to_string(),
@@ -580,6 +595,9 @@ fn build_and_run(
         if steps % 64 == 0 {
             tell_progress(sim.elapsed());
         }
+        let Some(hook) = hook.as_mut() else {
+            continue;
+        };
         match hook(sim.elapsed(), recorder) {
             Hooked::Go => {}
             Hooked::Add(controls) => {

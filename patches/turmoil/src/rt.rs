@@ -243,6 +243,29 @@ impl<'a> Rt<'a> {
         }
     }
 
+    /// How many steps of `tick` in a row would poll nothing, as
+    /// [`Rt::is_idle_for`] judges each (given no message arrives): `u64::MAX`
+    /// when no timer is registered.
+    #[cfg(tokio_unstable)]
+    pub(crate) fn idle_steps(&self, tick: Duration) -> u64 {
+        if self.local.has_ready_tasks() {
+            return 0;
+        }
+        let handle = self.tokio.handle();
+        let metrics = handle.metrics();
+        if metrics.global_queue_depth() > 0 || metrics.worker_local_queue_depth(0) > 0 {
+            return 0;
+        }
+        let Some(deadline) = handle.next_timer_deadline() else {
+            return u64::MAX;
+        };
+        // Step j (from 1) is idle while the deadline is after its end,
+        // now + j * tick: the last such j is ceil(ahead / tick) - 1.
+        let ahead = deadline.saturating_duration_since(self.sim_now()).as_nanos();
+        let tick = tick.as_nanos().max(1);
+        (ahead.div_ceil(tick).saturating_sub(1)).try_into().unwrap_or(u64::MAX)
+    }
+
     /// Leaves out a tick that [`Rt::is_idle_for`] found idle.
     pub(crate) fn skip(&mut self, duration: Duration) {
         self.owed += duration;

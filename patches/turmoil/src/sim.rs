@@ -514,6 +514,69 @@ impl<'a> Sim<'a> {
     }
 }
 
+impl Sim<'_> {
+    /// Takes up to `max_steps` steps at once when they would all do nothing:
+    /// no message is on the network and no running host has a task ready or
+    /// a timer due before their end. Answers how many steps it took (0 when
+    /// the next step would do something). The simulation is then in the same
+    /// state as after that many calls to [`Sim::step`] with
+    /// [`Builder::skip_idle_hosts`](crate::Builder::skip_idle_hosts), which
+    /// this requires. It also requires a tick of whole milliseconds and no
+    /// random node order, and answers 0 otherwise.
+    ///
+    /// A caller that must act between steps (apply a fault at a time) bounds
+    /// `max_steps` by the steps until then.
+    pub fn step_idle(&mut self, max_steps: u64) -> u64 {
+        let tick = self.config.tick;
+        if !self.config.skip_idle_hosts
+            || self.config.random_node_order
+            || tick.is_zero()
+            || tick.subsec_nanos() % 1_000_000 != 0
+        {
+            return 0;
+        }
+        // The simulation's own limit: a step past it is an error, which only
+        // `step` reports.
+        let left = self.config.duration.saturating_sub(self.elapsed);
+        let mut steps = max_steps.min((left.as_nanos() / tick.as_nanos()) as u64);
+        if steps == 0 || !self.world.borrow().topology.is_quiet() {
+            return 0;
+        }
+        for rt in self.rts.values() {
+            if rt.is_software_running() {
+                steps = steps.min(idle_steps(rt, tick));
+                if steps == 0 {
+                    return 0;
+                }
+            }
+        }
+        let Some(span) = u32::try_from(steps).ok().and_then(|n| tick.checked_mul(n)) else {
+            return 0;
+        };
+        let mut world = self.world.borrow_mut();
+        world.topology.jump_by(span);
+        for (&addr, rt) in self.rts.iter_mut() {
+            if rt.is_software_running() {
+                rt.skip(span);
+            }
+            world.tick(addr, span);
+        }
+        self.elapsed += span;
+        self.steps += steps as usize;
+        steps
+    }
+}
+
+#[cfg(tokio_unstable)]
+fn idle_steps(rt: &Rt<'_>, tick: Duration) -> u64 {
+    rt.idle_steps(tick)
+}
+
+#[cfg(not(tokio_unstable))]
+fn idle_steps(_: &Rt<'_>, _: Duration) -> u64 {
+    0
+}
+
 #[cfg(tokio_unstable)]
 fn is_idle_for(rt: &Rt<'_>, tick: Duration) -> bool {
     rt.is_idle_for(tick)
