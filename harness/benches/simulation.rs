@@ -1,8 +1,8 @@
 //! Simulation benchmarks, one group per performance goal (README, "Performance"):
 //!
 //! - `P1`: the incident-1 twins end to end, in virtual time against wall time;
-//! - `P2`: an idle virtual hour with ten system hosts (what turmoil costs per host per tick
-//!   when nothing happens);
+//! - `P2`: an idle virtual hour with ten system hosts, with idle hosts left unpolled (the
+//!   default) and with every host ticked at every step;
 //! - `P3`: fragments per wall second, one query over 500 lakes;
 //! - `P5`: cost against traffic (a ladder's load once and twice) and against lakes never read.
 //!
