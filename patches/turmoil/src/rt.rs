@@ -68,7 +68,7 @@ pub struct Rt<'a> {
     config: Config,
 
     /// Simulated time this runtime's clock lags behind the simulation: the
-    /// ticks it was left idle (see [`Rt::is_idle_for`]). It is caught up at
+    /// ticks it was left idle (see [`Rt::idle_steps`]). It is caught up at
     /// the start of the next tick that runs.
     owed: Duration,
 
@@ -220,32 +220,12 @@ impl<'a> Rt<'a> {
         self.clock + self.owed
     }
 
-    /// Whether ticking this runtime for `duration` would poll nothing: no
-    /// task is ready to run and no timer is due before the tick ends. Such a
-    /// tick only advances the clock, so it can be left out and its time
-    /// added to the next tick that runs ([`Rt::skip`]).
-    ///
-    /// Call it after delivering the tick's messages: a delivery wakes the task
-    /// that reads it.
-    #[cfg(tokio_unstable)]
-    pub(crate) fn is_idle_for(&self, duration: Duration) -> bool {
-        if self.local.has_ready_tasks() {
-            return false;
-        }
-        let handle = self.tokio.handle();
-        let metrics = handle.metrics();
-        if metrics.global_queue_depth() > 0 || metrics.worker_local_queue_depth(0) > 0 {
-            return false;
-        }
-        match handle.next_timer_deadline() {
-            None => true,
-            Some(deadline) => deadline > self.sim_now() + duration,
-        }
-    }
-
-    /// How many steps of `tick` in a row would poll nothing, as
-    /// [`Rt::is_idle_for`] judges each (given no message arrives): `u64::MAX`
-    /// when no timer is registered.
+    /// How many steps of `tick` in a row, from now, would poll nothing: no
+    /// task is ready to run and no timer is due before the step ends (given no
+    /// message arrives). `u64::MAX` when no timer is registered. A tick that
+    /// would poll nothing only advances the clock, so it can be left out and
+    /// its time added to the next tick that runs ([`Rt::skip`]). Ask after
+    /// delivering the step's messages: a delivery wakes the task that reads it.
     #[cfg(tokio_unstable)]
     pub(crate) fn idle_steps(&self, tick: Duration) -> u64 {
         if self.local.has_ready_tasks() {
@@ -266,7 +246,7 @@ impl<'a> Rt<'a> {
         (ahead.div_ceil(tick).saturating_sub(1)).try_into().unwrap_or(u64::MAX)
     }
 
-    /// Leaves out a tick that [`Rt::is_idle_for`] found idle.
+    /// Leaves out ticks that [`Rt::idle_steps`] found idle.
     pub(crate) fn skip(&mut self, duration: Duration) {
         self.owed += duration;
     }

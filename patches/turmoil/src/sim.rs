@@ -460,7 +460,7 @@ impl<'a> Sim<'a> {
                 } = world.deref_mut();
                 topology.deliver_messages(rng, hosts.get_mut(&addr).expect("missing host"));
 
-                if self.config.skip_idle_hosts && is_idle_for(rt, tick) {
+                if self.config.skip_idle_hosts && idle_steps(rt, tick) > 0 {
                     rt.skip(tick);
                     // A skipped host's software did not run, so it did not
                     // finish: a client that is still running keeps the
@@ -575,16 +575,6 @@ fn idle_steps(rt: &Rt<'_>, tick: Duration) -> u64 {
 #[cfg(not(tokio_unstable))]
 fn idle_steps(_: &Rt<'_>, _: Duration) -> u64 {
     0
-}
-
-#[cfg(tokio_unstable)]
-fn is_idle_for(rt: &Rt<'_>, tick: Duration) -> bool {
-    rt.is_idle_for(tick)
-}
-
-#[cfg(not(tokio_unstable))]
-fn is_idle_for(_: &Rt<'_>, _: Duration) -> bool {
-    false
 }
 
 #[cfg(test)]
