@@ -30,16 +30,16 @@ wait_for() {
 
 wait_for "[main 0:00]>"
 tmux send-keys -t "$session" "continue" Enter
-wait_for "paused at 0:25 (main): note:"
+wait_for "paused at 0:20 (main): note:"
 tmux send-keys -t "$session" "frobnicate" Enter
 wait_for "error: unknown command \`frobnicate\`"
 # Up twice: past the mistake, to `continue`.
 tmux send-keys -t "$session" Up Up Enter
-wait_for "paused at 0:40 (main): note:"
+wait_for "paused at 0:25 (main): note:"
 tmux send-keys -t "$session" "branch paused" Enter
 wait_for "the log up to the fork is the same"
 tmux send-keys -t "$session" "do admission.pause for=5m" Enter
-wait_for "admission.pause goes out at 0:40"
+wait_for "admission.pause goes out at 0:25"
 tmux send-keys -t "$session" "quit" Enter
 wait_for "EXITED-0"
 test -s "$work/out/timeline.md"

@@ -3,8 +3,8 @@
 //!
 //! Each lake's account has one database, `telemetry_lake`, with one table, `telemetry`, whose
 //! files are its partitions (`part` = the file's index), so a lake with many files pages.
-//! A caller sees its own account's catalog; the system's principals may read any lake's
-//! catalog by passing its `CatalogId`.
+//! A caller sees its own account's catalog, or another account's by passing its `CatalogId`
+//! where that catalog's resource policy lets it (`Iam::may_read_catalog`).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::iam::{Iam, Identity, SYSTEM_ACCOUNT, lake_account};
+use crate::iam::{Iam, Identity, lake_account};
 use crate::lakes::LakeDirectory;
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
-use crate::sigv4::{SignatureError, verify};
+use crate::sigv4::{Endpoint, Refusal, verify};
 
 /// The database every lake account has.
 pub const DATABASE: &str = "telemetry_lake";
@@ -34,8 +34,6 @@ pub struct GlueFake {
     region: ProviderRegion,
     iam: Iam,
     lakes: LakeDirectory,
-    /// Wall-clock seconds at provider time zero, for creation times.
-    epoch_secs: u64,
 }
 
 #[derive(Debug)]
@@ -63,13 +61,8 @@ impl GlueError {
 
 impl GlueFake {
     /// The catalog of `region` over the world's `lakes`.
-    pub fn new(region: ProviderRegion, iam: Iam, lakes: LakeDirectory, epoch_secs: u64) -> Self {
-        Self {
-            region,
-            iam,
-            lakes,
-            epoch_secs,
-        }
+    pub fn new(region: ProviderRegion, iam: Iam, lakes: LakeDirectory) -> Self {
+        Self { region, iam, lakes }
     }
 
     /// The HTTP routes: `POST /`.
@@ -85,7 +78,7 @@ impl GlueFake {
             .get("CatalogId")
             .and_then(Value::as_str)
             .unwrap_or(&caller.account);
-        if account != caller.account && caller.account != SYSTEM_ACCOUNT {
+        if !self.iam.may_read_catalog(caller, account) {
             return Err(GlueError::new(
                 "AccessDeniedException",
                 format!(
@@ -99,8 +92,9 @@ impl GlueFake {
             .ok_or_else(|| GlueError::not_found(format!("Database {DATABASE} not found.")))
     }
 
+    /// When every catalog entry was created: when the provider started.
     fn created(&self) -> f64 {
-        self.epoch_secs as f64
+        self.region.epoch_secs() as f64
     }
 
     fn database(&self, lake: u32) -> Value {
@@ -257,14 +251,13 @@ async fn handle(
         "GetPartitions" => ("GetPartitions", "glue:GetPartitions"),
         _ => ("Unknown", "glue:Unknown"),
     };
-    let verified = verify(
-        &glue.iam,
-        glue.region.now(),
-        "POST",
-        path_and_query,
-        &headers,
-        &body,
-    );
+    let endpoint = Endpoint {
+        region: glue.region.name(),
+        service: "glue",
+        now: glue.region.now(),
+        unix_now: glue.region.unix_now(),
+    };
+    let verified = verify(&glue.iam, endpoint, "POST", path_and_query, &headers, &body);
     let caller = verified.as_ref().ok().cloned();
     let account = caller
         .as_ref()
@@ -273,13 +266,23 @@ async fn handle(
         .as_ref()
         .map_or_else(|| "anonymous".to_string(), |c| c.arn.clone());
     let input: Result<Value, _> = serde_json::from_slice(&body);
-    let resource = input
-        .as_ref()
-        .ok()
-        .and_then(|i| i.get("Name").or_else(|| i.get("TableName")))
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    // The catalog's ARN: whose catalog (its `CatalogId`, else the caller's account), and
+    // which database and table.
+    let resource = input.as_ref().ok().map_or_else(String::new, |i| {
+        let field = |name: &str| i.get(name).and_then(Value::as_str);
+        let catalog = field("CatalogId").unwrap_or(&account);
+        let region = glue.region.name();
+        match (
+            field("DatabaseName"),
+            field("Name").or_else(|| field("TableName")),
+        ) {
+            (Some(db), Some(table)) => {
+                format!("arn:aws:glue:{region}:{catalog}:table/{db}/{table}")
+            }
+            (None, Some(db)) => format!("arn:aws:glue:{region}:{catalog}:database/{db}"),
+            _ => format!("arn:aws:glue:{region}:{catalog}:catalog"),
+        }
+    });
     let call = ProviderCall::start(
         account.clone(),
         glue.region.name(),
@@ -291,17 +294,13 @@ async fn handle(
     );
     let result = async {
         let caller = verified.map_err(|e| {
-            let (status, code) = match e {
-                SignatureError::Missing => {
-                    (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException")
-                }
-                SignatureError::Malformed => {
-                    (StatusCode::BAD_REQUEST, "IncompleteSignatureException")
-                }
-                SignatureError::UnknownKey => {
-                    (StatusCode::FORBIDDEN, "UnrecognizedClientException")
-                }
-                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+            // Glue answers these as 400s (and a missing signature as 403), unlike STS.
+            let (status, code) = match e.refusal() {
+                Refusal::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationTokenException"),
+                Refusal::Incomplete => (StatusCode::BAD_REQUEST, "IncompleteSignatureException"),
+                Refusal::UnknownKey => (StatusCode::BAD_REQUEST, "UnrecognizedClientException"),
+                Refusal::ExpiredToken => (StatusCode::BAD_REQUEST, "ExpiredTokenException"),
+                Refusal::BadSignature => (StatusCode::BAD_REQUEST, "InvalidSignatureException"),
             };
             let mut err = GlueError::new(code, e.to_string());
             err.status = status;

@@ -1,8 +1,11 @@
 //! The instance metadata service (IMDSv2): session tokens, the instance role, and that role's
 //! rotating session keys, as the AWS SDKs' credential chains read them.
 //!
-//! Throttling here shows as it does on the real service: the request is dropped and the client
-//! times out. No error code is sent.
+//! One per instance, as on AWS: each host that runs the system has its own, serving its own
+//! session of the instance role. It is not behind the region's metadata fleet and its calls do
+//! not count towards the account's standing: its only limit is the instance's packet rate
+//! ([`PACKETS_PER_S`]), and throttling shows as it does on the real service: the request is
+//! dropped and the client times out. No error code is sent.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +20,8 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::iam::{Iam, Identity, SYSTEM_ACCOUNT, SYSTEM_ROLE, system_role_arn};
-use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
+use crate::provider::quota::{Limit, TokenBucket};
+use crate::provider::{CallOutcome, ProviderCall, ProviderRegion};
 
 /// The request and response header carrying a token's lifetime.
 pub const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -30,13 +34,19 @@ const MAX_TTL_S: u64 = 21_600;
 const KEY_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 /// Keys are rotated this long before they expire, as the real service does.
 const ROTATE_BEFORE: Duration = Duration::from_secs(300);
+/// Packets per second an instance may send to its metadata service: "IMDS has a limit of 1024
+/// packets per second per ENI" (EC2 User Guide, instance metadata, "Query throttling"). One
+/// request is one packet here.
+pub const PACKETS_PER_S: f64 = 1024.0;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ImdsState {
     /// Tokens and when they expire.
     tokens: BTreeMap<String, Duration>,
     /// The instance role's current keys.
     keys: Option<Identity>,
+    /// The instance's packet allowance.
+    packets: TokenBucket,
 }
 
 /// One host's metadata service.
@@ -45,7 +55,6 @@ pub struct ImdsFake {
     instance: Arc<str>,
     region: ProviderRegion,
     iam: Iam,
-    epoch_secs: u64,
     state: Arc<Mutex<ImdsState>>,
 }
 
@@ -64,15 +73,22 @@ struct CredentialsDoc {
 }
 
 impl ImdsFake {
-    /// The metadata service of instance `instance` in `region`; `epoch_secs` is the wall-clock
-    /// time at which the provider's clock reads zero.
-    pub fn new(instance: &str, region: ProviderRegion, iam: Iam, epoch_secs: u64) -> Self {
+    /// The metadata service of instance `instance` in `region`.
+    pub fn new(instance: &str, region: ProviderRegion, iam: Iam) -> Self {
+        let limit = Limit {
+            rate_per_s: PACKETS_PER_S,
+            burst: PACKETS_PER_S,
+        };
+        let state = ImdsState {
+            tokens: BTreeMap::new(),
+            keys: None,
+            packets: TokenBucket::new(limit, region.now()),
+        };
         Self {
             instance: instance.into(),
             region,
             iam,
-            epoch_secs,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
         }
     }
 
@@ -96,7 +112,8 @@ impl ImdsFake {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admits a call through the fleet; a refused call is reported and then never answered.
+    /// Admits a call within the instance's packet rate; a dropped call is reported and then
+    /// never answered.
     async fn admit(&self, api: &'static str, resource: &str) -> ProviderCall {
         let call = ProviderCall::start(
             SYSTEM_ACCOUNT.into(),
@@ -107,24 +124,12 @@ impl ImdsFake {
             "imds:Get",
             resource.into(),
         );
-        let decision = self
-            .region
-            .model()
-            .admit_metadata(SYSTEM_ACCOUNT, api, self.region.now());
-        match decision {
-            Admission::Proceed { delay } => {
-                tokio::time::sleep(delay).await;
-                call
-            }
-            refused => {
-                let outcome = match refused {
-                    Admission::Frozen => CallOutcome::Frozen,
-                    Admission::TimedOut { .. } => CallOutcome::Timeout,
-                    _ => CallOutcome::Throttled,
-                };
-                call.finish(outcome, 0);
-                std::future::pending().await
-            }
+        let now = self.region.now();
+        if self.lock().packets.try_take(now) {
+            call
+        } else {
+            call.finish(CallOutcome::Throttled, 0);
+            std::future::pending().await
         }
     }
 
@@ -219,12 +224,12 @@ async fn credentials(
     let issued_at = keys.expires.unwrap_or(now).saturating_sub(KEY_LIFETIME);
     let doc = CredentialsDoc {
         code: "Success",
-        last_updated: rfc3339(imds.epoch_secs + issued_at.as_secs()),
+        last_updated: rfc3339(imds.region.epoch_secs() + issued_at.as_secs()),
         kind: "AWS-HMAC",
         access_key_id: keys.access_key_id,
         secret_access_key: keys.secret_access_key,
         token: keys.session_token.unwrap_or_default(),
-        expiration: rfc3339(imds.epoch_secs + keys.expires.unwrap_or(now).as_secs()),
+        expiration: rfc3339(imds.region.epoch_secs() + keys.expires.unwrap_or(now).as_secs()),
     };
     let body = serde_json::to_string(&doc).expect("the document serialises");
     call.finish(CallOutcome::Ok, body.len() as u64);

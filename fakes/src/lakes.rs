@@ -89,6 +89,18 @@ impl LakeDirectory {
         tenant_name(i % self.tenants.max(1))
     }
 
+    /// The external id lake `i`'s role requires of whoever assumes it: one per tenant, as a
+    /// vendor hands each customer one to put in its roles' trust policies (the confused-deputy
+    /// guard AWS documents for third parties). Derived from the seed, so a world's ids are
+    /// not guessable from a tenant's name.
+    pub fn external_id(&self, i: u32) -> String {
+        let mut h = Sha256::new();
+        h.update(self.seed.to_le_bytes());
+        h.update(b"external-id/");
+        h.update(self.tenant(i).as_bytes());
+        format!("stampede-{}", &hex::encode(h.finalize())[..24])
+    }
+
     /// The region lake `i` lives in.
     pub fn region(&self, i: u32) -> &str {
         &self.regions[i as usize % self.regions.len()]

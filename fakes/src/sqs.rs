@@ -1,8 +1,11 @@
 //! The queue: an SQS-compatible service on the JSON protocol (`X-Amz-Target: AmazonSQS.*`),
 //! with visibility timeouts, long polling and dead-letter redrive after `maxReceiveCount`.
 //!
-//! Clients post every call to the endpoint root with the queue URL in the body; queues are
-//! found by the URL's last path segment.
+//! Clients post every call to the endpoint root with the queue URL in the body. A queue belongs
+//! to the account that created it and is found by its owner and name, as its URL
+//! (`http://host/{account}/{name}`) and ARN spell them; a dead-letter queue is found by its ARN.
+//! Only the owner's principals may use a queue: no queue here carries a policy granting another
+//! account, so another account is refused with `AccessDenied`, as SQS refuses it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +23,7 @@ use tokio::sync::Notify;
 
 use crate::iam::Iam;
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
-use crate::sigv4::{SignatureError, verify};
+use crate::sigv4::{Endpoint, Refusal, verify};
 
 /// Default visibility timeout of a new queue, as on SQS.
 const DEFAULT_VISIBILITY_S: u64 = 30;
@@ -44,13 +47,16 @@ struct Message {
     receipt: Option<String>,
 }
 
+/// A queue's owner account and name.
+type QueueKey = (String, String);
+
 #[derive(Debug)]
 struct Queue {
     name: String,
     account: String,
     visibility: Duration,
-    /// The dead-letter queue's name and the receive count past which messages move there.
-    redrive: Option<(String, u64)>,
+    /// The dead-letter queue and the receive count past which messages move there.
+    redrive: Option<(QueueKey, u64)>,
     redrive_json: Option<String>,
     /// Messages in send order.
     messages: BTreeMap<u64, Message>,
@@ -58,7 +64,7 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct SqsState {
-    queues: BTreeMap<String, Queue>,
+    queues: BTreeMap<QueueKey, Queue>,
     sent: u64,
 }
 
@@ -105,7 +111,16 @@ impl SqsError {
             StatusCode::BAD_REQUEST,
             "QueueDoesNotExist",
             "AWS.SimpleQueueService.NonExistentQueue",
-            "The specified queue does not exist.",
+            "The specified queue does not exist or you do not have access to it.",
+        )
+    }
+
+    fn access_denied(url: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "AccessDenied",
+            format!("Access to the resource {url} is denied."),
         )
     }
 
@@ -166,30 +181,41 @@ impl SqsFake {
             "CreateQueue" => self.create_queue(host, account, input),
             "GetQueueUrl" => {
                 let name = str_field(input, "QueueName")?;
+                let owner = input
+                    .get("QueueOwnerAWSAccountId")
+                    .and_then(Value::as_str)
+                    .unwrap_or(account);
+                let url = queue_url(host, owner, name);
+                // Another account's queue is as good as absent: no policy here grants it.
+                if owner != account {
+                    return Err(SqsError::no_queue());
+                }
                 let state = self.lock();
-                let q = state.queues.get(name).ok_or_else(SqsError::no_queue)?;
-                Ok(json!({ "QueueUrl": queue_url(host, &q.account, name) }))
+                state
+                    .queues
+                    .get(&(owner.to_string(), name.to_string()))
+                    .ok_or_else(SqsError::no_queue)?;
+                Ok(json!({ "QueueUrl": url }))
             }
             "SendMessage" => {
                 let body = str_field(input, "MessageBody")?;
                 let delay = u64_field(input, "DelaySeconds")?.unwrap_or(0);
-                let (id, md5) = self.send(queue_name(input)?, body, delay)?;
+                let (id, md5) = self.send(&own_queue(account, input)?, body, delay)?;
                 Ok(json!({ "MessageId": id, "MD5OfMessageBody": md5 }))
             }
-            "SendMessageBatch" => self.send_batch(input),
-            "ReceiveMessage" => self.receive(input).await,
+            "SendMessageBatch" => self.send_batch(&own_queue(account, input)?, input),
+            "ReceiveMessage" => self.receive(&own_queue(account, input)?, input).await,
             "DeleteMessage" => {
+                let key = own_queue(account, input)?;
                 let receipt = str_field(input, "ReceiptHandle")?;
                 let mut state = self.lock();
-                let q = state
-                    .queues
-                    .get_mut(queue_name(input)?)
-                    .ok_or_else(SqsError::no_queue)?;
+                let q = state.queues.get_mut(&key).ok_or_else(SqsError::no_queue)?;
                 let seq = find_receipt(q, receipt)?;
                 q.messages.remove(&seq);
                 Ok(json!({}))
             }
             "ChangeMessageVisibility" => {
+                let key = own_queue(account, input)?;
                 let receipt = str_field(input, "ReceiptHandle")?;
                 let timeout = visibility(
                     u64_field(input, "VisibilityTimeout")?
@@ -197,10 +223,7 @@ impl SqsFake {
                 )?;
                 let now = self.region.now();
                 let mut state = self.lock();
-                let q = state
-                    .queues
-                    .get_mut(queue_name(input)?)
-                    .ok_or_else(SqsError::no_queue)?;
+                let q = state.queues.get_mut(&key).ok_or_else(SqsError::no_queue)?;
                 let seq = find_receipt(q, receipt)?;
                 let m = q.messages.get_mut(&seq).expect("found above");
                 if m.visible_at <= now {
@@ -217,16 +240,23 @@ impl SqsFake {
                 }
                 Ok(json!({}))
             }
-            "GetQueueAttributes" => self.attributes(input),
+            "GetQueueAttributes" => self.attributes(&own_queue(account, input)?),
             "SetQueueAttributes" => {
+                let key = own_queue(account, input)?;
                 let attributes = input
                     .get("Attributes")
                     .ok_or_else(|| missing("Attributes"))?
                     .clone();
                 let mut state = self.lock();
-                let name = queue_name(input)?.to_string();
-                let q = state.queues.get_mut(&name).ok_or_else(SqsError::no_queue)?;
+                let q = state.queues.get_mut(&key).ok_or_else(SqsError::no_queue)?;
                 apply_attributes(q, &attributes)?;
+                Ok(json!({}))
+            }
+            "PurgeQueue" => {
+                let key = own_queue(account, input)?;
+                let mut state = self.lock();
+                let q = state.queues.get_mut(&key).ok_or_else(SqsError::no_queue)?;
+                q.messages.clear();
                 Ok(json!({}))
             }
             _ => Err(SqsError::new(
@@ -250,8 +280,9 @@ impl SqsFake {
                 "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
             ));
         }
+        let key = (account.to_string(), name.to_string());
         let mut state = self.lock();
-        if !state.queues.contains_key(name) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = state.queues.entry(key) {
             let mut q = Queue {
                 name: name.to_string(),
                 account: account.to_string(),
@@ -263,12 +294,12 @@ impl SqsFake {
             if let Some(attributes) = input.get("Attributes") {
                 apply_attributes(&mut q, attributes)?;
             }
-            state.queues.insert(name.to_string(), q);
+            slot.insert(q);
         }
         Ok(json!({ "QueueUrl": queue_url(host, account, name) }))
     }
 
-    fn send(&self, name: &str, body: &str, delay_s: u64) -> Result<(String, String), SqsError> {
+    fn send(&self, key: &QueueKey, body: &str, delay_s: u64) -> Result<(String, String), SqsError> {
         if body.is_empty() || body.len() > MAX_BODY {
             return Err(SqsError::invalid(format!(
                 "Message must be between 1 and {MAX_BODY} bytes long."
@@ -281,9 +312,10 @@ impl SqsFake {
         let mut state = self.lock();
         state.sent += 1;
         let seq = state.sent;
-        let q = state.queues.get_mut(name).ok_or_else(SqsError::no_queue)?;
-        let digest =
-            sha2::Sha256::digest(format!("{}/{name}/{seq}", self.region.name()).as_bytes());
+        let q = state.queues.get_mut(key).ok_or_else(SqsError::no_queue)?;
+        let digest = sha2::Sha256::digest(
+            format!("{}/{}/{}/{seq}", self.region.name(), key.0, key.1).as_bytes(),
+        );
         let h = hex::encode(&digest[..16]);
         let id = format!(
             "{}-{}-{}-{}-{}",
@@ -310,8 +342,7 @@ impl SqsFake {
         Ok((id, md5_hex(body)))
     }
 
-    fn send_batch(&self, input: &Value) -> Answer {
-        let name = queue_name(input)?;
+    fn send_batch(&self, key: &QueueKey, input: &Value) -> Answer {
         let entries = input
             .get("Entries")
             .and_then(Value::as_array)
@@ -356,7 +387,7 @@ impl SqsFake {
                 .get("DelaySeconds")
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            match self.send(name, body, delay) {
+            match self.send(key, body, delay) {
                 Ok((message_id, md5)) => {
                     ok.push(json!({ "Id": id, "MessageId": message_id, "MD5OfMessageBody": md5 }))
                 }
@@ -369,8 +400,7 @@ impl SqsFake {
         Ok(json!({ "Successful": ok, "Failed": failed }))
     }
 
-    async fn receive(&self, input: &Value) -> Answer {
-        let name = queue_name(input)?.to_string();
+    async fn receive(&self, key: &QueueKey, input: &Value) -> Answer {
         let max = u64_field(input, "MaxNumberOfMessages")?.unwrap_or(1);
         if !(1..=MAX_BATCH as u64).contains(&max) {
             return Err(SqsError::invalid(
@@ -391,7 +421,7 @@ impl SqsFake {
             let notified = self.arrivals.notified();
             let now = self.region.now();
             let (messages, next_visible) =
-                self.take_visible(&name, max as usize, override_visibility, now)?;
+                self.take_visible(key, max as usize, override_visibility, now)?;
             if !messages.is_empty() || now >= deadline {
                 return Ok(if messages.is_empty() {
                     json!({})
@@ -411,7 +441,7 @@ impl SqsFake {
     /// dead-letter queue. Returns them and when the next hidden message becomes visible.
     fn take_visible(
         &self,
-        name: &str,
+        key: &QueueKey,
         max: usize,
         vt: Option<Duration>,
         now: Duration,
@@ -420,10 +450,10 @@ impl SqsFake {
         // Redrive only to a queue that exists; otherwise messages stay and keep coming back.
         let redrive = state
             .queues
-            .get(name)
+            .get(key)
             .and_then(|q| q.redrive.clone())
             .filter(|(dlq, _)| state.queues.contains_key(dlq));
-        let q = state.queues.get_mut(name).ok_or_else(SqsError::no_queue)?;
+        let q = state.queues.get_mut(key).ok_or_else(SqsError::no_queue)?;
         let timeout = vt.unwrap_or(q.visibility);
         let mut out = Vec::new();
         let mut dead = Vec::new();
@@ -481,13 +511,10 @@ impl SqsFake {
         Ok((out, next_visible))
     }
 
-    fn attributes(&self, input: &Value) -> Answer {
+    fn attributes(&self, key: &QueueKey) -> Answer {
         let now = self.region.now();
         let state = self.lock();
-        let q = state
-            .queues
-            .get(queue_name(input)?)
-            .ok_or_else(SqsError::no_queue)?;
+        let q = state.queues.get(key).ok_or_else(SqsError::no_queue)?;
         let visible = q.messages.values().filter(|m| m.visible_at <= now).count();
         let mut attributes = BTreeMap::new();
         attributes.insert("QueueArn", self.arn(&q.account, &q.name));
@@ -525,8 +552,11 @@ fn apply_attributes(q: &mut Queue, attributes: &Value) -> Result<(), SqsError> {
                 let policy: Value = serde_json::from_str(&text).map_err(|_| SqsError::invalid("Invalid value for the parameter RedrivePolicy. Reason: Redrive policy is not a valid JSON map."))?;
                 let target = policy.get("deadLetterTargetArn").and_then(Value::as_str).ok_or_else(|| SqsError::invalid("Value for parameter RedrivePolicy is invalid. Reason: Redrive policy does not contain mandatory attribute: deadLetterTargetArn."))?;
                 let count = policy.get("maxReceiveCount").and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))).filter(|c| (1..=1000).contains(c)).ok_or_else(|| SqsError::invalid("Value for parameter RedrivePolicy is invalid. Reason: Invalid value for maxReceiveCount: must be between 1 and 1000."))?;
-                let dlq = target.rsplit(':').next().unwrap_or("").to_string();
-                q.redrive = Some((dlq, count));
+                // arn:aws:sqs:{region}:{account}:{name}
+                let mut arn = target.rsplit(':');
+                let name = arn.next().unwrap_or("").to_string();
+                let account = arn.next().unwrap_or("").to_string();
+                q.redrive = Some(((account, name), count));
                 q.redrive_json = Some(text);
             }
             // Other attributes are accepted and have no effect here.
@@ -586,9 +616,16 @@ fn u64_field(input: &Value, name: &str) -> Result<Option<u64>, SqsError> {
     }
 }
 
-fn queue_name(input: &Value) -> Result<&str, SqsError> {
+/// The queue a request's `QueueUrl` names, if the caller's `account` owns it.
+fn own_queue(account: &str, input: &Value) -> Result<QueueKey, SqsError> {
     let url = str_field(input, "QueueUrl")?;
-    Ok(url.trim_end_matches('/').rsplit('/').next().unwrap_or(""))
+    let mut path = url.trim_end_matches('/').rsplit('/');
+    let name = path.next().unwrap_or("").to_string();
+    let owner = path.next().unwrap_or("").to_string();
+    if owner != account {
+        return Err(SqsError::access_denied(url));
+    }
+    Ok((owner, name))
 }
 
 fn queue_url(host: &str, account: &str, name: &str) -> String {
@@ -617,6 +654,7 @@ async fn handle(State(sqs): State<SqsFake>, uri: Uri, headers: HeaderMap, body: 
         "ChangeMessageVisibility" => "ChangeMessageVisibility",
         "GetQueueAttributes" => "GetQueueAttributes",
         "SetQueueAttributes" => "SetQueueAttributes",
+        "PurgeQueue" => "PurgeQueue",
         _ => "Unknown",
     };
     let host = headers
@@ -624,14 +662,13 @@ async fn handle(State(sqs): State<SqsFake>, uri: Uri, headers: HeaderMap, body: 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    let verified = verify(
-        &sqs.iam,
-        sqs.region.now(),
-        "POST",
-        path_and_query,
-        &headers,
-        &body,
-    );
+    let endpoint = Endpoint {
+        region: sqs.region.name(),
+        service: "sqs",
+        now: sqs.region.now(),
+        unix_now: sqs.region.unix_now(),
+    };
+    let verified = verify(&sqs.iam, endpoint, "POST", path_and_query, &headers, &body);
     let identity = verified.as_ref().ok().cloned();
     let account = identity
         .as_ref()
@@ -655,11 +692,12 @@ async fn handle(State(sqs): State<SqsFake>, uri: Uri, headers: HeaderMap, body: 
     );
     let result = async {
         if let Err(e) = &verified {
-            let (status, code): (StatusCode, &'static str) = match e {
-                SignatureError::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
-                SignatureError::Malformed => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
-                SignatureError::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
-                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+            let (status, code): (StatusCode, &'static str) = match e.refusal() {
+                Refusal::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
+                Refusal::Incomplete => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
+                Refusal::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+                Refusal::ExpiredToken => (StatusCode::FORBIDDEN, "ExpiredToken"),
+                Refusal::BadSignature => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
             };
             return Err(SqsError::new(status, code, code, e.to_string()));
         }

@@ -17,14 +17,15 @@ use axum::routing::post;
 use quick_xml::escape::escape;
 
 use crate::clock::rfc3339;
-use crate::iam::{AssumeError, Iam, Identity};
+use crate::iam::{AssumeError, Iam, Identity, MAX_SESSION};
 use crate::provider::{Admission, CallOutcome, ProviderCall, ProviderRegion};
-use crate::sigv4::{SignatureError, verify};
+use crate::sigv4::{Endpoint, Refusal, verify};
 
 /// The STS API's XML namespace.
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// Default and bounds of `DurationSeconds`, as STS documents them.
+/// Default and bounds of `DurationSeconds`, as STS documents them: 15 minutes up to 12 hours,
+/// and never above the role's `MaxSessionDuration` ([`MAX_SESSION`] for every role here).
 const DEFAULT_DURATION_S: u64 = 3600;
 const MIN_DURATION_S: u64 = 900;
 const MAX_DURATION_S: u64 = 43_200;
@@ -34,8 +35,6 @@ const MAX_DURATION_S: u64 = 43_200;
 pub struct StsFake {
     region: ProviderRegion,
     iam: Iam,
-    /// Wall-clock seconds at provider time zero, for the `Expiration` of issued keys.
-    epoch_secs: u64,
 }
 
 /// An error as STS writes it: status, code, message.
@@ -64,14 +63,9 @@ impl StsError {
 }
 
 impl StsFake {
-    /// STS for `region`, issuing keys from `iam`; `epoch_secs` is the wall-clock time at which
-    /// the provider's clock reads zero.
-    pub fn new(region: ProviderRegion, iam: Iam, epoch_secs: u64) -> Self {
-        Self {
-            region,
-            iam,
-            epoch_secs,
-        }
+    /// STS for `region`, issuing keys from `iam`.
+    pub fn new(region: ProviderRegion, iam: Iam) -> Self {
+        Self { region, iam }
     }
 
     /// The HTTP routes: `POST /`.
@@ -87,20 +81,19 @@ impl StsFake {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Identity, StsError> {
-        verify(
-            &self.iam,
-            self.region.now(),
-            "POST",
-            path_and_query,
-            headers,
-            body,
-        )
-        .map_err(|e| {
-            let (status, code) = match e {
-                SignatureError::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
-                SignatureError::Malformed => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
-                SignatureError::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
-                SignatureError::Mismatch => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
+        let endpoint = Endpoint {
+            region: self.region.name(),
+            service: "sts",
+            now: self.region.now(),
+            unix_now: self.region.unix_now(),
+        };
+        verify(&self.iam, endpoint, "POST", path_and_query, headers, body).map_err(|e| {
+            let (status, code) = match e.refusal() {
+                Refusal::Missing => (StatusCode::FORBIDDEN, "MissingAuthenticationToken"),
+                Refusal::Incomplete => (StatusCode::BAD_REQUEST, "IncompleteSignature"),
+                Refusal::UnknownKey => (StatusCode::FORBIDDEN, "InvalidClientTokenId"),
+                Refusal::ExpiredToken => (StatusCode::FORBIDDEN, "ExpiredToken"),
+                Refusal::BadSignature => (StatusCode::FORBIDDEN, "SignatureDoesNotMatch"),
             };
             StsError::new(status, code, e.to_string())
         })
@@ -233,23 +226,35 @@ impl StsFake {
                     StsError::new(
                         StatusCode::BAD_REQUEST,
                         "ValidationError",
-                        format!("The requested DurationSeconds {d} is out of range"),
+                        format!(
+                            "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value between {MIN_DURATION_S} and {MAX_DURATION_S}"
+                        ),
                     )
                 })?,
         };
-        self.iam.may_assume(caller, role_arn).map_err(|e| match e {
-            AssumeError::NotTrusted { .. } => {
-                StsError::new(StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
-            }
-            AssumeError::NoSuchRole(_) => {
-                StsError::new(StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
-            }
-        })?;
+        if duration_s > MAX_SESSION.as_secs() {
+            return Err(StsError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            ));
+        }
+        let external_id = params.get("ExternalId").map(String::as_str);
+        self.iam
+            .may_assume(caller, role_arn, external_id)
+            .map_err(|e| match e {
+                AssumeError::NotTrusted { .. } => {
+                    StsError::new(StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
+                }
+                AssumeError::NoSuchRole(_) => {
+                    StsError::new(StatusCode::FORBIDDEN, "AccessDenied", e.to_string())
+                }
+            })?;
         let now = self.region.now();
         let issued = self
             .iam
             .issue(role_arn, session, now, Duration::from_secs(duration_s));
-        let expires = rfc3339(self.epoch_secs + (now.as_secs() + duration_s));
+        let expires = rfc3339(self.region.epoch_secs() + (now.as_secs() + duration_s));
         let role_id = format!("AROA{}", &issued.access_key_id[4..20]);
         let mut xml = String::new();
         let _ = write!(

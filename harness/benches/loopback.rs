@@ -31,6 +31,8 @@ use stampede_system::http_client::{DialerConnector, send_collect};
 const GETS: usize = 200;
 const CONCURRENCY: usize = 8;
 const KEY: &str = "telemetry/part-00000.parquet";
+/// The bucket the objects are read from: the system user's own.
+const BUCKET: &str = "bench";
 
 /// How the client reaches the server.
 #[derive(Clone, Copy)]
@@ -112,12 +114,19 @@ async fn start_fake() -> (String, Bytes) {
         s3_prefix_reads_per_s: 1e12,
         ..ProviderConfig::default()
     };
-    let region = ProviderRegion::new("us-east-1", config, Arc::new(TokioClock::new()));
+    let region = ProviderRegion::new(
+        "us-east-1",
+        config,
+        Arc::new(TokioClock::new()),
+        stampede::clock::wall_unix_secs(),
+    );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
+    // The object lives in a bucket of the system's own account, as in moto: the tenants'
+    // lakes are not the system user's to read.
     let config = ObjectStoreConfig {
         region: "us-east-1".into(),
         lakes,
-        buckets: Vec::new(),
+        buckets: vec![BUCKET.into()],
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -127,6 +136,10 @@ async fn start_fake() -> (String, Bytes) {
         listener,
         ObjectStoreFake::new(config, region, iam).service(),
     ));
+    store(&url, BUCKET)
+        .put(&Path::from(KEY), PutPayload::from(data.clone()))
+        .await
+        .expect("the fake stores the object");
     (url, data)
 }
 
@@ -140,7 +153,7 @@ impl Drop for Moto {
     }
 }
 
-/// Starts moto on a free port with the same object in `lake-00000`, if moto is installed.
+/// Starts moto on a free port with the same object in [`BUCKET`], if moto is installed.
 async fn start_moto(data: Bytes) -> Option<(Moto, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
@@ -157,11 +170,11 @@ async fn start_moto(data: Bytes) -> Option<(Moto, String)> {
     );
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..200 {
-        let create = http::Request::put(format!("{url}/lake-00000"))
+        let create = http::Request::put(format!("{url}/{BUCKET}"))
             .body(Empty::<Bytes>::new())
             .expect("a request");
         if send_collect(&TcpDialer, create).await.is_ok() {
-            store(&url, "lake-00000")
+            store(&url, BUCKET)
                 .put(&Path::from(KEY), PutPayload::from(data))
                 .await
                 .ok()?;
@@ -186,7 +199,7 @@ fn loopback(c: &mut Criterion) {
         .throughput(Throughput::Elements(GETS as u64));
     let kib = data.len() / 1024;
     for client in [Client::Pooled, Client::Fresh] {
-        let fake = store_with(client, &fake_url, "lake-00000");
+        let fake = store_with(client, &fake_url, BUCKET);
         group.bench_function(
             format!("stampede fake, {kib} KiB objects, {}", client.name()),
             |b| b.iter(|| rt.block_on(gets(fake.clone()))),
@@ -195,7 +208,7 @@ fn loopback(c: &mut Criterion) {
             println!("s3-get-loopback: moto_server not found; install moto[server] to compare");
             continue;
         };
-        let moto_store = store_with(client, url, "lake-00000");
+        let moto_store = store_with(client, url, BUCKET);
         group.bench_function(
             format!("moto server, {kib} KiB objects, {}", client.name()),
             |b| b.iter(|| rt.block_on(gets(moto_store.clone()))),
@@ -223,5 +236,74 @@ fn loopback(c: &mut Criterion) {
     drop(moto);
 }
 
-criterion_group!(benches, loopback);
+/// What the provider's identity checks cost one S3 call, apart from the rest of the request:
+/// reading the request's claims, its scope and signing time on the provider's clock, its key's
+/// token and expiry, and the caller's right to the bucket. A lake role's session, as the system
+/// reads a lake with it.
+fn identity_checks(c: &mut Criterion) {
+    use stampede_fakes::iam::{BucketAccess, lake_account, lake_role_arn};
+    use stampede_fakes::sigv4::Claims;
+    let lakes = LakeDirectory {
+        seed: 1,
+        count: 4,
+        tenants: 4,
+        regions: vec!["us-east-1".into()],
+        files_per_lake: 1,
+        rows_per_file: 1,
+    };
+    let iam = Iam::new(1, lakes, vec![system_principal()]);
+    // Many sessions, as a busy provider holds them.
+    for n in 0..10_000 {
+        iam.issue(
+            &lake_role_arn(n % 4),
+            &format!("s{n}"),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        );
+    }
+    let who = iam.issue(
+        &lake_role_arn(1),
+        "reader",
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/20260101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token, Signature=0123456789abcdef",
+            who.access_key_id
+        )
+        .parse()
+        .expect("a header"),
+    );
+    headers.insert("x-amz-date", "20260101T000000Z".parse().expect("a date"));
+    headers.insert(
+        "x-amz-security-token",
+        who.session_token
+            .clone()
+            .expect("a session token")
+            .parse()
+            .expect("a token"),
+    );
+    let now = std::time::UNIX_EPOCH + Duration::from_secs(1_767_225_600 + 60);
+    let owner = lake_account(1);
+    c.bench_function("P4 identity checks per S3 call", |b| {
+        b.iter(|| {
+            let claims = Claims::of(None, &headers).expect("claims").expect("signed");
+            claims.check_scope("us-east-1", "s3").expect("scope");
+            claims.check_time(now).expect("time");
+            let who = iam
+                .authenticate(
+                    &claims.key,
+                    claims.token.as_deref(),
+                    Duration::from_secs(60),
+                )
+                .expect("a valid key");
+            assert!(iam.may_use_bucket(&who, "lake-00001", &owner, BucketAccess::Read));
+        })
+    });
+}
+
+criterion_group!(benches, loopback, identity_checks);
 criterion_main!(benches);

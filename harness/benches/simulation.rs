@@ -161,7 +161,7 @@ duration: 2m
 tick: 20ms
 world:
   regions: [eu-west-1]
-  lakes: { count: 500, tenants: 10, files_per_lake: 1, rows_per_file: 20 }
+  lakes: { count: 500, tenants: 10, files_per_lake: 1, rows_per_file: 20, shared: true }
 system: { workers_per_region: 2 }
 traffic:
   replay: trace.jsonl
@@ -290,7 +290,12 @@ fn provider_calls(c: &mut Criterion) {
             files_per_lake: 1,
             rows_per_file: 1,
         };
-        let region = ProviderRegion::new("r", ProviderConfig::default(), Arc::new(SimClock));
+        let region = ProviderRegion::new(
+            "r",
+            ProviderConfig::default(),
+            Arc::new(SimClock),
+            EPOCH_SECS,
+        );
         let sqs = SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
         sim.host("provider", move || {
             let service = TowerToHyperService::new(sqs.router());

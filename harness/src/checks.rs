@@ -41,7 +41,13 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
         }
         "explicit_backpressure" => explicit_backpressure(log),
         "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
-        "tenant_isolation" => tenant_isolation(log),
+        "tenant_isolation" => tenant_isolation(
+            log,
+            crate::invariants::tenant_isolation::Tenancy {
+                tenants: scenario.world.lakes.tenants,
+                shared: scenario.world.lakes.shared,
+            },
+        ),
         "blast_radius" => blast_radius(log, &spec.params()),
         "failback_ramp" => {
             let p: params::FailbackRamp = spec.params();

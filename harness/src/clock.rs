@@ -28,3 +28,9 @@ pub fn wall_unix_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// The wall-clock time now, for real clients signing requests to the fakes served for real.
+/// Never used inside a simulation.
+pub fn wall_now() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(wall_unix_secs())
+}

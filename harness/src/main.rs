@@ -392,11 +392,14 @@ fn validate_command(files: &[PathBuf]) -> ExitCode {
 }
 
 fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
-    let (lakes, provider) = match config {
+    let (lakes, provider, policies) = match config {
         Some(path) => match stampede::scenario::load(path) {
             Ok(s) => (
                 stampede::world::lake_directory(&s, s.seed),
                 stampede::world::provider_config(&s).0,
+                stampede_fakes::iam::LakePolicies {
+                    trust_system: s.world.lakes.trust_system,
+                },
             ),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -413,6 +416,7 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
                 rows_per_file: 500,
             },
             stampede_fakes::ProviderConfig::default(),
+            stampede_fakes::iam::LakePolicies::default(),
         ),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -426,7 +430,7 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let served = match stampede::serve::start(lakes, provider, port_base).await {
+        let served = match stampede::serve::start(lakes, provider, policies, port_base).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: cannot listen on 127.0.0.1: {e}");

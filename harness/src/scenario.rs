@@ -356,6 +356,18 @@ pub struct LakesSpec {
     /// Rows per Parquet file. Default: 500.
     #[serde(default = "five_hundred")]
     pub rows_per_file: u32,
+    /// Every lake's owner lets every tenant's users query it (a research consortium, the
+    /// security researchers of incident 1). Off, a tenant's users may query only its own
+    /// lakes: a query naming another's is refused, and `all` means all of one's own. Default:
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
+    /// Every lake's bucket policy and catalog policy also grant reads to the system's account,
+    /// so the system could read any lake with its own credentials: the world of the confused
+    /// deputy. Off, as on AWS until an owner writes such a policy, only the lake's role (which
+    /// demands the tenant's external id) can read it. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_system: bool,
 }
 
 fn one() -> u32 {
@@ -768,6 +780,47 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 "rate_per_s must be above 0 and burst at least 1".into(),
             ));
         }
+    }
+    // Numbers the provider model divides by or multiplies with: a NaN, an infinity or a
+    // negative value would not fail here but panic or never stop inside the run.
+    let finite = |x: &Option<f64>, above_zero: bool| {
+        x.is_none_or(|x| x.is_finite() && if above_zero { x > 0.0 } else { x >= 0.0 })
+    };
+    for (field, value, above_zero, what) in [
+        (
+            "world.provider.fleet.slowdown",
+            p.fleet.slowdown,
+            false,
+            "a finite number, 0 or more",
+        ),
+        (
+            "world.provider.background.rate_per_s",
+            p.background.rate_per_s,
+            false,
+            "a finite number of calls per second, 0 or more",
+        ),
+        (
+            "world.provider.s3_prefix_reads_per_s",
+            p.s3_prefix_reads_per_s,
+            true,
+            "a finite number of reads per second, above 0",
+        ),
+        (
+            "world.provider.s3_prefix_writes_per_s",
+            p.s3_prefix_writes_per_s,
+            true,
+            "a finite number of writes per second, above 0",
+        ),
+    ] {
+        if !finite(&value, above_zero) {
+            return Err(err(field, format!("must be {what}")));
+        }
+    }
+    if p.fleet.base_service.is_some_and(|b| b.0.is_zero()) {
+        return Err(err(
+            "world.provider.fleet.base_service",
+            "must be above 0: a call that takes no time gives the fleet no capacity limit".into(),
+        ));
     }
     if p.fleet.servers == Some(0) {
         return Err(err(

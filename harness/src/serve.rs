@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
-use stampede_fakes::iam::lake_role_arn;
+use stampede_fakes::iam::{LakePolicies, lake_role_arn};
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::provider::Correlated;
 use stampede_fakes::sqs::SqsFake;
@@ -56,17 +56,20 @@ async fn bind(port: u16) -> io::Result<(TcpListener, SocketAddr)> {
 }
 
 /// Binds every service of `lakes`' first region on 127.0.0.1 (ports from `port_base`, or any
-/// free ports when it is 0) and spawns their servers on the current runtime.
+/// free ports when it is 0) and spawns their servers on the current runtime. The tenants'
+/// resource policies are `policies`.
 pub async fn start(
     lakes: LakeDirectory,
     config: ProviderConfig,
+    policies: LakePolicies,
     port_base: u16,
 ) -> io::Result<Served> {
     let port = |k: u16| if port_base == 0 { 0 } else { port_base + k };
     let region = lakes.regions[0].clone();
-    let provider = ProviderRegion::new(&region, config, Arc::new(TokioClock::new()));
-    let iam = Iam::new(lakes.seed, lakes.clone(), vec![system_principal()]);
     let epoch = wall_unix_secs();
+    let provider = ProviderRegion::new(&region, config, Arc::new(TokioClock::new()), epoch);
+    let iam =
+        Iam::new(lakes.seed, lakes.clone(), vec![system_principal()]).with_lake_policies(policies);
     let (s3_listener, s3) = bind(port(0)).await?;
     let (sts_listener, sts) = bind(port(1)).await?;
     let (imds_listener, imds) = bind(port(2)).await?;
@@ -85,13 +88,13 @@ pub async fn start(
     tokio::spawn(serve_tcp(
         sts_listener,
         Correlated(TowerToHyperService::new(
-            StsFake::new(provider.clone(), iam.clone(), epoch).router(),
+            StsFake::new(provider.clone(), iam.clone()).router(),
         )),
     ));
     tokio::spawn(serve_tcp(
         glue_listener,
         Correlated(TowerToHyperService::new(
-            GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), epoch).router(),
+            GlueFake::new(provider.clone(), iam.clone(), lakes.clone()).router(),
         )),
     ));
     tokio::spawn(serve_tcp(
@@ -103,7 +106,7 @@ pub async fn start(
     tokio::spawn(serve_tcp(
         imds_listener,
         Correlated(TowerToHyperService::new(
-            ImdsFake::new("i-loopback", provider.clone(), iam, epoch).router(),
+            ImdsFake::new("i-loopback", provider.clone(), iam).router(),
         )),
     ));
     tokio::spawn(provider.run());
@@ -141,6 +144,8 @@ impl Served {
             // The aws CLI v1 and older SDKs read only this one.
             ("AWS_DEFAULT_REGION", self.region.clone()),
             ("STAMPEDE_LAKE_ROLE_ARN", lake_role_arn(0)),
+            // The role trusts the system's account only with this id (sts:ExternalId).
+            ("STAMPEDE_LAKE_EXTERNAL_ID", self.lakes.external_id(0)),
             ("STAMPEDE_LAKE_BUCKET", self.lakes.bucket(0)),
         ] {
             let _ = writeln!(out, "export {name}='{value}'");

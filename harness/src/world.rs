@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
-use stampede_fakes::iam::{SYSTEM_ACCOUNT, lake_role_arn};
+use stampede_fakes::iam::{LakePolicies, SYSTEM_ACCOUNT, lake_role_arn};
 use stampede_fakes::imds::ImdsFake;
 use stampede_fakes::provider::{BackgroundLoad, Correlated, Limit};
 use stampede_fakes::sqs::SqsFake;
@@ -151,8 +151,9 @@ pub fn provider_config(scenario: &Scenario) -> (ProviderConfig, BackgroundLoad) 
     (config, background)
 }
 
-/// The lakes as the system knows them: its customer registry.
-pub fn lake_registry(lakes: &LakeDirectory) -> Vec<Lake> {
+/// The lakes as the system knows them: its customer registry, with the external id each
+/// tenant was given and whether its lakes are shared with every tenant.
+pub fn lake_registry(lakes: &LakeDirectory, shared: bool) -> Vec<Lake> {
     (0..lakes.count)
         .map(|i| Lake {
             id: i,
@@ -160,6 +161,8 @@ pub fn lake_registry(lakes: &LakeDirectory) -> Vec<Lake> {
             region: lakes.region(i).to_string(),
             bucket: lakes.bucket(i),
             role_arn: lake_role_arn(i),
+            external_id: lakes.external_id(i),
+            shared,
         })
         .collect()
 }
@@ -260,9 +263,36 @@ struct NodeCloud {
     seed: u64,
     /// Virtual time now, as the step loop last set it: a node (re)booting reads it.
     now: Rc<Cell<Duration>>,
+    /// The node's own metadata service, served on the node's host as on an instance.
+    imds: ImdsFake,
 }
 
 impl NodeCloud {
+    /// The cloud of node `name` in `region`: its own IMDS in place of a region's.
+    fn new(
+        name: &str,
+        region: &str,
+        config: &SystemConfig,
+        endpoints: &BTreeMap<String, RegionEndpoints>,
+        seed: u64,
+        now: &Rc<Cell<Duration>>,
+        imds: ImdsFake,
+    ) -> Self {
+        let mut endpoints = endpoints.clone();
+        if let Some(home) = endpoints.get_mut(region) {
+            home.imds = format!("http://{name}:{IMDS_PORT}");
+        }
+        Self {
+            name: name.to_string(),
+            region: region.to_string(),
+            config: config.clone(),
+            endpoints,
+            seed: sub_seed(seed, name),
+            now: now.clone(),
+            imds,
+        }
+    }
+
     /// Virtual wall-clock time at this boot, and whether it is a restart.
     fn boot_epoch(&self) -> (SystemTime, bool) {
         let now = self.now.get();
@@ -290,6 +320,12 @@ impl NodeCloud {
             epoch,
         ))
     }
+}
+
+/// Serves a node's metadata service on its host until the host stops.
+fn serve_imds(imds: &ImdsFake) {
+    let imds = Correlated(TowerToHyperService::new(imds.router()));
+    tokio::task::spawn_local(serve(IMDS_PORT, imds));
 }
 
 /// Told the virtual time as a simulation goes.
@@ -419,10 +455,18 @@ fn build_and_run(
     let (provider_config, background) = provider_config(scenario);
     // IAM is global, as on the real provider: credentials one region's STS or IMDS issued are
     // good in every region.
-    let global_iam = Iam::new(sub_seed(seed, "iam"), lakes.clone(), vec![principal]);
+    let global_iam = Iam::new(sub_seed(seed, "iam"), lakes.clone(), vec![principal])
+        .with_lake_policies(LakePolicies {
+            trust_system: scenario.world.lakes.trust_system,
+        });
     for region in &scenario.world.regions {
         let host = provider_host(region);
-        let provider = ProviderRegion::new(region, provider_config.clone(), Arc::new(SimClock));
+        let provider = ProviderRegion::new(
+            region,
+            provider_config.clone(),
+            Arc::new(SimClock),
+            EPOCH_SECS,
+        );
         providers.insert(region.clone(), provider.clone());
         let iam = global_iam.clone();
         let config = ObjectStoreConfig {
@@ -431,10 +475,9 @@ fn build_and_run(
             buckets: vec![stampede_system::config_agent::CONFIG_BUCKET.to_string()],
         };
         let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
-        let sts = StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS);
+        let sts = StsFake::new(provider.clone(), iam.clone());
         let sqs = SqsFake::new(provider.clone(), iam.clone());
-        let glue = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
-        let imds = ImdsFake::new(&host, provider.clone(), iam, EPOCH_SECS);
+        let glue = GlueFake::new(provider.clone(), iam, lakes.clone());
         // Recorded background calls are replayed in the first region only.
         let mut background = background.clone();
         if Some(region) != scenario.world.regions.first() {
@@ -444,7 +487,6 @@ fn build_and_run(
             let background = background.clone();
             let s3 = Correlated(s3.service());
             let sts = Correlated(TowerToHyperService::new(sts.router()));
-            let imds = Correlated(TowerToHyperService::new(imds.router()));
             let sqs = Correlated(TowerToHyperService::new(sqs.router()));
             let glue = Correlated(TowerToHyperService::new(glue.router()));
             let provider = provider.clone();
@@ -452,14 +494,13 @@ fn build_and_run(
                 tokio::task::spawn_local(provider.clone().run_background(background));
                 tokio::task::spawn_local(provider.run());
                 tokio::task::spawn_local(serve(STS_PORT, sts));
-                tokio::task::spawn_local(serve(IMDS_PORT, imds));
                 tokio::task::spawn_local(serve(SQS_PORT, sqs));
                 tokio::task::spawn_local(serve(GLUE_PORT, glue));
                 serve(S3_PORT, s3).await
             }
         });
     }
-    let registry = Arc::new(lake_registry(&lakes));
+    let registry = Arc::new(lake_registry(&lakes, scenario.world.lakes.shared));
     let config = system_config(scenario);
     let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
     let now = Rc::new(Cell::new(Duration::ZERO));
@@ -475,7 +516,8 @@ fn build_and_run(
                 sts: format!("http://{host}:{STS_PORT}"),
                 sqs: format!("http://{host}:{SQS_PORT}"),
                 glue: format!("http://{host}:{GLUE_PORT}"),
-                imds: format!("http://{host}:{IMDS_PORT}"),
+                // Each node's own, set in `NodeCloud::new`.
+                imds: String::new(),
             };
             (r.clone(), endpoints)
         })
@@ -493,14 +535,8 @@ fn build_and_run(
             journal: Arc::new(MemoryJournal::default()),
             epoch,
         };
-        let node = NodeCloud {
-            name: name.clone(),
-            region: region.clone(),
-            config: config.clone(),
-            endpoints: endpoints.clone(),
-            seed: sub_seed(seed, &name),
-            now: now.clone(),
-        };
+        let imds = ImdsFake::new(&name, providers[region].clone(), global_iam.clone());
+        let node = NodeCloud::new(&name, region, &config, &endpoints, seed, &now, imds);
         sim.host(name.clone(), move || {
             let setup = CoordinatorSetup {
                 epoch: node.boot_epoch().0,
@@ -508,7 +544,9 @@ fn build_and_run(
             };
             let coordinator = Coordinator::new(setup, node.boot());
             let service = TowerToHyperService::new(coordinator.router());
+            let imds = node.imds.clone();
             async move {
+                serve_imds(&imds);
                 let recovering = coordinator.clone();
                 tokio::task::spawn_local(async move { recovering.recover().await });
                 tokio::task::spawn_local(coordinator.clone().run_config_agent());
@@ -525,14 +563,8 @@ fn build_and_run(
                 // The first worker of each region is the canary for config pushes.
                 canary: k == 0,
             };
-            let node = NodeCloud {
-                name: name.clone(),
-                region: region.clone(),
-                config: config.clone(),
-                endpoints: endpoints.clone(),
-                seed: sub_seed(seed, &name),
-                now: now.clone(),
-            };
+            let imds = ImdsFake::new(&name, providers[region].clone(), global_iam.clone());
+            let node = NodeCloud::new(&name, region, &config, &endpoints, seed, &now, imds);
             sim.host(name, move || {
                 let (epoch, restarted) = node.boot_epoch();
                 let setup = WorkerSetup {
@@ -542,7 +574,9 @@ fn build_and_run(
                 };
                 let worker = Worker::new(setup, node.boot(), Arc::new(SimDialer));
                 let admin = TowerToHyperService::new(worker.admin_router());
+                let imds = node.imds.clone();
                 async move {
+                    serve_imds(&imds);
                     tokio::task::spawn_local(serve(stampede_system::admin::ADMIN_PORT, admin));
                     worker.run().await;
                     Ok(())

@@ -197,6 +197,18 @@ impl EpochClock {
             start: tokio::time::Instant::now(),
         }
     }
+
+    /// A clock that read `epoch` at tokio's instant `start`: a node's clock, anchored at its
+    /// boot, whenever a client is built from it.
+    pub fn anchored(epoch: SystemTime, start: tokio::time::Instant) -> Self {
+        Self { epoch, start }
+    }
+}
+
+impl From<SystemTime> for EpochClock {
+    fn from(epoch: SystemTime) -> Self {
+        Self::new(epoch)
+    }
 }
 
 impl TimeSource for EpochClock {
@@ -208,20 +220,20 @@ impl TimeSource for EpochClock {
 /// The shared configuration every SDK client of the system starts from: the transport, one
 /// endpoint, static or provided credentials, no SDK retries, upload stall detection off (the
 /// connector sends request bodies whole, so the SDK never sees them polled), and sleep and
-/// signing time on tokio's clock from `epoch`.
+/// signing time on `clock` (a time that reads now: [`EpochClock::new`]).
 pub fn sdk_config(
     dialer: Arc<dyn Dialer>,
     endpoint: &str,
     region: &str,
     credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
-    epoch: SystemTime,
+    clock: impl Into<EpochClock>,
 ) -> aws_config::SdkConfig {
     sdk_config_over(
         DialerHttpClient::new(dialer),
         endpoint,
         region,
         credentials,
-        epoch,
+        clock,
     )
 }
 
@@ -231,7 +243,7 @@ pub fn sdk_config_over(
     endpoint: &str,
     region: &str,
     credentials: impl aws_credential_types::provider::ProvideCredentials + 'static,
-    epoch: SystemTime,
+    clock: impl Into<EpochClock>,
 ) -> aws_config::SdkConfig {
     use aws_config::retry::RetryConfig;
     use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
@@ -250,7 +262,7 @@ pub fn sdk_config_over(
                 .build(),
         )
         .sleep_impl(TokioSleep)
-        .time_source(EpochClock::new(epoch))
+        .time_source(clock.into())
         .build()
 }
 

@@ -19,7 +19,7 @@ use crate::aws_http::{
 };
 use crate::guard::cache::{CoalescingCache, Lookup};
 use crate::guard::{Guard, MECHANISM_EVENTS};
-use crate::http_client::DialerConnector;
+use crate::http_client::{DialerConnector, NodeSigner};
 use crate::transport::Dialer;
 
 /// The catalog database every lake's table lives in.
@@ -53,6 +53,22 @@ pub struct Lake {
     pub bucket: String,
     /// The role the system assumes to read it.
     pub role_arn: String,
+    /// The external id the tenant gave the system for its roles' trust policies.
+    pub external_id: String,
+    /// Its owner lets every tenant's users query it; otherwise only its own tenant's.
+    pub shared: bool,
+}
+
+impl Lake {
+    /// The account the lake lives in: its role's.
+    pub fn account(&self) -> &str {
+        self.role_arn.split(':').nth(4).unwrap_or("")
+    }
+
+    /// Whether users of `tenant` may query it.
+    pub fn entitles(&self, tenant: &str) -> bool {
+        self.shared || self.tenant == tenant
+    }
 }
 
 /// Why a cloud operation failed, as text (shared between coalesced callers).
@@ -172,6 +188,12 @@ impl Cloud {
         self.start.elapsed()
     }
 
+    /// The node's wall clock: its boot epoch plus the time since boot (virtual under a
+    /// simulator). Every signature the node makes is dated by it.
+    pub fn clock(&self) -> EpochClock {
+        EpochClock::anchored(self.epoch, self.start)
+    }
+
     fn endpoints(&self, region: &str) -> Result<&RegionEndpoints, CloudError> {
         self.endpoints
             .get(region)
@@ -189,7 +211,7 @@ impl Cloud {
         region: &str,
         credentials: Credentials,
     ) -> aws_config::SdkConfig {
-        sdk_config_over(self.http(), endpoint, region, credentials, self.epoch)
+        sdk_config_over(self.http(), endpoint, region, credentials, self.clock())
     }
 
     /// The SDK's retries and the invocation header, as the node's config says.
@@ -272,7 +294,7 @@ impl Cloud {
         let provider = aws_config::provider_config::ProviderConfig::empty()
             .with_http_client(self.http())
             .with_sleep_impl(TokioSleep)
-            .with_time_source(EpochClock::new(self.epoch));
+            .with_time_source(self.clock());
         let client = aws_config::imds::Client::builder()
             .endpoint(&endpoint)
             .map_err(|e| CloudError::of("imds endpoint", e))?
@@ -315,9 +337,14 @@ impl Cloud {
             .await
     }
 
-    /// Credentials for `lake`'s role, from STS in the lake's region.
+    /// Credentials to read `lake` with: its role's, from STS in the lake's region, assumed with
+    /// the tenant's external id. With `least_privilege` off, the instance's own: the confused
+    /// deputy reads every lake as itself.
     pub async fn lake_credentials(&self, lake: &Lake) -> Result<Credentials, CloudError> {
         let instance = self.instance_credentials().await?;
+        if !self.guard.config().switches.least_privilege {
+            return Ok(instance);
+        }
         let client = self.sts_clients.get(&lake.region, &instance, || {
             let sdk = self.sdk(
                 &self.endpoints(&lake.region)?.sts,
@@ -327,6 +354,7 @@ impl Cloud {
             Ok(self.sts_client(&sdk))
         })?;
         let arn = lake.role_arn.clone();
+        let external_id = lake.external_id.clone();
         let session = self.node.clone();
         let epoch = self.epoch;
         let start = self.start;
@@ -337,6 +365,7 @@ impl Cloud {
                 .assume_role()
                 .role_arn(&arn)
                 .role_session_name(session)
+                .external_id(external_id)
                 .send()
                 .await
                 .map_err(|e| {
@@ -378,9 +407,11 @@ impl Cloud {
             Ok(self.glue_client(&sdk))
         })?;
         let until = self.cache_until(None);
+        let catalog = lake.account().to_string();
         let fetch = async move {
             let table = client
                 .get_table()
+                .catalog_id(&catalog)
                 .database_name(DATABASE)
                 .name("telemetry")
                 .send()
@@ -406,6 +437,7 @@ impl Cloud {
             loop {
                 let page = client
                     .get_partitions()
+                    .catalog_id(&catalog)
                     .database_name(DATABASE)
                     .table_name("telemetry")
                     .set_next_token(token.take())
@@ -452,10 +484,10 @@ impl Cloud {
             ..RetryConfig::default()
         };
         let mut builder = AmazonS3Builder::new()
-            .with_http_connector(DialerConnector::guarded(
-                self.dialer.clone(),
-                self.guard.clone(),
-            ))
+            .with_http_connector(
+                DialerConnector::guarded(self.dialer.clone(), self.guard.clone())
+                    .signing(NodeSigner::new(creds.clone(), &lake.region, self.clock())),
+            )
             .with_endpoint(&self.endpoints(&lake.region)?.s3)
             .with_allow_http(true)
             .with_virtual_hosted_style_request(false)
@@ -483,6 +515,8 @@ impl Cloud {
             region: self.home.clone(),
             bucket: bucket.to_string(),
             role_arn: String::new(),
+            external_id: String::new(),
+            shared: false,
         };
         self.lake_store(&lake, &creds)
     }

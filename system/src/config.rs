@@ -59,6 +59,14 @@ pub struct Switches {
     /// above the guard's, each SDK attempt a new guard operation with its own retries, as with
     /// the SDK's defaults, and every failed task goes back to the queue until `task_receives`.
     pub one_retry_layer: bool,
+    /// Least privilege towards the tenants: a query may name only lakes its user's tenant is
+    /// entitled to (refused with 403 before any provider call otherwise), and every read of a
+    /// lake goes through that lake's role, assumed with the tenant's external id. Off, the
+    /// system reads every lake with its own credentials and checks no entitlement: the
+    /// confused deputy, which only a world whose tenants trust the system's account lets
+    /// through. On in both presets: the system of the day assumed each lake's role, which is
+    /// what overloaded STS.
+    pub least_privilege: bool,
 }
 
 impl Switches {
@@ -78,6 +86,7 @@ impl Switches {
             config_canary: on,
             validate_sql: on,
             one_retry_layer: on,
+            least_privilege: on,
         }
     }
 }
@@ -125,6 +134,9 @@ pub struct SwitchOverrides {
     /// Overrides `one_retry_layer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_retry_layer: Option<bool>,
+    /// Overrides `least_privilege`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub least_privilege: Option<bool>,
 }
 
 impl SwitchOverrides {
@@ -169,6 +181,9 @@ impl SwitchOverrides {
         }
         if let Some(v) = self.one_retry_layer {
             s.one_retry_layer = v;
+        }
+        if let Some(v) = self.least_privilege {
+            s.least_privilege = v;
         }
         s
     }
@@ -282,7 +297,10 @@ impl SystemConfig {
     pub fn preset(preset: Preset) -> Self {
         match preset {
             Preset::Naive => Self {
-                switches: Switches::all(false),
+                switches: Switches {
+                    least_privilege: true,
+                    ..Switches::all(false)
+                },
                 tuning: Tuning {
                     max_attempts: 5,
                     retry_base: Duration::from_secs(1),
@@ -448,7 +466,10 @@ mod tests {
     fn presets_are_the_two_ends() {
         assert_eq!(
             SystemConfig::preset(Preset::Naive).switches,
-            Switches::all(false)
+            Switches {
+                least_privilege: true,
+                ..Switches::all(false)
+            }
         );
         assert_eq!(
             SystemConfig::preset(Preset::Hardened).switches,

@@ -310,21 +310,28 @@ impl Coordinator {
         Some(left.saturating_sub(typical))
     }
 
-    fn resolve(&self, selector: &LakeSelector) -> Vec<u32> {
+    /// The lakes a query's selector names, as far as its user's tenant may read them. With
+    /// `least_privilege` on, `all` means every lake the tenant is entitled to, and a selector
+    /// naming any other lake (by id, or by its tenant) is refused: `Err` holds the first such
+    /// lake. Off, every lake named is read, whoever owns it.
+    fn resolve(&self, selector: &LakeSelector, tenant: &str) -> Result<Vec<u32>, u32> {
         let lakes = &self.setup.lakes;
-        match selector {
-            LakeSelector::All => lakes.iter().map(|l| l.id).collect(),
-            LakeSelector::Tenant(t) => lakes
+        let checked = self.cloud.guard().config().switches.least_privilege;
+        let named: Vec<&Lake> = match selector {
+            LakeSelector::All => lakes
                 .iter()
-                .filter(|l| &l.tenant == t)
-                .map(|l| l.id)
+                .filter(|l| !checked || l.entitles(tenant))
                 .collect(),
+            LakeSelector::Tenant(t) => lakes.iter().filter(|l| &l.tenant == t).collect(),
             LakeSelector::Ids(ids) => ids
                 .iter()
-                .copied()
-                .filter(|i| lakes.iter().any(|l| l.id == *i))
+                .filter_map(|i| lakes.iter().find(|l| l.id == *i))
                 .collect(),
+        };
+        if checked && let Some(l) = named.iter().find(|l| !l.entitles(tenant)) {
+            return Err(l.id);
         }
+        Ok(named.into_iter().map(|l| l.id).collect())
     }
 
     async fn submit(self: &Arc<Self>, record: Record) -> Response {
@@ -359,7 +366,21 @@ impl Coordinator {
                 return (StatusCode::BAD_REQUEST, Json(body)).into_response();
             }
         };
-        let lakes = self.resolve(&record.lakes);
+        let lakes = match self.resolve(&record.lakes, &record.tenant) {
+            Ok(lakes) => lakes,
+            Err(lake) => {
+                tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, reason = "not_entitled", lake = u64::from(lake), "refused");
+                let body = ErrorBody {
+                    error: format!(
+                        "tenant {} is not entitled to lake {lake}: a query may name only its own tenant's lakes and lakes shared with it",
+                        record.tenant
+                    ),
+                    sql: None,
+                    retry_after_s: None,
+                };
+                return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
+        };
         if lakes.is_empty() {
             tracing::info!(target: QUERY_EVENTS, tenant = %record.tenant, reason = "no_lakes", "refused");
             let body = ErrorBody {

@@ -42,7 +42,7 @@ impl Default for BackgroundLoad {
 
 /// A name with a static lifetime, as provider call events take them: each distinct name is
 /// leaked once, so the memory is bounded by the distinct services and apis of a trace.
-fn intern(name: &str) -> &'static str {
+pub(crate) fn intern(name: &str) -> &'static str {
     static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<&'static str>>> =
         std::sync::OnceLock::new();
     let mut names = NAMES

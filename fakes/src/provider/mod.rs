@@ -35,16 +35,30 @@ pub struct ProviderRegion {
     name: Arc<str>,
     model: Arc<Mutex<RegionModel>>,
     clock: Arc<dyn Clock>,
+    epoch_secs: u64,
 }
 
 impl ProviderRegion {
-    /// A region called `name`, at rest, reading time from `clock`.
-    pub fn new(name: &str, config: ProviderConfig, clock: Arc<dyn Clock>) -> Self {
+    /// A region called `name`, at rest, reading time from `clock`, whose zero is the Unix time
+    /// `epoch_secs`: the simulation's epoch in a simulation, the wall clock at start when
+    /// served for real. Signatures and credential expiry are judged on this clock.
+    pub fn new(name: &str, config: ProviderConfig, clock: Arc<dyn Clock>, epoch_secs: u64) -> Self {
         Self {
             name: name.into(),
             model: Arc::new(Mutex::new(RegionModel::new(config))),
             clock,
+            epoch_secs,
         }
+    }
+
+    /// The Unix time at which the provider's clock reads zero.
+    pub fn epoch_secs(&self) -> u64 {
+        self.epoch_secs
+    }
+
+    /// The provider's wall clock: the Unix time now, as its clock reads it.
+    pub fn unix_now(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(self.epoch_secs) + self.now()
     }
 
     /// The region's name.

@@ -101,19 +101,24 @@ impl RegionModel {
         }
     }
 
-    /// Admits a call to a metadata service (IMDS, STS, catalog): freeze, quota, then the fleet.
+    /// Admits a call to a metadata service (STS, catalog): the freeze, then the fleet, then the
+    /// quota. The quota is the service's own decision, made on its fleet: a throttled request
+    /// was still received and judged there, so it costs the fleet a request's work and counts
+    /// towards the account's calls for the abuse policy, as every call an account makes does.
+    /// It is answered at once.
     pub fn admit_metadata(&mut self, account: &str, api: &str, now: Duration) -> Admission {
         if self.abuse.is_frozen(account, now) {
             return Admission::Frozen;
         }
+        self.abuse.record(account, now);
+        let fleet = self.fleet.admit(now);
         if !self.quotas.admit(account, api, now) {
             return Admission::Throttled;
         }
         if self.fails(api) {
             return Admission::Shed;
         }
-        self.abuse.record(account, now);
-        match self.fleet.admit(now) {
+        match fleet {
             FleetAnswer::Served { latency } => Admission::Proceed {
                 delay: latency + self.extra_latency,
             },
@@ -383,6 +388,28 @@ mod tests {
             failures[1] > 50 && failures[2] > 50,
             "the quiet account suffers too: {failures:?}"
         );
+    }
+
+    #[test]
+    fn a_throttled_metadata_call_still_costs_the_fleet() {
+        let mut config = ProviderConfig::default();
+        config.quotas.insert(
+            "AssumeRole".into(),
+            Limit {
+                rate_per_s: 1.0,
+                burst: 1.0,
+            },
+        );
+        let capacity = config.fleet.capacity_per_s();
+        let mut r = RegionModel::new(config);
+        let t = Duration::from_millis(500);
+        let answers: Vec<Admission> = (0..4)
+            .map(|_| r.admit_metadata("a", "AssumeRole", t))
+            .collect();
+        assert!(matches!(answers[0], Admission::Proceed { .. }));
+        assert!(answers[1..].iter().all(|a| *a == Admission::Throttled));
+        // Four requests reached the fleet, not one.
+        assert_eq!(r.fleet_utilisation(t), 4.0 / capacity);
     }
 
     #[test]

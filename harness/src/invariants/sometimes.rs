@@ -67,8 +67,12 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
         ),
         "coalesced" => super::coalesced::sometimes(log),
         "tenant_isolation" => (
-            any_call(log, |e| e.str("api") == Some("AssumeRole")),
-            "the system assumed a lake's role",
+            any_call(log, |e| {
+                e.str("service") == Some("s3")
+                    && e.str("resource")
+                        .is_some_and(|r| r.starts_with("arn:aws:s3:::lake-"))
+            }),
+            "a lake's bucket was read",
         ),
         "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
         "backlog_drains" => (

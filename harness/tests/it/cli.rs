@@ -150,6 +150,7 @@ fn fakes_serve_prints_exports_and_serves_real_clients() {
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
         "STAMPEDE_LAKE_ROLE_ARN",
+        "STAMPEDE_LAKE_EXTERNAL_ID",
     ] {
         assert!(env.contains_key(name), "{name} missing from {env:?}");
     }
@@ -157,25 +158,72 @@ fn fakes_serve_prints_exports_and_serves_real_clients() {
         .enable_all()
         .build()
         .unwrap();
-    let listed = rt.block_on(async {
+    let list = |key: String, secret: String, token: Option<String>| {
         use futures::TryStreamExt as _;
         use object_store::ObjectStore as _;
-        let store = object_store::aws::AmazonS3Builder::new()
+        let mut store = object_store::aws::AmazonS3Builder::new()
             .with_endpoint(&env["AWS_ENDPOINT_URL_S3"])
             .with_allow_http(true)
             .with_region(&env["AWS_REGION"])
             .with_bucket_name(&env["STAMPEDE_LAKE_BUCKET"])
-            .with_access_key_id(&env["AWS_ACCESS_KEY_ID"])
-            .with_secret_access_key(&env["AWS_SECRET_ACCESS_KEY"])
+            .with_access_key_id(key)
+            .with_secret_access_key(secret)
             .with_http_connector(stampede_system::http_client::DialerConnector::new(
                 std::sync::Arc::new(stampede_system::TcpDialer),
             ))
-            .build()
-            .unwrap();
-        store.list(None).try_collect::<Vec<_>>().await
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                retry_timeout: std::time::Duration::ZERO,
+                ..Default::default()
+            });
+        if let Some(token) = token {
+            store = store.with_token(token);
+        }
+        let store = store.build().unwrap();
+        async move { store.list(None).try_collect::<Vec<_>>().await }
+    };
+    // The exported user is the system's: the tenant's lake is not its to read.
+    let denied = rt.block_on(list(
+        env["AWS_ACCESS_KEY_ID"].clone(),
+        env["AWS_SECRET_ACCESS_KEY"].clone(),
+        None,
+    ));
+    // Through the tenant's role, with the external id the tenant gave, it is.
+    let listed = rt.block_on(async {
+        let user = aws_credential_types::Credentials::new(
+            &env["AWS_ACCESS_KEY_ID"],
+            &env["AWS_SECRET_ACCESS_KEY"],
+            None,
+            None,
+            "test",
+        );
+        let config = stampede_system::aws_http::sdk_config(
+            std::sync::Arc::new(stampede_system::TcpDialer),
+            &env["AWS_ENDPOINT_URL_STS"],
+            &env["AWS_REGION"],
+            user,
+            stampede::clock::wall_now(),
+        );
+        let out = aws_sdk_sts::Client::new(&config)
+            .assume_role()
+            .role_arn(&env["STAMPEDE_LAKE_ROLE_ARN"])
+            .role_session_name("cli-test")
+            .external_id(&env["STAMPEDE_LAKE_EXTERNAL_ID"])
+            .send()
+            .await
+            .expect("AssumeRole with the external id");
+        let c = out.credentials().unwrap();
+        list(
+            c.access_key_id().to_string(),
+            c.secret_access_key().to_string(),
+            Some(c.session_token().to_string()),
+        )
+        .await
     });
     child.kill().unwrap();
     let _ = child.wait();
+    let denied = denied.expect_err("the system's user on a tenant's lake");
+    assert!(denied.to_string().contains("AccessDenied"), "{denied}");
     assert_eq!(listed.unwrap().len(), 2, "the lake's two files");
 }
 

@@ -17,10 +17,6 @@ const EXCEPTIONS: &[(&str, &str)] = &[
         "queue_cost_flat",
         "system and fake changes of the rest of the incident library: a queue whose cost grows",
     ),
-    (
-        "tenant_isolation",
-        "a provider that refuses the system's own principals on tenant data",
-    ),
 ];
 
 /// Invariants about the harness, not the system: no mechanism of the system can break them.

@@ -39,9 +39,10 @@ fn what_and_when(log: &stampede::events::EventLog) -> Vec<String> {
     seen
 }
 
-/// Leaving idle hosts unpolled (turmoil's `skip_idle_hosts`, on by default) moves no event in
-/// virtual time and changes no verdict. What may change is the order in which one host polls
-/// tasks that became ready at the same instant, so the digests may differ.
+/// Leaving idle hosts unpolled (turmoil's `skip_idle_hosts`, on by default) changes no verdict
+/// and, where nothing serves same-instant arrivals in their order, moves no event in virtual
+/// time. What may change is the order in which one host polls tasks that became ready at the
+/// same instant, so the digests may differ.
 #[test]
 fn idle_hosts_left_unpolled_move_no_event_and_change_no_verdict() {
     let prepared =
@@ -49,9 +50,32 @@ fn idle_hosts_left_unpolled_move_no_event_and_change_no_verdict() {
     let skipping = stampede::run(prepared.clone(), Some(7)).unwrap();
     let ticking =
         stampede::world::without_idle_skipping(|| stampede::run(prepared, Some(7)).unwrap());
-    assert_eq!(skipping.verdicts, ticking.verdicts);
+    // Verdicts and what they say; a witness may name another of the calls made at the same
+    // instant by tasks the host polled in another order.
+    let gist = |r: &stampede::RunReport| -> Vec<(String, &'static str, String)> {
+        r.verdicts
+            .iter()
+            .map(|(name, v)| {
+                let summary = match v {
+                    stampede::invariants::Verdict::Fail { witness } => witness.summary.clone(),
+                    _ => String::new(),
+                };
+                (name.clone(), v.word(), summary)
+            })
+            .collect()
+    };
+    assert_eq!(gist(&skipping), gist(&ticking));
     assert_eq!(skipping.steps, ticking.steps);
-    assert_eq!(what_and_when(&skipping.log), what_and_when(&ticking.log));
     // The run did real work across hosts: calls, a freeze, failed queries.
     assert!(skipping.log.of("stampede::provider").count() > 5_000);
+    // Event for event, at the same instants, where no fleet is saturated. In the naive twin's
+    // saturated one-server fleet, calls that arrive at one instant are served in the order
+    // their host polled the tasks that sent them, which skipping may change; there the run
+    // diverges at about 20 s (which of two calls times out), with the same verdicts.
+    let prepared = stampede::prepare(&scenario("smoke.yaml")).unwrap();
+    let skipping = stampede::run(prepared.clone(), Some(7)).unwrap();
+    let ticking =
+        stampede::world::without_idle_skipping(|| stampede::run(prepared, Some(7)).unwrap());
+    assert_eq!(what_and_when(&skipping.log), what_and_when(&ticking.log));
+    assert!(skipping.log.of("stampede::provider").count() > 50);
 }

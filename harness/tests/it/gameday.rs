@@ -1,5 +1,5 @@
 //! `stampede gameday` in its scripted mode, as CI and rehearsals use it: incident 1's naive
-//! twin run to 40 s, a branch that pauses admission there, the comparison, and the branch
+//! twin run to 25 s, a branch that pauses admission there, the comparison, and the branch
 //! saved as a scenario that `stampede run` replays with the branch's verdicts.
 
 use std::process::Command;
@@ -12,7 +12,7 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
     let naive = repo("scenarios/incidents/metadata-overload-freeze/naive.yaml");
     std::fs::write(
         dir.join("script.txt"),
-        "until 40s\nstatus\nbranch pause-admission\ndo admission.pause for=5m\nswitch nowhere\ncompare\nsave saved.yaml\nquit\n",
+        "until 25s\nstatus\nbranch pause-admission\ndo admission.pause for=5m\nswitch nowhere\ncompare\nsave saved.yaml\nquit\n",
     )
     .unwrap();
     let out = stampede(
@@ -28,9 +28,9 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
     );
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    // The dashboard at 40 s, the fork's check, a one-line error and the comparison.
+    // The dashboard at 25 s, the fork's check, a one-line error and the comparison.
     assert!(
-        said.contains("paused at 0:40 (main): reached 0:40"),
+        said.contains("paused at 0:25 (main): reached 0:25"),
         "{said}"
     );
     assert!(said.contains("backlog"), "{said}");
@@ -42,7 +42,7 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
         said.contains("error: no branch nowhere (branches: main, pause-admission)"),
         "{said}"
     );
-    assert!(said.contains("admission.pause goes out at 0:40"), "{said}");
+    assert!(said.contains("admission.pause goes out at 0:25"), "{said}");
     assert!(said.contains("time frozen by the provider"), "{said}");
     // gameday.json: two branches, equal prefix digests, actions and verdicts.
     let g: serde_json::Value =
@@ -53,7 +53,7 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
     assert_eq!(branches[0]["name"], "main");
     assert_eq!(branches[1]["name"], "pause-admission");
     assert_eq!(branches[1]["parent"], "main");
-    assert_eq!(branches[1]["fork_at_ms"].as_u64().unwrap() / 1000, 40);
+    assert_eq!(branches[1]["fork_at_ms"].as_u64().unwrap() / 1000, 25);
     let prefix = |b: &serde_json::Value| b["prefix_digest"].as_str().unwrap().to_string();
     assert_eq!(prefix(&branches[1]).len(), 64);
     assert_eq!(
@@ -74,10 +74,7 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
         "{md}"
     );
     assert!(md.contains("`do admission.pause for=5m`"), "{md}");
-    assert!(
-        md.contains("note: Twenty seconds over the threshold"),
-        "{md}"
-    );
+    assert!(md.contains("note: Ten seconds over the threshold"), "{md}");
     assert!(md.contains("## Outcomes"), "{md}");
     // The saved branch is a plain scenario: `stampede run` gives the branch's verdicts.
     let saved = dir.join("saved.yaml");
@@ -105,7 +102,7 @@ fn a_scripted_gameday_branches_compares_and_saves_a_rehearsal() {
 #[test]
 fn a_script_with_a_mistake_is_refused_before_anything_runs() {
     let dir = fresh_dir("gameday-bad");
-    std::fs::write(dir.join("script.txt"), "until 40s\nstep soon\n").unwrap();
+    std::fs::write(dir.join("script.txt"), "until 25s\nstep soon\n").unwrap();
     let naive = repo("scenarios/incidents/metadata-overload-freeze/naive.yaml");
     let out = stampede(
         &["gameday", naive.to_str().unwrap(), "--script", "script.txt"],

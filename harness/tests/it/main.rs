@@ -7,6 +7,7 @@
 //! - `cli`: exit codes, error locations, and the run directory of the `stampede` binary.
 //! - `faults`: provider controls at virtual times (a freeze, a regional outage) fail just their window.
 //! - `gameday`: `stampede gameday --script`: a branch at 40 s of incident 1, compared and saved.
+//! - `isolation`: real clients in simulation refused as AWS refuses them: tokens, clocks, scopes, roles, queues.
 //! - `malformed`: garbage requests to every fake get the service's error and change nothing.
 //! - `provider`: quotas, the shared fleet and freezes in simulation, through the real STS client.
 //! - `queue`: the queue through the real SQS client in virtual time: visibility, long polls, redrive.
@@ -24,6 +25,7 @@ mod coverage;
 mod determinism;
 mod faults;
 mod gameday;
+mod isolation;
 mod malformed;
 mod provider;
 mod queue;

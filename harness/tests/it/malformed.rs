@@ -9,7 +9,7 @@ use http_body_util::Full;
 use hyper_util::service::TowerToHyperService;
 use proptest::prelude::*;
 use stampede::net::serve_tcp;
-use stampede::world::{EPOCH_SECS, system_principal};
+use stampede::world::system_principal;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
@@ -40,6 +40,7 @@ async fn start() -> Endpoints {
         "eu-west-1",
         ProviderConfig::default(),
         Arc::new(TokioClock::new()),
+        stampede::clock::wall_unix_secs(),
     );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     let listen = || async {
@@ -60,7 +61,7 @@ async fn start() -> Endpoints {
     let (l, sts) = listen().await;
     tokio::spawn(serve_tcp(
         l,
-        TowerToHyperService::new(StsFake::new(region.clone(), iam.clone(), EPOCH_SECS).router()),
+        TowerToHyperService::new(StsFake::new(region.clone(), iam.clone()).router()),
     ));
     let (l, sqs) = listen().await;
     tokio::spawn(serve_tcp(
@@ -70,7 +71,7 @@ async fn start() -> Endpoints {
     let (l, glue) = listen().await;
     tokio::spawn(serve_tcp(
         l,
-        TowerToHyperService::new(GlueFake::new(region, iam, lakes, EPOCH_SECS).router()),
+        TowerToHyperService::new(GlueFake::new(region, iam, lakes).router()),
     ));
     Endpoints { s3, sts, sqs, glue }
 }

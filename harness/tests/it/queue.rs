@@ -184,7 +184,12 @@ fn visibility_long_polling_and_redrive_with_the_sdk_in_virtual_time() {
         files_per_lake: 1,
         rows_per_file: 1,
     };
-    let region = ProviderRegion::new("eu-west-1", ProviderConfig::default(), Arc::new(SimClock));
+    let region = ProviderRegion::new(
+        "eu-west-1",
+        ProviderConfig::default(),
+        Arc::new(SimClock),
+        EPOCH_SECS,
+    );
     let sqs = SqsFake::new(region, Iam::new(1, lakes, vec![system_principal()]));
     sim.host("provider", move || {
         let service = TowerToHyperService::new(sqs.router());

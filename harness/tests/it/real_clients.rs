@@ -13,7 +13,7 @@ use hyper_util::service::TowerToHyperService;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig as StoreRetry};
 use stampede::net::serve_tcp;
-use stampede::world::{EPOCH_SECS, system_principal};
+use stampede::world::system_principal;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_fakes::imds::ImdsFake;
@@ -42,17 +42,27 @@ async fn listen() -> (tokio::net::TcpListener, String) {
     (listener, url)
 }
 
-/// Every service of one region's fake provider on loopback: four lakes of four tenants.
-pub(crate) async fn start_fakes() -> Fakes {
-    let lakes = LakeDirectory {
+/// The lakes the fakes serve: four of four tenants.
+pub(crate) fn lakes() -> LakeDirectory {
+    LakeDirectory {
         seed: 1,
         count: 4,
         tenants: 4,
         regions: vec![REGION.into()],
         files_per_lake: 3,
         rows_per_file: 10,
-    };
-    let provider = ProviderRegion::new(REGION, Provider::default(), Arc::new(TokioClock::new()));
+    }
+}
+
+/// Every service of one region's fake provider on loopback: four lakes of four tenants.
+pub(crate) async fn start_fakes() -> Fakes {
+    let lakes = lakes();
+    let provider = ProviderRegion::new(
+        REGION,
+        Provider::default(),
+        Arc::new(TokioClock::new()),
+        stampede::clock::wall_unix_secs(),
+    );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     let config = ObjectStoreConfig {
         region: REGION.into(),
@@ -67,10 +77,10 @@ pub(crate) async fn start_fakes() -> Fakes {
     let (l, sts) = listen().await;
     tokio::spawn(serve_tcp(
         l,
-        TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone(), EPOCH_SECS).router()),
+        TowerToHyperService::new(StsFake::new(provider.clone(), iam.clone()).router()),
     ));
     let (l, glue) = listen().await;
-    let catalog = GlueFake::new(provider.clone(), iam.clone(), lakes.clone(), EPOCH_SECS);
+    let catalog = GlueFake::new(provider.clone(), iam.clone(), lakes.clone());
     tokio::spawn(serve_tcp(l, TowerToHyperService::new(catalog.router())));
     let (l, sqs) = listen().await;
     let queue = stampede_fakes::sqs::SqsFake::new(provider.clone(), iam.clone());
@@ -78,7 +88,7 @@ pub(crate) async fn start_fakes() -> Fakes {
     let (l, imds) = listen().await;
     tokio::spawn(serve_tcp(
         l,
-        TowerToHyperService::new(ImdsFake::new("i-test", provider, iam, EPOCH_SECS).router()),
+        TowerToHyperService::new(ImdsFake::new("i-test", provider, iam).router()),
     ));
     Fakes {
         s3,
@@ -89,8 +99,31 @@ pub(crate) async fn start_fakes() -> Fakes {
     }
 }
 
+/// The clients' clock: the wall clock, as the fakes served for real judge signatures by it.
 fn epoch() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS)
+    stampede::clock::wall_now()
+}
+
+/// Lake `i`'s role, assumed by the system's user with the tenant's external id.
+async fn lake_credentials(fakes: &Fakes, i: u32) -> Credentials {
+    let p = system_principal();
+    let user = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
+    let out = sts_client(&fakes.sts, user)
+        .assume_role()
+        .role_arn(lake_role_arn(i))
+        .role_session_name(format!("lake-{i}"))
+        .external_id(lakes().external_id(i))
+        .send()
+        .await
+        .expect("AssumeRole with the external id");
+    let c = out.credentials().expect("credentials");
+    Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "sts",
+    )
 }
 
 fn http() -> DialerHttpClient {
@@ -166,6 +199,7 @@ async fn sdk_imds_and_sts_then_s3_with_the_assumed_role() {
         .assume_role()
         .role_arn(lake_role_arn(1))
         .role_session_name("query-1")
+        .external_id(lakes().external_id(1))
         .send()
         .await
         .expect("AssumeRole");
@@ -219,6 +253,7 @@ async fn sdk_imds_and_sts_then_s3_with_the_assumed_role() {
         .assume_role()
         .role_arn(lake_role_arn(2))
         .role_session_name("x1")
+        .external_id(lakes().external_id(2))
         .send()
         .await
         .expect_err("cross-tenant");
@@ -250,6 +285,8 @@ async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
         .await
         .expect_err("wrong secret");
     assert!(err.to_string().contains("SignatureDoesNotMatch"), "{err}");
+    // The right secret passes the signature check; the tenant's lake is still not the system
+    // user's to read, and its own bucket is.
     let right = s3(
         &fakes.s3,
         "lake-00000",
@@ -257,22 +294,26 @@ async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
         &p.secret_access_key,
         None,
     );
-    assert_eq!(
-        right
-            .list(None)
-            .try_collect::<Vec<_>>()
-            .await
-            .unwrap()
-            .len(),
-        3
+    let err = right
+        .list(None)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect_err("a tenant's lake");
+    assert!(err.to_string().contains("AccessDenied"), "{err}");
+    let own = s3(
+        &fakes.s3,
+        "conformance",
+        &p.access_key_id,
+        &p.secret_access_key,
+        None,
     );
+    assert!(own.list(None).try_collect::<Vec<_>>().await.is_ok());
 }
 
 #[tokio::test]
 async fn sdk_glue_reads_a_lake_catalog_with_pagination() {
     let fakes = start_fakes().await;
-    let p = system_principal();
-    let credentials = Credentials::new(p.access_key_id, p.secret_access_key, None, None, "test");
+    let credentials = lake_credentials(&fakes, 2).await;
     let config = sdk_config(
         Arc::new(TcpDialer),
         &fakes.glue,
@@ -338,13 +379,13 @@ async fn sdk_glue_reads_a_lake_catalog_with_pagination() {
 async fn conditional_gets_answer_not_modified_and_precondition_failed() {
     use object_store::{GetOptions, ObjectStoreExt as _, path::Path};
     let fakes = start_fakes().await;
-    let p = system_principal();
+    let c = lake_credentials(&fakes, 0).await;
     let store = s3(
         &fakes.s3,
         "lake-00000",
-        &p.access_key_id,
-        &p.secret_access_key,
-        None,
+        c.access_key_id(),
+        c.secret_access_key(),
+        c.session_token(),
     );
     let path = Path::from("telemetry/part-00000.parquet");
     let meta = store.head(&path).await.expect("head");

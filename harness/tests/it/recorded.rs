@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -15,7 +14,6 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::Value;
-use stampede::world::EPOCH_SECS;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_system::TcpDialer;
 use stampede_system::http_client::send_collect;
@@ -281,7 +279,7 @@ fn signed_headers(sts: &str, body: &str, credentials: &Value) -> Vec<(String, St
         .identity(&identity)
         .region(REGION)
         .name("sts")
-        .time(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+        .time(stampede::clock::wall_now())
         .settings(SigningSettings::default())
         .build()
         .unwrap()
@@ -319,7 +317,8 @@ async fn the_fake_sts_answers_the_recorded_assume_role_in_the_real_document_shap
     let recorded_form: Vec<(String, String)> = form_urlencoded::parse(recorded.body.as_bytes())
         .into_owned()
         .collect();
-    let form: Vec<(String, String)> = recorded_form
+    // The fake's roles also demand their tenant's external id, which the recorded role did not.
+    let mut form: Vec<(String, String)> = recorded_form
         .iter()
         .map(|(k, v)| {
             let v = if k == "RoleArn" {
@@ -330,6 +329,10 @@ async fn the_fake_sts_answers_the_recorded_assume_role_in_the_real_document_shap
             (k.clone(), v)
         })
         .collect();
+    form.push((
+        "ExternalId".into(),
+        crate::real_clients::lakes().external_id(1),
+    ));
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&form)
         .finish();

@@ -43,7 +43,7 @@ fn naive_without_expect(dir: &Path) -> PathBuf {
          seed: 5\n\
          duration: 3m\n\
          tick: 20ms\n\
-         world:\n  regions: [eu-west-1]\n  lakes: {{ count: 24, tenants: 4, files_per_lake: 1, rows_per_file: 20 }}\n\
+         world:\n  regions: [eu-west-1]\n  lakes: {{ count: 24, tenants: 4, files_per_lake: 1, rows_per_file: 20, shared: true }}\n\
          system:\n  preset: hardened\n  switches: {{ validate_sql: false }}\n\
          traffic:\n  replay: {}\n\
          invariants: [invalid_sql_costs_nothing, no_lost_queries]\n\

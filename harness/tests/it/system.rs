@@ -52,7 +52,7 @@ fn world_with(
         })
         .collect();
     let yaml = format!(
-        "name: {name}\nduration: 5m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 10, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {system}\ntraffic:\n  replay: trace.jsonl\n"
+        "name: {name}\nduration: 5m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: {lakes}, tenants: 10, files_per_lake: 1, rows_per_file: 20, shared: true }}\nsystem: {system}\ntraffic:\n  replay: trace.jsonl\n"
     );
     write_world(name, &yaml, &records)
 }
@@ -309,7 +309,7 @@ fn two_regions(name: &str, preset: &str, queries: &[(u64, &str)]) -> (stampede::
         })
         .collect();
     let yaml = format!(
-        "name: {name}\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: {{ count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20 }}\nsystem: {{ preset: {preset}, workers_per_region: 4 }}\ntraffic:\n  replay: trace.jsonl\n"
+        "name: {name}\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: {{ count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20, shared: true }}\nsystem: {{ preset: {preset}, workers_per_region: 4 }}\ntraffic:\n  replay: trace.jsonl\n"
     );
     write_world(name, &yaml, &records)
 }
@@ -362,7 +362,7 @@ fn an_operator_failover_sends_new_queries_to_the_next_region_until_it_is_undone(
             "sql": "SELECT count(*) FROM telemetry", "lakes": { "tenant": "tenant-01" },
         })
     };
-    let yaml = "name: operator-failover\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: { count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20 }\nsystem: { preset: hardened, workers_per_region: 2 }\ntraffic:\n  replay: trace.jsonl\noperator:\n  - { at: 30s, action: failover, region: eu-west-1, for: 60s }\ninvariants: [no_lost_queries, explicit_backpressure]\n";
+    let yaml = "name: operator-failover\nduration: 4m\ntick: 20ms\nworld:\n  regions: [eu-west-1, eu-central-1]\n  lakes: { count: 20, tenants: 2, files_per_lake: 1, rows_per_file: 20, shared: true }\nsystem: { preset: hardened, workers_per_region: 2 }\ntraffic:\n  replay: trace.jsonl\noperator:\n  - { at: 30s, action: failover, region: eu-west-1, for: 60s }\ninvariants: [no_lost_queries, explicit_backpressure]\n";
     let (prepared, dir) = write_world(
         "operator-failover",
         yaml,
