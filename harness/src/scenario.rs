@@ -256,7 +256,7 @@ pub struct ProviderSpec {
     /// region. Default: none.
     #[serde(default)]
     pub quotas: std::collections::BTreeMap<String, QuotaSpec>,
-    /// The regional metadata fleet (IMDS, STS, catalog).
+    /// The regional metadata fleet (STS, catalog; IMDS is per instance).
     #[serde(default)]
     pub fleet: FleetSpec,
     /// When an account is frozen.

@@ -18,7 +18,7 @@ pub const S3_PREFIX_WRITES_PER_S: f64 = 3500.0;
 pub struct ProviderConfig {
     /// Quota per api name (`AssumeRole`, `GetTable`, ...), per account. Default: none.
     pub quotas: BTreeMap<String, Limit>,
-    /// The shared metadata fleet (IMDS, STS, catalog).
+    /// The shared metadata fleet (STS, catalog; IMDS is per instance).
     pub fleet: FleetConfig,
     /// When an account is frozen.
     pub abuse: AbusePolicy,
