@@ -2,15 +2,15 @@
 //! needs of one credential or one table share a single call.
 //!
 //! Checks: the provider `call`s of service `sts` or `glue` by accounts that are not background
-//! accounts, keyed by (`principal`, `action`, `resource`); each call is in flight over
-//! `[t_us − latency_us, t_us)` (it is logged when it ends). At no time are more than
-//! `max_in_flight` calls of one key in flight. Every outcome counts: a throttled call was in
-//! flight too.
+//! accounts, keyed by (client host, `principal`, `action`, `resource`), the client host read
+//! from the call's `op` (`{host}#…`); each call is in flight over `[t_us − latency_us, t_us)`
+//! (it is logged when it ends). At no time are more than `max_in_flight` calls of one key in
+//! flight. Every outcome counts: a throttled call was in flight too.
 //!
 //! Does not check: S3 reads (parallel range reads of one object are intended) and IMDS (the
-//! instance's own credentials, fetched per node); keys differing only in principal (each node
-//! has its own instance principal, so two nodes' concurrent fetches of one lake role are not
-//! coalesced, nor expected to be: caches are per node).
+//! instance's own credentials, fetched per node); two nodes' concurrent fetches of one key
+//! (caches are per node, so they are not coalesced, nor expected to be), whether or not the
+//! nodes sign as one principal.
 
 use std::collections::BTreeMap;
 
@@ -29,9 +29,10 @@ pub const MAX_IN_FLIGHT: u64 = 1;
 /// The services whose calls must be coalesced.
 pub const COALESCED_SERVICES: [&str; 2] = ["sts", "glue"];
 
-/// Checks that at most `max_in_flight` calls per (principal, action, resource) overlap.
+/// Checks that at most `max_in_flight` calls per (client host, principal, action, resource)
+/// overlap.
 pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
-    type Key<'a> = (&'a str, &'a str, &'a str);
+    type Key<'a> = (&'a str, &'a str, &'a str, &'a str);
     let mut by_key: BTreeMap<Key<'_>, Vec<&Event>> = BTreeMap::new();
     for e in log.of(PROVIDER_TARGET).filter(|e| is_call(e)) {
         let (Some(account), Some(service)) = (e.str("account"), e.str("service")) else {
@@ -41,6 +42,7 @@ pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
             continue;
         }
         let key = (
+            client_host(e),
             e.str("principal").unwrap_or(""),
             e.str("action").unwrap_or(""),
             e.str("resource").unwrap_or(""),
@@ -79,7 +81,7 @@ pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
             }
         }
     }
-    let Some(((principal, action, resource), in_flight)) = first else {
+    let Some(((host, principal, action, resource), in_flight)) = first else {
         return Verdict::Pass {
             counts: obj(json!({ "calls": calls, "keys": keys })),
         };
@@ -92,7 +94,7 @@ pub fn coalesced(log: &EventLog, max_in_flight: u64) -> Verdict {
     Verdict::Fail {
         witness: Witness {
             summary: format!(
-                "{overlapping} calls began while another of their key was in flight (at most {peak} at once); the first: {action} on `{resource}` by {principal} at t={} ({} in flight)",
+                "{overlapping} calls began while another of their key was in flight (at most {peak} at once); the first: {action} on `{resource}` by {principal} from {host} at t={} ({} in flight)",
                 secs(started(last)),
                 at_once,
             ),
@@ -247,6 +249,85 @@ mod tests {
             read(1500, "w-0#1.2", "q2", "lake-1"),
         ]);
         assert!(sometimes(&together).0);
+    }
+
+    /// An AssumeRole as a node logs it: its instance's role session, its `op`.
+    fn assume(end_us: u64, latency_us: u64, principal_node: &str, op_node: &str) -> Event {
+        let mut e = call(
+            end_us,
+            latency_us,
+            "sts",
+            "arn:aws:iam::300000000007:role/stampede-lake-reader",
+            SYS,
+        );
+        e.fields.insert(
+            "principal".into(),
+            json!(format!(
+                "arn:aws:sts::100000000001:assumed-role/stampede-worker/{principal_node}"
+            )),
+        );
+        e.fields
+            .insert("op".into(), json!(format!("{op_node}#0.17")));
+        e
+    }
+
+    #[test]
+    fn two_nodes_fetching_one_role_at_once_pass_even_under_one_principal() {
+        // Each node with its own instance session, as the per-instance IMDS gives them.
+        let own = check(vec![
+            assume(
+                78_500_000,
+                20_000,
+                "worker-eu-west-1-5",
+                "worker-eu-west-1-5",
+            ),
+            assume(
+                78_509_000,
+                20_000,
+                "worker-eu-west-1-7",
+                "worker-eu-west-1-7",
+            ),
+        ]);
+        assert_eq!(own.word(), "pass", "{own:?}");
+        // Both under one shared principal, as a region's one IMDS session once gave them:
+        // still two caches, so still no overlap.
+        let shared = check(vec![
+            assume(
+                78_500_000,
+                20_000,
+                "provider-eu-west-1",
+                "worker-eu-west-1-5",
+            ),
+            assume(
+                78_509_000,
+                20_000,
+                "provider-eu-west-1",
+                "worker-eu-west-1-7",
+            ),
+        ]);
+        assert_eq!(shared.word(), "pass", "{shared:?}");
+        // One node twice at once is an overlap, whatever its principal.
+        let Verdict::Fail { witness } = check(vec![
+            assume(
+                78_500_000,
+                20_000,
+                "worker-eu-west-1-5",
+                "worker-eu-west-1-5",
+            ),
+            assume(
+                78_509_000,
+                20_000,
+                "worker-eu-west-1-5",
+                "worker-eu-west-1-5",
+            ),
+        ]) else {
+            panic!("one node's two fetches of one key overlap")
+        };
+        assert!(
+            witness.summary.contains("from worker-eu-west-1-5"),
+            "{}",
+            witness.summary
+        );
     }
 
     #[test]
