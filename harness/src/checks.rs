@@ -14,42 +14,42 @@ use crate::invariants::{
     recovers, retries_off_peak, retry_amplification, retry_hygiene, single_retry_layer, sometimes,
     tenant_fairness, tenant_isolation, throttle_rate,
 };
-use crate::scenario::{InvariantSpec, Scenario};
+use crate::scenario::{InvariantName as N, InvariantSpec, Scenario};
 
 /// The checkers that read only the log, with the scenario's parameters. `deterministic` needs
 /// two runs and lives in [`crate::run`].
 pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
-    let verdict = match spec.name.as_str() {
-        "no_lost_queries" => no_lost_queries(log),
-        "never_frozen" => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
+    let verdict = match spec.name {
+        N::NoLostQueries => no_lost_queries(log),
+        N::NeverFrozen => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
         // Background accounts are other customers; every other account is the system's own
         // or a lake's, which the system calls as.
-        "provider_quota" => provider_quota(log, &quotas(scenario), |a| !is_background(a)),
-        "throttle_rate" => {
+        N::ProviderQuota => provider_quota(log, &quotas(scenario), |a| !is_background(a)),
+        N::ThrottleRate => {
             let p: params::ThrottleRate = spec.params();
             throttle_rate(log, p.max_share, micros(p.window))
         }
-        "collateral_damage" => {
+        N::CollateralDamage => {
             let p: params::CollateralDamage = spec.params();
             collateral_damage(log, p.max_share, micros(p.window), p.min_calls)
         }
-        "attempt_cap" => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
-        "retry_hygiene" => retry_hygiene(log, &spec.params()),
-        "progress_visible" => {
+        N::AttemptCap => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
+        N::RetryHygiene => retry_hygiene(log, &spec.params()),
+        N::ProgressVisible => {
             let p: params::ProgressVisible = spec.params();
             progress_visible(log, micros(p.first_within), micros(p.every))
         }
-        "explicit_backpressure" => explicit_backpressure(log),
-        "coalesced" => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
-        "tenant_isolation" => tenant_isolation(
+        N::ExplicitBackpressure => explicit_backpressure(log),
+        N::Coalesced => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
+        N::TenantIsolation => tenant_isolation(
             log,
             crate::invariants::tenant_isolation::Tenancy {
                 tenants: scenario.world.lakes.tenants,
                 shared: scenario.world.lakes.shared,
             },
         ),
-        "blast_radius" => blast_radius(log, &spec.params()),
-        "failback_ramp" => {
+        N::BlastRadius => blast_radius(log, &spec.params()),
+        N::FailbackRamp => {
             let p: params::FailbackRamp = spec.params();
             // R_max from the provider's quota on credentials, as the catalogue has it.
             let r_max = p.max_per_s.unwrap_or_else(|| {
@@ -59,12 +59,12 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
             });
             failback_ramp(log, r_max, micros(p.ramp))
         }
-        "tenant_fairness" => tenant_fairness(log, &spec.params()),
-        "bounded_queues" => {
+        N::TenantFairness => tenant_fairness(log, &spec.params()),
+        N::BoundedQueues => {
             let (max_running, max_queued) = queue_limits(spec, scenario);
             bounded_queues::bounded_queues(log, max_running, max_queued)
         }
-        "backlog_drains" => {
+        N::BacklogDrains => {
             let usable = quotas(scenario).get("AssumeRole").map(|q| q.rate_per_s);
             backlog_drains::backlog_drains(
                 log,
@@ -73,32 +73,33 @@ pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> O
                 spec.params::<params::BacklogDrains>().slack,
             )
         }
-        "retry_amplification" => {
+        N::RetryAmplification => {
             let p: params::RetryAmplification = spec.params();
             retry_amplification(log, p.max_ratio, micros(p.window), p.min_calls)
         }
-        "recovers" => recovers(log),
-        "invalid_sql_costs_nothing" => invalid_sql_costs_nothing(log),
-        "priority_order" => priority_order::priority_order(log, &spec.params()),
-        "fanout_bound" => fanout_bound::fanout_bound(log, &spec.params()),
-        "single_retry_layer" => single_retry_layer::single_retry_layer(log, &spec.params()),
-        "retries_off_peak" => {
+        N::Recovers => recovers(log),
+        N::InvalidSqlCostsNothing => invalid_sql_costs_nothing(log),
+        N::PriorityOrder => priority_order::priority_order(log, &spec.params()),
+        N::FanoutBound => fanout_bound::fanout_bound(log, &spec.params()),
+        N::SingleRetryLayer => single_retry_layer::single_retry_layer(log, &spec.params()),
+        N::RetriesOffPeak => {
             retries_off_peak::retries_off_peak(log, &retries_off_peak_params(spec, scenario))
         }
-        "backs_off_after_throttle" => {
+        N::BacksOffAfterThrottle => {
             backs_off_after_throttle::backs_off_after_throttle(log, &spec.params())
         }
-        "alert_fires" => alert_fires::alert_fires(log, &spec.params()),
-        "littles_law" => littles_law::littles_law(log, &spec.params()),
-        "goodput_under_overload" => {
+        N::AlertFires => alert_fires::alert_fires(log, &spec.params()),
+        N::LittlesLaw => littles_law::littles_law(log, &spec.params()),
+        N::GoodputUnderOverload => {
             goodput_under_overload::goodput_under_overload(log, &spec.params())
         }
-        "flat_latency_under_overload" => {
+        N::FlatLatencyUnderOverload => {
             flat_latency_under_overload::flat_latency_under_overload(log, &spec.params())
         }
-        "no_metastability" => no_metastability::no_metastability(log, &spec.params()),
-        "queue_cost_flat" => queue_cost_flat::queue_cost_flat(log, &spec.params()),
-        _ => return None,
+        N::NoMetastability => no_metastability::no_metastability(log, &spec.params()),
+        N::QueueCostFlat => queue_cost_flat::queue_cost_flat(log, &spec.params()),
+        // Two runs, not one log: `crate::run` judges it.
+        N::Deterministic => return None,
     };
     Some(verdict)
 }
@@ -150,30 +151,44 @@ pub fn sometimes_of(
     log: &EventLog,
     scenario: &Scenario,
 ) -> Option<sometimes::Sometimes> {
-    let (reached, state) = match spec.name.as_str() {
-        "fanout_bound" => fanout_bound::sometimes(log, &spec.params()),
-        "single_retry_layer" => single_retry_layer::sometimes(log, &spec.params()),
-        "retries_off_peak" => {
+    let (reached, state) = match spec.name {
+        N::FanoutBound => fanout_bound::sometimes(log, &spec.params()),
+        N::SingleRetryLayer => single_retry_layer::sometimes(log, &spec.params()),
+        N::RetriesOffPeak => {
             retries_off_peak::sometimes(log, &retries_off_peak_params(spec, scenario))
         }
-        "backs_off_after_throttle" => backs_off_after_throttle::sometimes(log, &spec.params()),
-        "alert_fires" => alert_fires::sometimes(log, &spec.params()),
-        "littles_law" => littles_law::sometimes(log, &spec.params()),
-        "goodput_under_overload" => goodput_under_overload::sometimes(log, &spec.params()),
-        "flat_latency_under_overload" => {
-            flat_latency_under_overload::sometimes(log, &spec.params())
-        }
-        "no_metastability" => no_metastability::sometimes(log, &spec.params()),
-        "queue_cost_flat" => queue_cost_flat::sometimes(log, &spec.params()),
-        "priority_order" => priority_order::sometimes(log, &spec.params()),
-        "tenant_fairness" => tenant_fairness::sometimes(log, &spec.params()),
-        "blast_radius" => blast_radius::sometimes(log, &spec.params()),
-        "retry_hygiene" => retry_hygiene::sometimes(log, &spec.params()),
-        "provider_quota" => {
+        N::BacksOffAfterThrottle => backs_off_after_throttle::sometimes(log, &spec.params()),
+        N::AlertFires => alert_fires::sometimes(log, &spec.params()),
+        N::LittlesLaw => littles_law::sometimes(log, &spec.params()),
+        N::GoodputUnderOverload => goodput_under_overload::sometimes(log, &spec.params()),
+        N::FlatLatencyUnderOverload => flat_latency_under_overload::sometimes(log, &spec.params()),
+        N::NoMetastability => no_metastability::sometimes(log, &spec.params()),
+        N::QueueCostFlat => queue_cost_flat::sometimes(log, &spec.params()),
+        N::PriorityOrder => priority_order::sometimes(log, &spec.params()),
+        N::TenantFairness => tenant_fairness::sometimes(log, &spec.params()),
+        N::BlastRadius => blast_radius::sometimes(log, &spec.params()),
+        N::RetryHygiene => retry_hygiene::sometimes(log, &spec.params()),
+        N::ProviderQuota => {
             provider_quota::sometimes(log, &quotas(scenario), |a| !is_background(a))
         }
-        "bounded_queues" => bounded_queues::sometimes(log, queue_limits(spec, scenario).0),
-        name => return sometimes::sometimes(name, log),
+        N::BoundedQueues => bounded_queues::sometimes(log, queue_limits(spec, scenario).0),
+        N::NoLostQueries
+        | N::NeverFrozen
+        | N::Deterministic
+        | N::ThrottleRate
+        | N::CollateralDamage
+        | N::AttemptCap
+        | N::ProgressVisible
+        | N::ExplicitBackpressure
+        | N::Coalesced
+        | N::TenantIsolation
+        | N::FailbackRamp
+        | N::BacklogDrains
+        | N::RetryAmplification
+        | N::Recovers
+        | N::InvalidSqlCostsNothing => {
+            return sometimes::sometimes(spec.name, log);
+        }
     };
     Some(sometimes::Sometimes { reached, state })
 }

@@ -27,9 +27,11 @@ pub enum InvariantName {
     ProgressVisible,
     /// Every submitted query is answered or refused explicitly: no silent drop, no hang.
     ExplicitBackpressure,
-    /// At most one sts or glue call per (principal, action, resource) in flight at once.
+    /// At most one sts or glue call per (client host, principal, action, resource) in flight at
+    /// once.
     Coalesced,
-    /// No lake account touches another lake's bucket; only the system assumes roles.
+    /// No user receives rows of a lake its tenant may not read; only a lake's own role touches
+    /// its data; only the system assumes roles.
     TenantIsolation,
     /// A bad config version (rolled back by a canary, or failing calls on a node) never reaches
     /// beyond the canaries, and every node that ran it leaves it within 2 minutes.

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::InvariantName;
 use super::vocabulary::{
     FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
 };
@@ -30,43 +31,44 @@ fn any_fault(log: &EventLog, names: &[&str]) -> bool {
 }
 
 /// The sometimes check of invariant `name`, if it has one.
-pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
+pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
+    use InvariantName as N;
     let (reached, state) = match name {
-        "no_lost_queries" => (
+        N::NoLostQueries => (
             log.of(QUERY_TARGET).any(|e| e.name == "accepted"),
             "a query was accepted",
         ),
         // By the system's own load: a freeze injected by the scenario does not count.
-        "never_frozen" => (
+        N::NeverFrozen => (
             log.of(PROVIDER_TARGET).any(|e| {
                 e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
             }),
             "the metadata fleet ran at half its capacity or more",
         ),
-        "throttle_rate" => (
+        N::ThrottleRate => (
             any_call(log, |e| e.str("outcome") == Some("throttled")),
             "the provider throttled a call",
         ),
-        "collateral_damage" => (
+        N::CollateralDamage => (
             any_call(log, |e| e.str("account").is_some_and(is_background))
                 && log.of(PROVIDER_TARGET).any(|e| {
                     e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
                 }),
             "other accounts called while the fleet ran at half its capacity or more",
         ),
-        "attempt_cap" => super::attempt_cap::sometimes(log),
-        "retry_amplification" => super::attempt_cap::sometimes(log),
-        "progress_visible" => {
+        N::AttemptCap => super::attempt_cap::sometimes(log),
+        N::RetryAmplification => super::attempt_cap::sometimes(log),
+        N::ProgressVisible => {
             super::progress_visible::sometimes(log, super::progress_visible::PROGRESS_EVERY_US)
         }
         // The client's view: it was refused, whatever the reason, or a query had to wait.
-        "explicit_backpressure" => (
+        N::ExplicitBackpressure => (
             log.of(TRAFFIC_TARGET).any(|e| e.name == "refused")
                 || log.of(QUERY_TARGET).any(|e| e.name == "queued"),
             "a query was refused or made to wait",
         ),
-        "coalesced" => super::coalesced::sometimes(log),
-        "tenant_isolation" => (
+        N::Coalesced => super::coalesced::sometimes(log),
+        N::TenantIsolation => (
             any_call(log, |e| {
                 e.str("service") == Some("s3")
                     && e.str("resource")
@@ -74,18 +76,35 @@ pub fn sometimes(name: &str, log: &EventLog) -> Option<Sometimes> {
             }),
             "a lake's bucket was read",
         ),
-        "failback_ramp" => (any_fault(log, &["region_up"]), "a region came back"),
-        "backlog_drains" => (
+        N::FailbackRamp => (any_fault(log, &["region_up"]), "a region came back"),
+        N::BacklogDrains => (
             any_fault(log, &["freeze"])
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
             "a frozen account thawed",
         ),
-        "recovers" => super::recovers::sometimes(log),
-        "invalid_sql_costs_nothing" => (
+        N::Recovers => super::recovers::sometimes(log),
+        N::InvalidSqlCostsNothing => (
             super::invalid_sql_costs_nothing::reached(log),
             "the client submitted a query whose SQL was invalid",
         ),
-        _ => return None,
+        // Judged with the scenario's parameters (`checks::sometimes_of`), or with no state to reach.
+        N::ProviderQuota
+        | N::Deterministic
+        | N::RetryHygiene
+        | N::BlastRadius
+        | N::TenantFairness
+        | N::BoundedQueues
+        | N::PriorityOrder
+        | N::FanoutBound
+        | N::SingleRetryLayer
+        | N::RetriesOffPeak
+        | N::BacksOffAfterThrottle
+        | N::AlertFires
+        | N::LittlesLaw
+        | N::GoodputUnderOverload
+        | N::FlatLatencyUnderOverload
+        | N::NoMetastability
+        | N::QueueCostFlat => return None,
     };
     Some(Sometimes { reached, state })
 }
@@ -106,7 +125,11 @@ mod tests {
             "fleet",
             &[("utilisation_permille", json!(70))],
         )]);
-        assert!(!sometimes("never_frozen", &idle).unwrap().reached);
+        assert!(
+            !sometimes(InvariantName::NeverFrozen, &idle)
+                .unwrap()
+                .reached
+        );
         let loaded = EventLog::from_events(vec![ev(
             1,
             "p",
@@ -114,8 +137,16 @@ mod tests {
             "fleet",
             &[("utilisation_permille", json!(900))],
         )]);
-        assert!(sometimes("never_frozen", &loaded).unwrap().reached);
-        assert!(!sometimes("attempt_cap", &loaded).unwrap().reached);
-        assert_eq!(sometimes("deterministic", &loaded), None);
+        assert!(
+            sometimes(InvariantName::NeverFrozen, &loaded)
+                .unwrap()
+                .reached
+        );
+        assert!(
+            !sometimes(InvariantName::AttemptCap, &loaded)
+                .unwrap()
+                .reached
+        );
+        assert_eq!(sometimes(InvariantName::Deterministic, &loaded), None);
     }
 }
