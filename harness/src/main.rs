@@ -273,9 +273,16 @@ fn run_command(
         return Exit::Internal.into();
     }
     print!("{}", output::summary(&data, Some(&dir), &replay));
+    // A pass whose state was never reached proves nothing, unless the file says why.
+    for name in report.vacuous() {
+        let state = report.sometimes.get(name).map_or("", |s| s.state);
+        eprintln!(
+            "inconclusive: {name} passed without its state being reached ({state}), and the scenario gives no reason under `expect.unreached`"
+        );
+    }
     if !report.unexpected().is_empty() {
         Exit::Violated.into()
-    } else if !report.inconclusive().is_empty() {
+    } else if !report.inconclusive().is_empty() || !report.vacuous().is_empty() {
         Exit::Inconclusive.into()
     } else {
         Exit::Pass.into()

@@ -120,6 +120,39 @@ fn run_writes_the_run_directory_and_prints_the_digest() {
 }
 
 #[test]
+fn a_pass_whose_state_was_never_reached_exits_3_and_names_it() {
+    let dir = temp_dir("vacuous");
+    // never_frozen needs a loaded metadata fleet to mean anything; five small queries do not load it.
+    let text = "name: vacuous\nduration: 1m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 20, shared: true }\ntraffic:\n  replay: traces/smoke.jsonl\ninvariants: [never_frozen]\n";
+    let file = write_scenario(&dir, text);
+    let out = stampede(&["run", file.to_str().unwrap(), "--out", "out"], &dir);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains(
+            "inconclusive: never_frozen passed without its state being reached (the metadata fleet ran at half its capacity or more)"
+        ),
+        "{said}"
+    );
+    // Said why in the file, the same pass is a pass.
+    let explained = format!(
+        "{text}expect:\n  unreached:\n    never_frozen: \"five small queries never load the fleet\"\n"
+    );
+    let file = write_scenario(&dir, &explained);
+    let out = stampede(&["run", file.to_str().unwrap(), "--out", "out2"], &dir);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn fakes_serve_prints_exports_and_serves_real_clients() {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_stampede"))
