@@ -17,15 +17,15 @@ use http_body_util::Empty;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
-use stampede::clock::WallTimer;
-use stampede::net::serve_tcp;
+use stampede::world::clock::WallTimer;
+use stampede::world::net::serve_tcp;
 use stampede::world::system_principal;
 use stampede_fakes::{
     Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig, ProviderRegion,
     TokioClock,
 };
 use stampede_system::TcpDialer;
-use stampede_system::http_client::{DialerConnector, send_collect};
+use stampede_system::{exchange::send_collect, object_store_http::DialerConnector};
 
 /// GETs per iteration, and how many run at once.
 const GETS: usize = 200;
@@ -118,7 +118,7 @@ async fn start_fake() -> (String, Bytes) {
         "us-east-1",
         config,
         Arc::new(TokioClock::new()),
-        stampede::clock::wall_unix_secs(),
+        stampede::world::clock::wall_unix_secs(),
     );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     // The object lives in a bucket of the system's own account, as in moto: the tenants'

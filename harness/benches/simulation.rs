@@ -190,7 +190,7 @@ fn p3_fragments(c: &mut Criterion) {
 /// Every checker over the log of the naive incident replay (incident 1: a freeze, throttling,
 /// retries, about 10⁵ events): how long a verdict takes per event.
 fn checkers(c: &mut Criterion) {
-    use stampede::scenario::{InvariantName, InvariantSpec};
+    use stampede::input::scenario::{InvariantName, InvariantSpec};
 
     let path = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo bench sets it"))
         .join("../scenarios/incidents/metadata-overload-freeze/naive.yaml");
@@ -209,7 +209,7 @@ fn checkers(c: &mut Criterion) {
         }
         let spec = InvariantSpec::named(name);
         group.bench_function(name.as_str(), |b| {
-            b.iter(|| stampede::checks::check_log(&spec, &log, &scenario))
+            b.iter(|| stampede::judge::checks::check_log(&spec, &log, &scenario))
         });
     }
     group.finish();
@@ -223,7 +223,7 @@ fn reports(c: &mut Criterion) {
         .join("../scenarios/incidents/metadata-overload-freeze/hardened.yaml");
     let prepared = stampede::prepare(&path).expect("incident scenario");
     let report = stampede::run(prepared, None).expect("incident runs");
-    let data = stampede::report_data::run_data(&report, "bench");
+    let data = stampede::commands::report_data::run_data(&report, "bench");
     let mut group = c.benchmark_group("reports");
     group
         .sample_size(10)
@@ -231,7 +231,7 @@ fn reports(c: &mut Criterion) {
             report.log.events().len() as u64
         ));
     group.bench_function("report data from the log", |b| {
-        b.iter(|| stampede::report_data::run_data(&report, "bench"))
+        b.iter(|| stampede::commands::report_data::run_data(&report, "bench"))
     });
     group.bench_function("report.html, report.md and report.json", |b| {
         b.iter(|| {
@@ -267,7 +267,7 @@ fn provider_calls(c: &mut Criterion) {
 
     use aws_credential_types::Credentials;
     use hyper_util::service::TowerToHyperService;
-    use stampede::net::{SimDialer, serve};
+    use stampede::world::net::{SimDialer, serve};
     use stampede::world::{EPOCH_SECS, SimClock, system_principal};
     use stampede_fakes::sqs::SqsFake;
     use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use stampede::output::{self, default_dir, write_run_dir};
+use stampede::commands::output::{self, default_dir, write_run_dir};
 use stampede::{Exit, RunError, prepare, run};
 
 /// Chaos and load-replay harness for a data-lake query system, on a deterministic simulated
@@ -67,7 +67,7 @@ enum Command {
         load: String,
         /// Seeds: `N`, `S..T` or `a,b,c`; several give error bars [default: the scenario's own]
         #[arg(long)]
-        seeds: Option<stampede::sweep::Seeds>,
+        seeds: Option<stampede::commands::sweep::Seeds>,
         /// Runs at a time [default: the number of cores]
         #[arg(long)]
         jobs: Option<usize>,
@@ -265,7 +265,7 @@ fn run_command(
     if let Some(l) = load {
         replay.push_str(&format!(" --load {l}"));
     }
-    let data = stampede::report_data::run_data(&report, &replay);
+    let data = stampede::commands::report_data::run_data(&report, &replay);
     if let Err(e) = write_run_dir(&report, &data, &dir)
         .with_context(|| format!("writing run directory {}", dir.display()))
     {
@@ -347,7 +347,7 @@ enum TraceCommand {
 }
 
 fn import_command(files: &[PathBuf], out: &Path) -> ExitCode {
-    let records = match stampede::cloudtrail::import(files) {
+    let records = match stampede::input::cloudtrail::import(files) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -356,7 +356,7 @@ fn import_command(files: &[PathBuf], out: &Path) -> ExitCode {
     };
     // Written beside the target and renamed into place: never half a trace.
     let tmp = out.with_extension("partial");
-    let written = std::fs::write(&tmp, stampede::cloudtrail::to_jsonl(&records))
+    let written = std::fs::write(&tmp, stampede::input::cloudtrail::to_jsonl(&records))
         .and_then(|()| std::fs::rename(&tmp, out));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -400,7 +400,7 @@ fn validate_command(files: &[PathBuf]) -> ExitCode {
 
 fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
     let (lakes, provider, policies) = match config {
-        Some(path) => match stampede::scenario::load(path) {
+        Some(path) => match stampede::input::scenario::load(path) {
             Ok(s) => (
                 stampede::world::lake_directory(&s, s.seed),
                 stampede::world::provider_config(&s).0,
@@ -437,13 +437,14 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let served = match stampede::serve::start(lakes, provider, policies, port_base).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: cannot listen on 127.0.0.1: {e}");
-                return Exit::Usage.into();
-            }
-        };
+        let served =
+            match stampede::commands::serve::start(lakes, provider, policies, port_base).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: cannot listen on 127.0.0.1: {e}");
+                    return Exit::Usage.into();
+                }
+            };
         print!("{}", served.exports());
         use std::io::Write as _;
         let _ = std::io::stdout().flush();
@@ -464,14 +465,14 @@ struct SweepArgs {
     scenarios: Vec<PathBuf>,
     /// Seeds: A..B (both included: 1..20 is twenty seeds), one seed, or a list 1,4,9.
     #[arg(long, default_value = "1..10")]
-    seeds: stampede::sweep::Seeds,
+    seeds: stampede::commands::sweep::Seeds,
     /// Runs at once, each in its own process [default: the number of cores]
     #[arg(long)]
     jobs: Option<usize>,
     /// Run only shard I of N (1/N to N/N) of the (scenario, seed) pairs; merge the shards'
     /// directories with `stampede sweep merge`.
     #[arg(long)]
-    shard: Option<stampede::sweep::Shard>,
+    shard: Option<stampede::commands::sweep::Shard>,
     /// The share of runs simulated a second time to check that the log is the same.
     #[arg(long, default_value_t = 0.05)]
     recheck: f64,
@@ -558,11 +559,11 @@ fn sweep_command(a: SweepArgs) -> ExitCode {
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let opts = stampede::sweep::Options {
+    let opts = stampede::commands::sweep::Options {
         files: a.scenarios,
         names,
         seeds: a.seeds,
-        shard: a.shard.unwrap_or(stampede::sweep::Shard::ALL),
+        shard: a.shard.unwrap_or(stampede::commands::sweep::Shard::ALL),
         jobs,
         recheck: a.recheck,
         timeout: a.timeout,
@@ -574,8 +575,8 @@ fn sweep_command(a: SweepArgs) -> ExitCode {
     };
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     on_ctrl_c(&STOP);
-    let sweep = stampede::sweep::sweep(&opts, &STOP).and_then(|s| {
-        stampede::sweep::report::write(&s, &a.out)?;
+    let sweep = stampede::commands::sweep::sweep(&opts, &STOP).and_then(|s| {
+        stampede::commands::sweep::report::write(&s, &a.out)?;
         Ok(s)
     });
     let sweep = match sweep {
@@ -588,7 +589,7 @@ fn sweep_command(a: SweepArgs) -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    print!("{}", stampede::sweep::report::summary(&sweep));
+    print!("{}", stampede::commands::sweep::report::summary(&sweep));
     println!(
         "
   sweep dir  {}",
@@ -597,7 +598,7 @@ fn sweep_command(a: SweepArgs) -> ExitCode {
     sweep_exit(&sweep)
 }
 
-fn sweep_exit(sweep: &stampede::sweep::Sweep) -> ExitCode {
+fn sweep_exit(sweep: &stampede::commands::sweep::Sweep) -> ExitCode {
     if sweep.interrupted {
         ExitCode::from(130)
     } else if sweep.failed() {
@@ -609,7 +610,7 @@ fn sweep_exit(sweep: &stampede::sweep::Sweep) -> ExitCode {
 
 fn promote_command(files: &[PathBuf], to: &Path) -> ExitCode {
     for f in files {
-        match stampede::sweep::shrink::promote(f, to) {
+        match stampede::commands::sweep::shrink::promote(f, to) {
             Ok(dest) => println!("promoted {} to {}", f.display(), dest.display()),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -625,7 +626,7 @@ fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
         eprintln!("error: {e}");
         return Exit::Usage.into();
     }
-    let sweep = match stampede::sweep::report::merge(dirs) {
+    let sweep = match stampede::commands::sweep::report::merge(dirs) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -635,9 +636,9 @@ fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
     let written = std::fs::create_dir_all(out)
         .and_then(|()| {
             dirs.iter()
-                .try_for_each(|d| stampede::sweep::report::copy_artefacts(d, out))
+                .try_for_each(|d| stampede::commands::sweep::report::copy_artefacts(d, out))
         })
-        .and_then(|()| stampede::sweep::report::write(&sweep, out));
+        .and_then(|()| stampede::commands::sweep::report::write(&sweep, out));
     if let Err(e) = written {
         eprintln!(
             "internal error: writing the merged sweep to {}: {e}",
@@ -645,7 +646,7 @@ fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
         );
         return Exit::Internal.into();
     }
-    print!("{}", stampede::sweep::report::summary(&sweep));
+    print!("{}", stampede::commands::sweep::report::summary(&sweep));
     println!(
         "
   sweep dir  {}",
@@ -657,7 +658,10 @@ fn merge_command(dirs: &[PathBuf], out: &Path) -> ExitCode {
 /// How commands that replay a run start, in the form the user ran this one (`cargo run`
 /// sets `CARGO`).
 fn compare_command(a: &Path, b: &Path, out: Option<PathBuf>) -> ExitCode {
-    let (ra, rb) = match (stampede::capacity::read(a), stampede::capacity::read(b)) {
+    let (ra, rb) = match (
+        stampede::commands::capacity::read(a),
+        stampede::commands::capacity::read(b),
+    ) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
@@ -673,12 +677,12 @@ fn compare_command(a: &Path, b: &Path, out: Option<PathBuf>) -> ExitCode {
     let md = stampede_reports::page::compare_md(&ra, &rb);
     let written = std::fs::create_dir_all(&out)
         .and_then(|()| {
-            stampede::sweep::write_whole(
+            stampede::commands::sweep::write_whole(
                 &out.join("compare.html"),
                 &stampede_reports::page::compare_html(&ra, &rb),
             )
         })
-        .and_then(|()| stampede::sweep::write_whole(&out.join("compare.md"), &md));
+        .and_then(|()| stampede::commands::sweep::write_whole(&out.join("compare.md"), &md));
     if let Err(e) = written {
         eprintln!("internal error: writing {}: {e}", out.display());
         return Exit::Internal.into();
@@ -694,12 +698,12 @@ fn compare_command(a: &Path, b: &Path, out: Option<PathBuf>) -> ExitCode {
 fn capacity_command(
     path: &Path,
     loads: &str,
-    seeds: Option<stampede::sweep::Seeds>,
+    seeds: Option<stampede::commands::sweep::Seeds>,
     jobs: Option<usize>,
     out: Option<PathBuf>,
     timeout: std::time::Duration,
 ) -> ExitCode {
-    let loads = match stampede::capacity::parse_loads(loads) {
+    let loads = match stampede::commands::capacity::parse_loads(loads) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -747,7 +751,7 @@ fn capacity_command(
             return Exit::Internal.into();
         }
     };
-    let opts = stampede::capacity::Options {
+    let opts = stampede::commands::capacity::Options {
         file: path.to_path_buf(),
         name,
         loads,
@@ -759,7 +763,7 @@ fn capacity_command(
     };
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     on_ctrl_c(&STOP);
-    let c = match stampede::capacity::run(&opts, &STOP) {
+    let c = match stampede::commands::capacity::run(&opts, &STOP) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("internal error: writing {}: {e}", out.display());
@@ -802,7 +806,7 @@ fn gameday_command(
                     .map(|(i, l)| (i + 1, l.to_string()))
                     .collect();
                 for (n, l) in &lines {
-                    if let Err(e) = stampede::gameday::command::parse(l) {
+                    if let Err(e) = stampede::commands::gameday::command::parse(l) {
                         eprintln!("error: {}:{n}: {e}", file.display());
                         return Exit::Usage.into();
                     }
@@ -828,7 +832,7 @@ fn gameday_command(
         seed,
         humantime::format_duration(prepared.scenario.duration.0)
     );
-    let mut g = match stampede::gameday::Gameday::start(prepared, seed) {
+    let mut g = match stampede::commands::gameday::Gameday::start(prepared, seed) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("internal error: {e}");
@@ -879,7 +883,7 @@ fn gameday_command(
                 Ok(_) => l,
             }
         };
-        let cmd = match stampede::gameday::command::parse(&line) {
+        let cmd = match stampede::commands::gameday::command::parse(&line) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(e) => {
@@ -887,7 +891,7 @@ fn gameday_command(
                 continue;
             }
         };
-        let quit = cmd == stampede::gameday::command::Command::Quit;
+        let quit = cmd == stampede::commands::gameday::command::Command::Quit;
         match g.execute(cmd) {
             Ok(said) if !said.is_empty() => println!("{}", said.trim_end()),
             Ok(_) => {}
@@ -904,23 +908,26 @@ fn gameday_command(
     }
     let written = std::fs::create_dir_all(&out)
         .and_then(|()| {
-            stampede::sweep::write_whole(
+            stampede::commands::sweep::write_whole(
                 &out.join("timeline.md"),
-                &stampede::gameday::story::timeline_md(&g),
+                &stampede::commands::gameday::story::timeline_md(&g),
             )
         })
         .and_then(|()| {
             let mut json =
-                serde_json::to_string_pretty(&stampede::gameday::story::gameday_json(&g))
+                serde_json::to_string_pretty(&stampede::commands::gameday::story::gameday_json(&g))
                     .expect("gameday.json serialises");
             json.push('\n');
-            stampede::sweep::write_whole(&out.join("gameday.json"), &json)
+            stampede::commands::sweep::write_whole(&out.join("gameday.json"), &json)
         });
     if let Err(e) = written {
         eprintln!("internal error: writing {}: {e}", out.display());
         return Exit::Internal.into();
     }
-    println!("{}", stampede::gameday::story::outcomes(&g).trim_end());
+    println!(
+        "{}",
+        stampede::commands::gameday::story::outcomes(&g).trim_end()
+    );
     println!(
         "\n  gameday dir  {}  (timeline.md, gameday.json)",
         out.display()

@@ -75,8 +75,8 @@ fn check(path: &Path) -> Result<(), Failed> {
     Err(Failed::from(format!(
         "seed {}: violated {violated:?}, inconclusive {inconclusive:?}\n{}",
         report.seed,
-        stampede::output::summary(
-            &stampede::report_data::run_data(&report, &replay),
+        stampede::commands::output::summary(
+            &stampede::commands::report_data::run_data(&report, &replay),
             None,
             &replay
         )

@@ -25,15 +25,16 @@ use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::guard::{Body as GuardBody, Guard, GuardError};
-use crate::http_client::{ExchangeError, send};
+use crate::exchange::ExchangeError;
+use crate::guard::{Body as GuardBody, Guard, GuardError, Via};
 use crate::transport::Dialer;
 
-/// An SDK HTTP client that sends each request on a fresh connection from a [`Dialer`].
+/// An SDK HTTP client that sends each request on a fresh connection from a [`Dialer`], through
+/// the node's [`Guard`] when it has one.
 #[derive(Clone)]
 pub struct DialerHttpClient {
     dialer: Arc<dyn Dialer>,
-    guard: Option<Arc<Guard>>,
+    via: Via,
 }
 
 impl DialerHttpClient {
@@ -41,7 +42,7 @@ impl DialerHttpClient {
     pub fn new(dialer: Arc<dyn Dialer>) -> Self {
         Self {
             dialer,
-            guard: None,
+            via: Via::Direct,
         }
     }
 
@@ -49,7 +50,7 @@ impl DialerHttpClient {
     pub fn guarded(dialer: Arc<dyn Dialer>, guard: Arc<Guard>) -> Self {
         Self {
             dialer,
-            guard: Some(guard),
+            via: Via::Guard(guard),
         }
     }
 }
@@ -70,7 +71,7 @@ impl HttpClient for DialerHttpClient {
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(Connector {
             dialer: self.dialer.clone(),
-            guard: self.guard.clone(),
+            via: self.via.clone(),
             read_timeout: settings.read_timeout(),
         })
     }
@@ -79,28 +80,20 @@ impl HttpClient for DialerHttpClient {
 #[derive(Debug)]
 struct Connector {
     dialer: Arc<dyn Dialer>,
-    guard: Option<Arc<Guard>>,
+    via: Via,
     read_timeout: Option<Duration>,
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let dialer = self.dialer.clone();
-        let read_timeout = self.read_timeout;
-        let guard = self.guard.clone();
+        let via = self.via.clone();
+        // The guard times its attempts out itself; a direct exchange takes the SDK's.
+        let read_timeout = self.read_timeout.filter(|_| matches!(via, Via::Direct));
         HttpConnectorFuture::new(async move {
             let request = to_http(request)?;
-            if let Some(guard) = guard {
-                let (parts, body) = request.into_parts();
-                let bytes = body
-                    .collect()
-                    .await
-                    .map_err(|e| ConnectorError::user(e.into()))?
-                    .to_bytes();
-                let response = guard
-                    .exchange(dialer.clone(), http::Request::from_parts(parts, bytes))
-                    .await
-                    .map_err(guard_error)?;
+            let exchange = async {
+                let response = via.exchange(dialer, request).await.map_err(guard_error)?;
                 let (parts, body) = response.into_parts();
                 let bytes = match body {
                     GuardBody::Read(b) => b,
@@ -110,20 +103,6 @@ impl HttpConnector for Connector {
                         .map_err(|e| ConnectorError::io(e.into()))?
                         .to_bytes(),
                 };
-                let response = http::Response::from_parts(parts, SdkBody::from(bytes));
-                return HttpResponse::try_from(response)
-                    .map_err(|e| ConnectorError::other(e.into(), None));
-            }
-            let exchange = async {
-                let response = send(dialer.as_ref(), request)
-                    .await
-                    .map_err(connector_error)?;
-                let (parts, body) = response.into_parts();
-                let bytes = body
-                    .collect()
-                    .await
-                    .map_err(|e| ConnectorError::io(e.into()))?
-                    .to_bytes();
                 Ok::<_, ConnectorError>(http::Response::from_parts(parts, SdkBody::from(bytes)))
             };
             let response = match read_timeout {
@@ -156,6 +135,7 @@ fn guard_error(e: GuardError) -> ConnectorError {
     match e {
         GuardError::Exchange(x) => connector_error(x),
         GuardError::Timeout { .. } => ConnectorError::timeout(e.into()),
+        GuardError::RequestBody(_) => ConnectorError::user(e.into()),
         GuardError::BreakerOpen(_) | GuardError::Deadline(_) => {
             ConnectorError::other(e.into(), None)
         }

@@ -19,7 +19,7 @@ use crate::aws_http::{
 };
 use crate::guard::cache::{CoalescingCache, Lookup};
 use crate::guard::{Guard, MECHANISM_EVENTS};
-use crate::http_client::{DialerConnector, NodeSigner};
+use crate::object_store_http::{DialerConnector, NodeSigner};
 use crate::transport::Dialer;
 
 /// The catalog database every lake's table lives in.
@@ -539,7 +539,7 @@ impl Cloud {
         }
         let url = sqs
             .create_queue()
-            .queue_name(crate::coordinator::TASK_QUEUE)
+            .queue_name(crate::queue::TASK_QUEUE)
             .send()
             .await
             .map_err(|e| CloudError::of("CreateQueue", aws_sdk_sqs::error::DisplayErrorContext(e)))?

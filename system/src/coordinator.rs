@@ -29,18 +29,13 @@ use crate::api::{ErrorBody, LakeSelector, Phase, Priority, Record, Status};
 use crate::cloud::{Cloud, Lake};
 use crate::engine::{self, Plan};
 use crate::guard::admission::{Admission, Decision};
+use crate::queue::{FRAGMENT_ERROR, Task};
 
 /// The target of query lifecycle events.
 pub const QUERY_EVENTS: &str = "stampede::query";
 
 /// The target of the audit log's events.
 pub const AUDIT_EVENTS: &str = "stampede::audit";
-
-/// The queue every region's tasks go through.
-pub const TASK_QUEUE: &str = "stampede-tasks";
-
-/// The header a worker sets on a fragment that could not be computed.
-pub const FRAGMENT_ERROR: &str = "x-stampede-fragment-error";
 
 /// How often a running query reports progress.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -65,26 +60,6 @@ impl Journal for MemoryJournal {
     fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
-}
-
-/// One task on the queue: a lake's fragment of a query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Task {
-    /// The query.
-    pub query_id: String,
-    /// The lake.
-    pub lake: u32,
-    /// Columns to read.
-    pub columns: Vec<String>,
-    /// Where to send the fragment: the coordinator's base URL.
-    pub reply_to: String,
-    /// The query's deadline as Unix milliseconds, if it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_unix_ms: Option<u64>,
-    /// The query's SQL, when the coordinator did not check it (`validate_sql` off): the
-    /// worker plans it against the lake's table once it has read the table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

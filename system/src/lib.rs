@@ -19,8 +19,10 @@ pub mod config;
 pub mod config_agent;
 pub mod coordinator;
 pub mod engine;
+pub mod exchange;
 pub mod guard;
-pub mod http_client;
+pub mod object_store_http;
+pub mod queue;
 pub mod transport;
 pub mod worker;
 

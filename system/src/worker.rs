@@ -15,10 +15,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 
 use crate::cloud::{Cloud, Lake};
-use crate::coordinator::{FRAGMENT_ERROR, Task};
 use crate::engine;
+use crate::exchange::send_collect;
 use crate::guard::{DEADLINE, DELIVERY, Delivery, QUERY};
-use crate::http_client::send_collect;
+use crate::queue::{FRAGMENT_ERROR, Task};
 use crate::transport::Dialer;
 
 /// The target of task events.

@@ -1,5 +1,5 @@
 //! Architecture invariants that the compiler does not keep: the checkers are pure functions of
-//! the event log, so nothing under `harness/src/invariants/` may import any other part of the
+//! the event log, so nothing under `harness/src/judge/invariants/` may import any other part of the
 //! harness than the log (`events`) and its durations (`span`); and the system and the fakes,
 //! which know nothing of each other, agree on the correlation headers.
 
@@ -7,7 +7,7 @@ use crate::repo;
 
 #[test]
 fn the_checkers_import_nothing_of_the_harness_but_the_log() {
-    let dir = repo("harness/src/invariants");
+    let dir = repo("harness/src/judge/invariants");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -15,7 +15,7 @@ fn the_checkers_import_nothing_of_the_harness_but_the_log() {
         .collect();
     files.sort();
     assert!(files.len() > 30, "the checkers are in {}", dir.display());
-    let allowed = ["crate::events", "crate::span", "crate::invariants"];
+    let allowed = ["crate::events", "crate::span", "crate::judge::invariants"];
     let mut problems = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();

@@ -14,7 +14,7 @@ fn azure_csv() -> std::path::PathBuf {
 
 /// The Azure trace's arrival offsets, from the file itself.
 fn recorded() -> Vec<Duration> {
-    stampede::arrivals::read_csv(&azure_csv(), "TIMESTAMP").unwrap()
+    stampede::input::arrivals::read_csv(&azure_csv(), "TIMESTAMP").unwrap()
 }
 
 /// When the replay client submitted each query, in the run of a scenario with `timing`.

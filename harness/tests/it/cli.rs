@@ -201,7 +201,7 @@ fn fakes_serve_prints_exports_and_serves_real_clients() {
             .with_bucket_name(&env["STAMPEDE_LAKE_BUCKET"])
             .with_access_key_id(key)
             .with_secret_access_key(secret)
-            .with_http_connector(stampede_system::http_client::DialerConnector::new(
+            .with_http_connector(stampede_system::object_store_http::DialerConnector::new(
                 std::sync::Arc::new(stampede_system::TcpDialer),
             ))
             .with_retry(object_store::RetryConfig {
@@ -235,7 +235,7 @@ fn fakes_serve_prints_exports_and_serves_real_clients() {
             &env["AWS_ENDPOINT_URL_STS"],
             &env["AWS_REGION"],
             user,
-            stampede::clock::wall_now(),
+            stampede::world::clock::wall_now(),
         );
         let out = aws_sdk_sts::Client::new(&config)
             .assume_role()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use stampede::trace::LakeSelector;
+use stampede::input::trace::LakeSelector;
 use stampede::world::{lake_directory, submissions};
 use stampede_system::engine::rows_of;
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use stampede::scenario::InvariantName;
+use stampede::input::scenario::InvariantName;
 
 /// Invariants no scenario yet expects to be violated, and what each waits for.
 const EXCEPTIONS: &[(&str, &str)] = &[
@@ -27,7 +27,7 @@ fn every_invariant_is_expected_violated_by_some_scenario_or_listed_as_waiting() 
     let files = crate::scenario_files();
     let mut covered = BTreeSet::new();
     for file in &files {
-        let s = stampede::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
+        let s = stampede::input::scenario::load(file).unwrap_or_else(|e| panic!("{e}"));
         covered.extend(s.expect.violated.iter().map(|n| n.as_str()));
     }
     let exceptions: BTreeSet<&str> = EXCEPTIONS.iter().map(|(n, _)| *n).collect();

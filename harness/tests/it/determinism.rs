@@ -57,7 +57,9 @@ fn idle_hosts_left_unpolled_move_no_event_and_change_no_verdict() {
             .iter()
             .map(|(name, v)| {
                 let summary = match v {
-                    stampede::invariants::Verdict::Fail { witness } => witness.summary.clone(),
+                    stampede::judge::invariants::Verdict::Fail { witness } => {
+                        witness.summary.clone()
+                    }
                     _ => String::new(),
                 };
                 (name.clone(), v.word(), summary)

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use stampede::control::{Control, ProviderAction};
 use stampede::events::{EventLog, Recorder};
+use stampede::world::control::{Control, ProviderAction};
 use stampede::world::simulate;
 use stampede_fakes::iam::SYSTEM_ACCOUNT;
 

@@ -19,7 +19,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, RetryConfig};
 use stampede::events::{EventLog, Recorder};
-use stampede::net::{SimDialer, serve};
+use stampede::world::net::{SimDialer, serve};
 use stampede::world::{EPOCH_SECS, SimClock, system_principal};
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::{lake_account, lake_role_arn};
@@ -30,7 +30,7 @@ use stampede_fakes::{
     Iam, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig, ProviderRegion,
 };
 use stampede_system::aws_http::{EpochClock, TokioSleep, sdk_config};
-use stampede_system::http_client::{DialerConnector, NodeSigner};
+use stampede_system::object_store_http::{DialerConnector, NodeSigner};
 
 const REGION: &str = "eu-west-1";
 

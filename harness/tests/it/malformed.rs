@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::service::TowerToHyperService;
 use proptest::prelude::*;
-use stampede::net::serve_tcp;
+use stampede::world::net::serve_tcp;
 use stampede::world::system_principal;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::sqs::SqsFake;
@@ -18,7 +18,7 @@ use stampede_fakes::{
     TokioClock,
 };
 use stampede_system::TcpDialer;
-use stampede_system::http_client::send_collect;
+use stampede_system::exchange::send_collect;
 
 struct Endpoints {
     s3: String,
@@ -40,7 +40,7 @@ async fn start() -> Endpoints {
         "eu-west-1",
         ProviderConfig::default(),
         Arc::new(TokioClock::new()),
-        stampede::clock::wall_unix_secs(),
+        stampede::world::clock::wall_unix_secs(),
     );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     let listen = || async {

@@ -11,7 +11,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use hyper_util::service::TowerToHyperService;
 use stampede::events::{EventLog, Recorder};
-use stampede::net::{SimDialer, serve};
+use stampede::world::net::{SimDialer, serve};
 use stampede::world::{EPOCH_SECS, SimClock, system_principal};
 use stampede_fakes::iam::{SYSTEM_ACCOUNT, lake_role_arn};
 use stampede_fakes::imds::ImdsFake;
@@ -222,7 +222,7 @@ fn sustained_overload_freezes_the_loud_account_and_hurts_the_others() {
         "thawed on time: {thaw:?}"
     );
     // The never_frozen invariant sees it.
-    let verdict = stampede::invariants::never_frozen(&log, &[SYSTEM_ACCOUNT]);
+    let verdict = stampede::judge::invariants::never_frozen(&log, &[SYSTEM_ACCOUNT]);
     assert_eq!(verdict.word(), "fail");
     // Calls while frozen are refused as frozen.
     assert!(calls(&log, SYSTEM_ACCOUNT, "AssumeRole").any(|e| e.str("outcome") == Some("frozen")));
@@ -332,14 +332,14 @@ fn s3_prefix_limit_holds_in_simulation() {
         sim.client("client", async move {
             let p = system_principal();
             // Signed on the simulation's clock, as a node signs: the provider judges its time.
-            let signer = stampede_system::http_client::NodeSigner::new(
+            let signer = stampede_system::object_store_http::NodeSigner::new(
                 Credentials::new(&p.access_key_id, &p.secret_access_key, None, None, "test"),
                 REGION,
                 EpochClock::new(epoch()),
             );
             let store = object_store::aws::AmazonS3Builder::new()
                 .with_http_connector(
-                    stampede_system::http_client::DialerConnector::new(Arc::new(SimDialer))
+                    stampede_system::object_store_http::DialerConnector::new(Arc::new(SimDialer))
                         .signing(signer),
                 )
                 .with_endpoint("http://provider:9000")
@@ -413,7 +413,7 @@ fn an_instance_past_its_imds_packet_rate_gets_no_answer() {
                         .unwrap();
                     tokio::time::timeout(
                         Duration::from_secs(5),
-                        stampede_system::http_client::send_collect(&SimDialer, req),
+                        stampede_system::exchange::send_collect(&SimDialer, req),
                     )
                     .await
                     .map(|r| r.map(|r| r.status().as_u16()).ok())

@@ -10,7 +10,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::QueueAttributeName;
 use hyper_util::service::TowerToHyperService;
-use stampede::net::{SimDialer, serve};
+use stampede::world::net::{SimDialer, serve};
 use stampede::world::{EPOCH_SECS, SimClock, system_principal};
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::{Iam, LakeDirectory, ProviderConfig, ProviderRegion};

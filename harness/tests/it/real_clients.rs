@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use hyper_util::service::TowerToHyperService;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, RetryConfig as StoreRetry};
-use stampede::net::serve_tcp;
+use stampede::world::net::serve_tcp;
 use stampede::world::system_principal;
 use stampede_fakes::glue::GlueFake;
 use stampede_fakes::iam::lake_role_arn;
@@ -61,7 +61,7 @@ pub(crate) async fn start_fakes() -> Fakes {
         REGION,
         Provider::default(),
         Arc::new(TokioClock::new()),
-        stampede::clock::wall_unix_secs(),
+        stampede::world::clock::wall_unix_secs(),
     );
     let iam = Iam::new(1, lakes.clone(), vec![system_principal()]);
     let config = ObjectStoreConfig {
@@ -101,7 +101,7 @@ pub(crate) async fn start_fakes() -> Fakes {
 
 /// The clients' clock: the wall clock, as the fakes served for real judge signatures by it.
 fn epoch() -> SystemTime {
-    stampede::clock::wall_now()
+    stampede::world::clock::wall_now()
 }
 
 /// Lake `i`'s role, assumed by the system's user with the tenant's external id.
@@ -148,7 +148,7 @@ fn s3(
     token: Option<&str>,
 ) -> impl ObjectStore {
     let mut b = AmazonS3Builder::new()
-        .with_http_connector(stampede_system::http_client::DialerConnector::new(
+        .with_http_connector(stampede_system::object_store_http::DialerConnector::new(
             Arc::new(TcpDialer),
         ))
         .with_endpoint(endpoint)
@@ -267,7 +267,7 @@ async fn unsigned_and_wrongly_signed_requests_get_s3s_real_errors() {
     let req = http::Request::get(format!("{}/lake-00000?list-type=2", fakes.s3))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
-    let resp = stampede_system::http_client::send_collect(&TcpDialer, req)
+    let resp = stampede_system::exchange::send_collect(&TcpDialer, req)
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
@@ -438,7 +438,7 @@ async fn object_store_conformance() {
     let p = system_principal();
     // Copy-if-not-exists through a multipart upload completed with `If-None-Match: *`.
     let store = AmazonS3Builder::new()
-        .with_http_connector(stampede_system::http_client::DialerConnector::new(
+        .with_http_connector(stampede_system::object_store_http::DialerConnector::new(
             Arc::new(TcpDialer),
         ))
         .with_endpoint(&fakes.s3)

@@ -16,7 +16,7 @@ use http_body_util::Full;
 use serde_json::Value;
 use stampede_fakes::iam::lake_role_arn;
 use stampede_system::TcpDialer;
-use stampede_system::http_client::send_collect;
+use stampede_system::exchange::send_collect;
 
 use crate::real_clients::{Fakes, start_fakes as start};
 
@@ -279,7 +279,7 @@ fn signed_headers(sts: &str, body: &str, credentials: &Value) -> Vec<(String, St
         .identity(&identity)
         .region(REGION)
         .name("sts")
-        .time(stampede::clock::wall_now())
+        .time(stampede::world::clock::wall_now())
         .settings(SigningSettings::default())
         .build()
         .unwrap()

@@ -13,9 +13,9 @@ fn every_scenario_reads_back_from_the_yaml_it_is_written_as() {
     let files = crate::scenario_files();
     assert!(files.len() > 30, "{} scenario files", files.len());
     for f in files {
-        let s = stampede::scenario::load(&f).unwrap();
-        let yaml = stampede::scenario::to_yaml(&s);
-        let back = stampede::scenario::parse(&f, &yaml)
+        let s = stampede::input::scenario::load(&f).unwrap();
+        let yaml = stampede::input::scenario::to_yaml(&s);
+        let back = stampede::input::scenario::parse(&f, &yaml)
             .unwrap_or_else(|e| panic!("{}: {e}\n{yaml}", f.display()));
         assert_eq!(
             serde_json::to_value(&back).unwrap(),
@@ -159,7 +159,7 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
         .unwrap();
     assert_eq!(promote.status.code(), Some(0), "{promote:?}");
     let promoted = dir.join("corpus/invalid_sql_costs_nothing/invalid-sql-naive-seed-1.yaml");
-    let s = stampede::scenario::load(&promoted).unwrap();
+    let s = stampede::input::scenario::load(&promoted).unwrap();
     assert_eq!(s.expect.violated.len(), 1);
     let run = Command::new(env!("CARGO_BIN_EXE_stampede"))
         .arg("run")
@@ -275,14 +275,14 @@ fn fake_exe(dir: &Path, body: &str) -> PathBuf {
 #[cfg(unix)]
 #[test]
 fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
-    use stampede::sweep::{Ending, Options, sweep};
+    use stampede::commands::sweep::{Ending, Options, sweep};
     let dir = scratch("crash");
     let file = naive_without_expect(&dir);
     let opts = |exe: PathBuf, out: &str| Options {
         files: vec![file.clone()],
         names: vec!["invalid-sql-naive".into()],
         seeds: "1..2".parse().unwrap(),
-        shard: stampede::sweep::Shard::ALL,
+        shard: stampede::commands::sweep::Shard::ALL,
         jobs: 2,
         recheck: 0.0,
         timeout: std::time::Duration::from_millis(300),
@@ -309,7 +309,7 @@ fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
         assert!(error.contains("a host ran away"), "{error}");
         assert!(r.failed() && r.shrunk.is_none());
     }
-    let junit = stampede::sweep::report::junit_xml(&s);
+    let junit = stampede::commands::sweep::report::junit_xml(&s);
     assert!(
         junit.contains("2/2 seeds crashed or timed out: 1, 2"),
         "{junit}"
@@ -335,9 +335,9 @@ fn a_swarm_scenario_draws_its_schedule_from_the_seed_and_records_it_concrete() {
         assert!(p.scenario.swarm.is_none(), "concrete from here on");
         assert_eq!(p.scenario.faults, drawn.faults);
         // Written back, the concrete scenario is a plain file that reads back the same.
-        let yaml = stampede::scenario::to_yaml(&p.scenario);
+        let yaml = stampede::input::scenario::to_yaml(&p.scenario);
         assert!(!yaml.contains("swarm:"));
-        let back = stampede::scenario::parse(&file, &yaml).unwrap();
+        let back = stampede::input::scenario::parse(&file, &yaml).unwrap();
         assert_eq!(back.faults, drawn.faults);
         (drawn.faults, p.scenario.system.tuning)
     };
@@ -406,7 +406,7 @@ fn the_nightly_ci_files_run_every_shard_once() {
         .map(|index| format!("{}/{n}", index + 1))
         .collect();
     for s in &covered {
-        assert!(s.parse::<stampede::sweep::Shard>().is_ok(), "{s}");
+        assert!(s.parse::<stampede::commands::sweep::Shard>().is_ok(), "{s}");
     }
     // What a nightly runs: every incident and mechanism twin, on seeds 1 to 20 at least.
     let nightly = std::fs::read_to_string(crate::repo("ci/nightly.sh")).unwrap();

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use stampede::control::{Control, ProviderAction};
 use stampede::events::{EventLog, Recorder};
-use stampede::invariants::no_lost_queries;
+use stampede::judge::invariants::no_lost_queries;
+use stampede::world::control::{Control, ProviderAction};
 use stampede::world::{lake_directory, simulate};
 
 use crate::correctness::direct;
@@ -386,7 +386,10 @@ fn an_operator_failover_sends_new_queries_to_the_next_region_until_it_is_undone(
         "during the failover the next region admits; after it, the home region again"
     );
     // The client moved on from the 503 without giving up on the query.
-    assert!(log.of("stampede::traffic").all(|e| e.name != "refused"));
+    assert!(
+        log.of("stampede::traffic")
+            .all(|e| e.name != "refused")
+    );
     let paused: Vec<&str> = log
         .of("stampede::query")
         .filter(|e| e.name == "admission_paused" || e.name == "admission_resumed")
@@ -433,8 +436,8 @@ fn the_audit_log_is_a_trace_that_replays_what_was_submitted() {
     let prepared = stampede::prepare(&crate::scenario("smoke.yaml")).unwrap();
     let original = prepared.trace.clone();
     let report = stampede::run(prepared, None).unwrap();
-    let text = stampede::output::audit_trace(&report.log);
-    let audit = stampede::trace::parse(Path::new("audit.jsonl"), &text).unwrap();
+    let text = stampede::commands::output::audit_trace(&report.log);
+    let audit = stampede::input::trace::parse(Path::new("audit.jsonl"), &text).unwrap();
     assert_eq!(audit.records.len(), original.records.len());
     let first = original.records[0].t_ms;
     for (a, o) in audit.records.iter().zip(&original.records) {

@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::SystemConfig;
-use crate::http_client::{ExchangeError, send};
+use crate::exchange::{ExchangeError, send};
 use crate::transport::Dialer;
 use breaker::{Breaker, Change};
 use rate::ApiLimiter;
@@ -130,6 +130,51 @@ pub enum GuardError {
     /// The work's deadline has passed, or would before the next attempt.
     #[error("{0}: deadline exceeded")]
     Deadline(String),
+    /// The request's own body could not be read.
+    #[error("request body: {0}")]
+    RequestBody(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How a client's requests reach the network: through the node's [`Guard`], or directly (the
+/// harness's own clients, tests, tools). Both HTTP adapters, the AWS SDK's
+/// ([`crate::aws_http`]) and `object_store`'s ([`crate::object_store_http`]), send through one,
+/// so the exchange is written once.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// One attempt on the network, no mechanism: what a client with every mechanism off does.
+    Direct,
+    /// Through a node's mechanisms.
+    Guard(Arc<Guard>),
+}
+
+impl Via {
+    /// Sends `req`. Through a guard, its body is read whole first (attempts resend it), and an
+    /// error status comes back with its body read; directly, both bodies stream.
+    pub async fn exchange<B>(
+        &self,
+        dialer: Arc<dyn Dialer>,
+        req: Request<B>,
+    ) -> Result<Response<Body>, GuardError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match self {
+            Via::Direct => Ok(send(dialer.as_ref(), req).await?.map(Body::Streaming)),
+            Via::Guard(guard) => {
+                let (parts, body) = req.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| GuardError::RequestBody(e.into()))?
+                    .to_bytes();
+                guard
+                    .exchange(dialer, Request::from_parts(parts, bytes))
+                    .await
+            }
+        }
+    }
 }
 
 struct State {

@@ -1,0 +1,10 @@
+//! The subcommands' bodies: `run`, `sweep`, `capacity`, `gameday`, `serve`, and what a run
+//! writes (`output`, `report_data`). `main.rs` parses the arguments and dispatches here.
+
+pub mod capacity;
+pub mod gameday;
+pub mod output;
+pub mod report_data;
+pub mod run;
+pub mod serve;
+pub mod sweep;
