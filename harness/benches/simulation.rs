@@ -80,9 +80,11 @@ fn p2_idle(c: &mut Criterion) {
         "10 system hosts, 1 virtual hour, 10ms tick, every host ticked",
         |b| {
             b.iter(|| {
-                stampede::world::without_idle_skipping(|| {
-                    stampede::run(prepared.clone(), Some(1)).expect("idle runs")
-                })
+                let options = stampede::RunOptions {
+                    every_host_every_step: true,
+                    ..Default::default()
+                };
+                stampede::run_with(prepared.clone(), Some(1), &options).expect("idle runs")
             })
         },
     );

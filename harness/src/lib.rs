@@ -16,5 +16,7 @@ pub mod rng;
 pub mod span;
 pub mod world;
 
-pub use commands::run::{Prepared, RunError, RunReport, prepare, prepare_scaled, run};
+pub use commands::run::{
+    Prepared, RunError, RunOptions, RunReport, prepare, prepare_scaled, run, run_with,
+};
 pub use exit::Exit;

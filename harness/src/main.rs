@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use stampede::commands::output::{self, default_dir, write_run_dir};
-use stampede::{Exit, RunError, prepare, run};
+use stampede::{Exit, RunError, prepare};
 
 /// Chaos and load-replay harness for a data-lake query system, on a deterministic simulated
 /// network.
@@ -249,7 +249,16 @@ fn run_command(
             return Exit::Usage.into();
         }
     };
-    let report = match with_run_progress(prepared.scenario.duration.0, || run(prepared, seed)) {
+    let progress = run_progress(prepared.scenario.duration.0);
+    let options = stampede::RunOptions {
+        progress: progress.as_ref().map(|(p, _)| p.clone()),
+        ..Default::default()
+    };
+    let outcome = stampede::run_with(prepared, seed, &options);
+    if let Some((_, bar)) = progress {
+        bar.finish_and_clear();
+    }
+    let report = match outcome {
         Ok(r) => r,
         Err(RunError::Input(e)) => {
             eprintln!("error: {e}");
@@ -289,12 +298,14 @@ fn run_command(
     }
 }
 
-/// Runs `body` with a progress bar of virtual time against `duration` and wall time, when
-/// stderr is a terminal; a run of minutes is otherwise silent.
-fn with_run_progress<R>(duration: std::time::Duration, body: impl FnOnce() -> R) -> R {
+/// A progress bar of virtual time against `duration` and wall time, when stderr is a terminal
+/// (a run of minutes is otherwise silent), and what tells it the virtual time.
+fn run_progress(
+    duration: std::time::Duration,
+) -> Option<(stampede::world::Progress, indicatif::ProgressBar)> {
     use std::io::IsTerminal as _;
     if !std::io::stderr().is_terminal() {
-        return body();
+        return None;
     }
     let total = duration.as_millis() as u64;
     let bar = indicatif::ProgressBar::new(total.max(1));
@@ -307,28 +318,25 @@ fn with_run_progress<R>(duration: std::time::Duration, body: impl FnOnce() -> R)
     let shown = bar.clone();
     let mut pass = 1;
     let mut last = 0;
-    let out = stampede::world::with_progress(
-        move |now| {
-            let ms = now.as_millis() as u64;
-            if ms < last {
-                // `deterministic` simulates a second time.
-                pass += 1;
-                shown.reset();
-            }
-            last = ms;
-            shown.set_position(ms);
-            let at = std::time::Duration::from_secs(now.as_secs());
-            let second = if pass > 1 { " (second simulation)" } else { "" };
-            shown.set_message(format!(
-                "{} of {} virtual{second}",
-                humantime::format_duration(at),
-                humantime::format_duration(duration)
-            ));
-        },
-        body,
-    );
-    bar.finish_and_clear();
-    out
+    let tell = move |now: std::time::Duration| {
+        let ms = now.as_millis() as u64;
+        if ms < last {
+            // `deterministic` simulates a second time.
+            pass += 1;
+            shown.reset();
+        }
+        last = ms;
+        shown.set_position(ms);
+        let at = std::time::Duration::from_secs(now.as_secs());
+        let second = if pass > 1 { " (second simulation)" } else { "" };
+        shown.set_message(format!(
+            "{} of {} virtual{second}",
+            humantime::format_duration(at),
+            humantime::format_duration(duration)
+        ));
+    };
+    let progress: stampede::world::Progress = std::rc::Rc::new(std::cell::RefCell::new(tell));
+    Some((progress, bar))
 }
 
 #[derive(Debug, Subcommand)]
@@ -402,8 +410,8 @@ fn serve_command(config: Option<&Path>, port_base: u16) -> ExitCode {
     let (lakes, provider, policies) = match config {
         Some(path) => match stampede::input::scenario::load(path) {
             Ok(s) => (
-                stampede::world::lake_directory(&s, s.seed),
-                stampede::world::provider_config(&s).0,
+                stampede::world::lower::lake_directory(&s, s.seed),
+                stampede::world::lower::provider_config(&s).0,
                 stampede_fakes::iam::LakePolicies {
                     trust_system: s.world.lakes.trust_system,
                 },

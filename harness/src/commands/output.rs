@@ -45,7 +45,7 @@ pub fn run_json(report: &RunReport) -> Value {
         "seed": report.seed,
         "build": { "stampede": env!("CARGO_PKG_VERSION"), "profile": if cfg!(debug_assertions) { "debug" } else { "release" } },
         "scenario": report.prepared.scenario,
-        "system_config": crate::world::system_config(&report.prepared.scenario),
+        "system_config": crate::world::lower::system_config(&report.prepared.scenario),
         "swarm": report.swarm,
         "steps": report.steps,
     })

@@ -13,7 +13,7 @@ use crate::input::trace::{self, Trace};
 use crate::judge::invariants::{self, Verdict, WITNESS_EVENTS, Witness};
 use crate::world::clock::WallTimer;
 use crate::world::traffic::Reply;
-use crate::world::{self, SimError};
+use crate::world::{self, SimError, World};
 
 /// Why a run could not produce a verdict.
 #[derive(Debug, thiserror::Error)]
@@ -102,16 +102,13 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
         _ => unreachable!("validated: one source, and a query for arrivals and generators"),
     };
     let trace = arrivals::reshape(source, t.window, &t.tenants, t.load, t.timing, traffic_seed);
-    let lakes = world::lake_directory(&scenario, scenario.seed);
-    world::submissions(&scenario, &lakes, &trace).map_err(|e| match e {
-        SimError::Selector { line, message } => InputError {
-            file: trace_path.clone(),
-            line: Some(line),
-            column: column_on_line(&trace_path, line, "\"lakes\""),
-            field: Some("lakes".into()),
-            message,
-        },
-        other => InputError::whole_file(&trace_path, other.to_string()),
+    let lakes = world::lower::lake_directory(&scenario, scenario.seed);
+    world::lower::submissions(&scenario, &lakes, &trace).map_err(|e| InputError {
+        file: trace_path.clone(),
+        line: Some(e.line),
+        column: column_on_line(&trace_path, e.line, "\"lakes\""),
+        field: Some("lakes".into()),
+        message: e.message,
     })?;
     let trace_path = t.generate.is_none().then_some(trace_path);
     Ok(Prepared {
@@ -281,14 +278,33 @@ impl RunReport {
     }
 }
 
+/// How a run is watched and stepped; nothing here changes what happens in it.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    /// Told the virtual time as each simulation goes (a person's progress bar).
+    pub progress: Option<world::Progress>,
+    /// Every host ticked at every step, even an idle one ([`world::Builder::skip_idle_hosts`]):
+    /// to measure what leaving idle hosts unpolled saves, and to check it changes no verdict.
+    pub every_host_every_step: bool,
+}
+
 /// Simulates `prepared` with `seed` (the scenario's own when `None`) and checks its invariants.
-pub fn run(mut prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError> {
+pub fn run(prepared: Prepared, seed: Option<u64>) -> Result<RunReport, RunError> {
+    run_with(prepared, seed, &RunOptions::default())
+}
+
+/// [`run`], watched and stepped as `options` say.
+pub fn run_with(
+    mut prepared: Prepared,
+    seed: Option<u64>,
+    options: &RunOptions,
+) -> Result<RunReport, RunError> {
     let seed = seed.unwrap_or(prepared.scenario.seed);
     let swarm = prepared.draw_swarm(seed)?;
     let timer = WallTimer::start();
-    let first = simulate_once(&prepared, seed)?;
+    let first = simulate_with(&prepared, seed, &Recorder::new(), None, options)?;
     let wall = timer.elapsed();
-    judge(prepared, seed, first, wall, swarm)
+    judge(prepared, seed, first, wall, swarm, options)
 }
 
 /// Checks a simulation's log against the scenario's invariants. `deterministic` simulates the
@@ -299,6 +315,7 @@ pub fn judge(
     first: world::SimOutput,
     wall: std::time::Duration,
     swarm: Option<crate::input::swarm::Drawn>,
+    options: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let digest = first.log.digest();
     let mut verdicts = BTreeMap::new();
@@ -306,7 +323,7 @@ pub fn judge(
     for spec in &prepared.scenario.invariants {
         let verdict = match spec.name {
             InvariantName::Deterministic => {
-                let second = simulate_once(&prepared, seed)?;
+                let second = simulate_with(&prepared, seed, &Recorder::new(), None, options)?;
                 deterministic(&first.log, &second.log)
             }
             _ => crate::judge::checks::check_log(spec, &first.log, &prepared.scenario)
@@ -333,17 +350,15 @@ pub fn judge(
     })
 }
 
-fn simulate_once(prepared: &Prepared, seed: u64) -> Result<world::SimOutput, RunError> {
-    simulate_with(prepared, seed, &Recorder::new(), None)
-}
-
 /// Simulates `prepared` once on `recorder`, its alert rules watching; with `hook` after every
-/// step when one is given (`world::simulate_hooked`, the operator host always there).
+/// step when one is given (and the operator host always there, see
+/// [`world::Builder::operator_host`]).
 pub fn simulate_with(
     prepared: &Prepared,
     seed: u64,
     recorder: &Recorder,
     hook: Option<world::Hook<'_>>,
+    options: &RunOptions,
 ) -> Result<world::SimOutput, RunError> {
     let scenario = &prepared.scenario;
     if !scenario.alerts.is_empty() {
@@ -355,14 +370,16 @@ pub fn simulate_with(
     }
     recorder
         .scope(|| {
-            let controls = crate::world::control::timeline(&prepared.scenario);
-            let (scenario, trace) = (&prepared.scenario, &prepared.trace);
-            match hook {
-                Some(hook) => {
-                    world::simulate_hooked(scenario, seed, trace, recorder, &controls, hook)
-                }
-                None => world::simulate(scenario, seed, trace, recorder, &controls),
+            let plan = world::lower::lower_scenario(scenario, seed, &prepared.trace)?;
+            let mut builder = World::builder(plan)
+                .skip_idle_hosts(!options.every_host_every_step)
+                .progress(options.progress.clone());
+            if hook.is_some() {
+                builder = builder.operator_host(true);
             }
+            let mut world = builder.build(recorder);
+            world.run_until(Duration::MAX, hook)?;
+            Ok(world.finish())
         })
         .map_err(RunError::Sim)
 }

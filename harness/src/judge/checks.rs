@@ -121,7 +121,7 @@ fn retries_off_peak_params(spec: &InvariantSpec, scenario: &Scenario) -> retries
 
 /// `bounded_queues`' limits, (running, queued): the scenario's, else the system's own.
 fn queue_limits(spec: &InvariantSpec, scenario: &Scenario) -> (u64, u64) {
-    let t = crate::world::system_config(scenario).tuning;
+    let t = crate::world::lower::system_config(scenario).tuning;
     let p: params::BoundedQueues = spec.params();
     (
         p.max_running.unwrap_or(u64::from(t.max_running_queries)),

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod control;
 pub mod hosts;
+pub mod lower;
 pub mod net;
 pub mod traffic;
 
@@ -15,27 +16,25 @@ use std::time::{Duration, SystemTime};
 
 use hyper_util::service::TowerToHyperService;
 use stampede_fakes::glue::GlueFake;
-use stampede_fakes::iam::{LakePolicies, SYSTEM_ACCOUNT, lake_role_arn};
+use stampede_fakes::iam::SYSTEM_ACCOUNT;
 use stampede_fakes::imds::ImdsFake;
-use stampede_fakes::provider::{BackgroundLoad, Correlated, Limit};
+use stampede_fakes::provider::Correlated;
 use stampede_fakes::sqs::SqsFake;
 use stampede_fakes::sts::StsFake;
-use stampede_fakes::{
-    Clock, Iam, Identity, LakeDirectory, ObjectStoreConfig, ObjectStoreFake, ProviderConfig,
-    ProviderRegion,
-};
+use stampede_fakes::{Clock, Iam, Identity, ObjectStoreConfig, ObjectStoreFake, ProviderRegion};
 use stampede_system::{
-    Cloud, Coordinator, CoordinatorSetup, Lake, MemoryJournal, RegionEndpoints, SystemConfig,
-    Worker, WorkerSetup,
+    Cloud, Coordinator, CoordinatorSetup, MemoryJournal, RegionEndpoints, SystemConfig, Worker,
+    WorkerSetup,
 };
 
 use crate::events::{EventLog, Recorder};
 use crate::input::scenario::Scenario;
-use crate::input::trace::{LakeSelector, Trace};
+use crate::input::trace::Trace;
 use crate::rng::sub_seed;
 use crate::world::control::{Control, OPERATOR_HOST, ProviderAction, apply_due, operator};
+use crate::world::lower::{Plan, SelectorError};
 use crate::world::net::{SimDialer, serve};
-use crate::world::traffic::{Reply, Submission, replay};
+use crate::world::traffic::{Reply, replay};
 
 pub use crate::world::hosts::{
     COORDINATOR_PORT, GLUE_PORT, IMDS_PORT, S3_PORT, SQS_PORT, STS_PORT, TRAFFIC_HOST,
@@ -83,13 +82,8 @@ pub enum SimError {
         message: String,
     },
     /// A trace line selects lakes that do not exist.
-    #[error("trace line {line}: {message}")]
-    Selector {
-        /// 1-based line in the trace.
-        line: u64,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
 }
 
 /// What one simulation produced.
@@ -101,139 +95,6 @@ pub struct SimOutput {
     pub replies: Vec<Reply>,
     /// Steps the simulator took.
     pub steps: u64,
-}
-
-/// The lakes of a scenario's world.
-pub fn lake_directory(scenario: &Scenario, seed: u64) -> LakeDirectory {
-    let lakes = &scenario.world.lakes;
-    LakeDirectory {
-        seed: sub_seed(seed, "lakes"),
-        count: lakes.count,
-        tenants: lakes.tenants,
-        regions: scenario.world.regions.clone(),
-        files_per_lake: lakes.files_per_lake,
-        rows_per_file: lakes.rows_per_file,
-    }
-}
-
-/// The provider configuration of a scenario: the preset with the scenario's overrides.
-pub fn provider_config(scenario: &Scenario) -> (ProviderConfig, BackgroundLoad) {
-    let spec = &scenario.world.provider;
-    let mut config = ProviderConfig::default();
-    for (api, q) in &spec.quotas {
-        config.quotas.insert(
-            api.clone(),
-            Limit {
-                rate_per_s: q.rate_per_s,
-                burst: q.burst,
-            },
-        );
-    }
-    let f = &spec.fleet;
-    config.fleet.servers = f.servers.unwrap_or(config.fleet.servers);
-    config.fleet.base_service = f.base_service.map_or(config.fleet.base_service, |s| s.0);
-    config.fleet.slowdown = f.slowdown.unwrap_or(config.fleet.slowdown);
-    config.fleet.timeout = f.timeout.map_or(config.fleet.timeout, |s| s.0);
-    config.fleet.max_queue_wait = f
-        .max_queue_wait
-        .map_or(config.fleet.max_queue_wait, |s| s.0);
-    let z = &spec.freeze;
-    config.abuse.fleet_util_over = z.fleet_util_over.unwrap_or(config.abuse.fleet_util_over);
-    config.abuse.sustained = z.sustained.map_or(config.abuse.sustained, |s| s.0);
-    config.abuse.freeze_for = z.freeze_for.map_or(config.abuse.freeze_for, |s| s.0);
-    config.abuse.min_share = z.min_share.unwrap_or(config.abuse.min_share);
-    config.s3_prefix_reads_per_s = spec
-        .s3_prefix_reads_per_s
-        .unwrap_or(config.s3_prefix_reads_per_s);
-    config.s3_prefix_writes_per_s = spec
-        .s3_prefix_writes_per_s
-        .unwrap_or(config.s3_prefix_writes_per_s);
-    let mut background = BackgroundLoad {
-        accounts: spec.background.accounts,
-        ..BackgroundLoad::default()
-    };
-    background.rate_per_s = spec.background.rate_per_s.unwrap_or(background.rate_per_s);
-    background.replay = spec.background.recorded.clone();
-    (config, background)
-}
-
-/// The lakes as the system knows them: its customer registry, with the external id each
-/// tenant was given and whether its lakes are shared with every tenant.
-pub fn lake_registry(lakes: &LakeDirectory, shared: bool) -> Vec<Lake> {
-    (0..lakes.count)
-        .map(|i| Lake {
-            id: i,
-            tenant: lakes.tenant(i),
-            region: lakes.region(i).to_string(),
-            bucket: lakes.bucket(i),
-            role_arn: lake_role_arn(i),
-            external_id: lakes.external_id(i),
-            shared,
-        })
-        .collect()
-}
-
-/// The system's configuration in a scenario: the preset, the switches over it, and what the
-/// operators know of the provider (its documented quotas, how many nodes share them).
-pub fn system_config(scenario: &Scenario) -> SystemConfig {
-    scenario
-        .system_config()
-        .expect("the scenario's tuning was checked when it was loaded")
-}
-
-/// Resolves every trace record to a submission: when, and to which coordinator. Lake ids are
-/// checked here so that a bad trace fails before the run; the system resolves selectors itself.
-pub fn submissions(
-    scenario: &Scenario,
-    lakes: &LakeDirectory,
-    trace: &Trace,
-) -> Result<Vec<Submission>, SimError> {
-    let regions = &scenario.world.regions;
-    let mut out = Vec::with_capacity(trace.records.len());
-    for (seq, ((record, &line), &at)) in trace
-        .records
-        .iter()
-        .zip(&trace.lines)
-        .zip(&trace.at)
-        .enumerate()
-    {
-        let count = match &record.lakes {
-            LakeSelector::All => lakes.count as usize,
-            LakeSelector::Tenant(t) => (0..lakes.count).filter(|&i| &lakes.tenant(i) == t).count(),
-            LakeSelector::Ids(ids) => {
-                if let Some(bad) = ids.iter().find(|&&i| i >= lakes.count) {
-                    return Err(SimError::Selector {
-                        line,
-                        message: format!(
-                            "lake {bad} does not exist (the world has {})",
-                            lakes.count
-                        ),
-                    });
-                }
-                ids.len()
-            }
-        };
-        if count == 0 {
-            return Err(SimError::Selector {
-                line,
-                message: "the selector matches no lake".into(),
-            });
-        }
-        // Each query prefers one region's coordinator, in turn, and fails over to the others.
-        let coordinators = (0..regions.len())
-            .map(|k| {
-                let region = &regions[(seq + k) % regions.len()];
-                (coordinator_host(region), COORDINATOR_PORT)
-            })
-            .collect();
-        out.push(Submission {
-            seq: seq as u64,
-            at,
-            coordinators,
-            record: record.clone(),
-        });
-    }
-    Ok(out)
 }
 
 /// What a system node boots its cloud clients from. Each boot (the first, and every restart
@@ -311,49 +172,9 @@ fn serve_imds(imds: &ImdsFake) {
     tokio::task::spawn_local(serve(IMDS_PORT, imds));
 }
 
-/// Told the virtual time as a simulation goes.
-type ProgressFn = Box<dyn FnMut(Duration)>;
-
-thread_local! {
-    /// Who is told of the simulation's progress, on this thread (a person's progress bar).
-    static PROGRESS: RefCell<Option<ProgressFn>> = const { RefCell::new(None) };
-}
-
-/// Runs `body` with `progress` told the virtual time after each step of every simulation it
-/// runs on this thread. For people watching: nothing it sees reaches the simulation.
-pub fn with_progress<R>(progress: impl FnMut(Duration) + 'static, body: impl FnOnce() -> R) -> R {
-    PROGRESS.with(|p| *p.borrow_mut() = Some(Box::new(progress)));
-    let out = body();
-    PROGRESS.with(|p| *p.borrow_mut() = None);
-    out
-}
-
-fn tell_progress(now: Duration) {
-    PROGRESS.with(|p| {
-        if let Some(f) = p.borrow_mut().as_mut() {
-            f(now);
-        }
-    });
-}
-
-thread_local! {
-    /// Whether simulations on this thread leave idle hosts unpolled (see [`without_idle_skipping`]).
-    static SKIP_IDLE_HOSTS: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Runs `body` with every simulation it runs on this thread ticking every host at every step,
-/// even a host with no ready task and no timer due: the way to measure what skipping them saves,
-/// and to check that it changes no verdict.
-///
-/// By default a host with nothing to do in a step is left unpolled and its clock caught up when
-/// it next runs (turmoil's `skip_idle_hosts`). Either way a run is deterministic; the two need
-/// not give the same log, since a runtime's scheduler bookkeeping advances less when skipped.
-pub fn without_idle_skipping<R>(body: impl FnOnce() -> R) -> R {
-    let before = SKIP_IDLE_HOSTS.replace(false);
-    let out = body();
-    SKIP_IDLE_HOSTS.set(before);
-    out
-}
+/// Told the virtual time as a simulation goes: for people watching (a progress bar); nothing it
+/// sees reaches the simulation. Shared, so that both simulations of a run tell one bar.
+pub type Progress = Rc<RefCell<dyn FnMut(Duration)>>;
 
 /// What a [`Hook`] tells the step loop after a step.
 #[derive(Debug)]
@@ -371,99 +192,124 @@ pub enum Hooked {
 /// other way, so that a run with its controls known from the start is the same run.
 pub type Hook<'a> = &'a mut dyn FnMut(Duration, &Recorder) -> Hooked;
 
-/// Builds the world of `scenario` and runs it for its duration with `seed`.
-pub fn simulate(
-    scenario: &Scenario,
-    seed: u64,
-    trace: &Trace,
-    recorder: &Recorder,
-    controls: &[Control],
-) -> Result<SimOutput, SimError> {
-    let operator = controls
-        .iter()
-        .any(|c| matches!(c.action, ProviderAction::Request { .. }));
-    build_and_run(scenario, seed, trace, recorder, controls, operator, None)
+/// Builds a [`World`] from a [`Plan`]; its options are how the world is watched and stepped,
+/// never what happens in it.
+pub struct Builder {
+    plan: Plan,
+    skip_idle_hosts: bool,
+    operator_host: Option<bool>,
+    progress: Option<Progress>,
 }
 
-/// [`simulate`], with `hook` called after every step. The operator host is there even without
-/// requests, so that requests a hook adds later reach the system the way the scenario's own
-/// do: a run whose scenario lists at least one operator request is the same run.
-pub fn simulate_hooked(
-    scenario: &Scenario,
-    seed: u64,
-    trace: &Trace,
-    recorder: &Recorder,
-    controls: &[Control],
-    hook: Hook<'_>,
-) -> Result<SimOutput, SimError> {
-    build_and_run(scenario, seed, trace, recorder, controls, true, Some(hook))
+impl Builder {
+    /// Whether a host with nothing to do in a step is left unpolled and its clock caught up when
+    /// it next runs (turmoil's `skip_idle_hosts`; on by default). Off, every host is ticked at
+    /// every step: the way to measure what skipping saves, and to check it changes no verdict.
+    /// Either way a run is deterministic; the two need not give the same log, since a runtime's
+    /// scheduler bookkeeping advances less when skipped.
+    pub fn skip_idle_hosts(mut self, skip: bool) -> Self {
+        self.skip_idle_hosts = skip;
+        self
+    }
+
+    /// Whether the operator host is there. By default, when the plan has operator requests; a
+    /// gameday has it always, so that requests added later reach the system the way the
+    /// scenario's own do (a run whose scenario lists one is the same run).
+    pub fn operator_host(mut self, there: bool) -> Self {
+        self.operator_host = Some(there);
+        self
+    }
+
+    /// Who is told the virtual time as the world runs.
+    pub fn progress(mut self, progress: Option<Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The world, its hosts built, at time zero; its events go to `recorder`.
+    pub fn build(self, recorder: &Recorder) -> World<'_> {
+        let plan = self.plan;
+        let mut sim = turmoil::Builder::new()
+            // The harness owns the loop and stops at `duration`; turmoil's own limit is a backstop.
+            .simulation_duration(plan.duration * 2 + Duration::from_secs(1))
+            .tick_duration(plan.tick)
+            .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
+            .min_message_latency(plan.latency.0)
+            .max_message_latency(plan.latency.1)
+            .rng_seed(sub_seed(plan.seed, "turmoil"))
+            // turmoil panics when a listening socket's backlog (this capacity, 64 by default) is
+            // full, where a kernel would drop the SYN. A naive system's stampede of connections
+            // reaches 64 at once, so the backlog is made deep enough that overload shows as load.
+            .tcp_capacity(TCP_BACKLOG)
+            .skip_idle_hosts(self.skip_idle_hosts)
+            .build();
+        // IAM is global, as on the real provider: credentials one region's STS or IMDS issued
+        // are good in every region.
+        let iam = Iam::new(
+            sub_seed(plan.seed, "iam"),
+            plan.lakes.clone(),
+            vec![system_principal()],
+        )
+        .with_lake_policies(plan.policies);
+        let providers = add_provider_hosts(&mut sim, &plan, &iam);
+        let now = Rc::new(Cell::new(Duration::ZERO));
+        let region_hosts = add_system_hosts(&mut sim, &plan, &providers, &iam, &now);
+        let replies = Rc::new(RefCell::new(Vec::new()));
+        sim.client(
+            TRAFFIC_HOST,
+            replay(plan.submissions.clone(), replies.clone()),
+        );
+        let operator_queue = Rc::new(RefCell::new(plan.requests.clone()));
+        if self.operator_host.unwrap_or(!plan.requests.is_empty()) {
+            sim.client(OPERATOR_HOST, operator(operator_queue.clone()));
+        }
+        World {
+            sim,
+            recorder,
+            providers,
+            region_hosts,
+            pending: plan.controls,
+            operator_queue,
+            replies,
+            now,
+            duration: plan.duration,
+            tick: plan.tick,
+            steps: 0,
+            progress: self.progress,
+        }
+    }
 }
 
-fn build_and_run(
-    scenario: &Scenario,
-    seed: u64,
-    trace: &Trace,
-    recorder: &Recorder,
-    controls: &[Control],
-    operator_host: bool,
-    mut hook: Option<Hook<'_>>,
-) -> Result<SimOutput, SimError> {
-    let (requests, mut pending): (Vec<Control>, Vec<Control>) = controls
-        .iter()
-        .cloned()
-        .partition(|c| matches!(c.action, ProviderAction::Request { .. }));
-    pending.sort_by_key(|c| c.at);
+/// The provider's hosts, one per region, each serving S3, STS, SQS and Glue over its region's
+/// model; the models by region.
+fn add_provider_hosts(
+    sim: &mut turmoil::Sim<'static>,
+    plan: &Plan,
+    iam: &Iam,
+) -> BTreeMap<String, ProviderRegion> {
     let mut providers = BTreeMap::new();
-    let lakes = lake_directory(scenario, seed);
-    let submissions = submissions(scenario, &lakes, trace)?;
-    let duration = scenario.duration.0;
-    let tick = scenario.tick.0;
-    let net = &scenario.world.network;
-    let mut sim = turmoil::Builder::new()
-        // The harness owns the loop and stops at `duration`; turmoil's own limit is a backstop.
-        .simulation_duration(duration * 2 + Duration::from_secs(1))
-        .tick_duration(tick)
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
-        .min_message_latency(net.min_latency.0)
-        .max_message_latency(net.max_latency.0)
-        .rng_seed(sub_seed(seed, "turmoil"))
-        // turmoil panics when a listening socket's backlog (this capacity, 64 by default) is
-        // full, where a kernel would drop the SYN. A naive system's stampede of connections
-        // reaches 64 at once, so the backlog is made deep enough that overload shows as load.
-        .tcp_capacity(TCP_BACKLOG)
-        .skip_idle_hosts(SKIP_IDLE_HOSTS.get())
-        .build();
-
-    let principal = system_principal();
-    let (provider_config, background) = provider_config(scenario);
-    // IAM is global, as on the real provider: credentials one region's STS or IMDS issued are
-    // good in every region.
-    let global_iam = Iam::new(sub_seed(seed, "iam"), lakes.clone(), vec![principal])
-        .with_lake_policies(LakePolicies {
-            trust_system: scenario.world.lakes.trust_system,
-        });
-    for region in &scenario.world.regions {
+    for region in &plan.regions {
         let host = provider_host(region);
         let provider = ProviderRegion::new(
             region,
-            provider_config.clone(),
+            plan.provider.clone(),
             Arc::new(SimClock),
             EPOCH_SECS,
         );
         providers.insert(region.clone(), provider.clone());
-        let iam = global_iam.clone();
+        let iam = iam.clone();
         let config = ObjectStoreConfig {
             region: region.clone(),
-            lakes: lakes.clone(),
+            lakes: plan.lakes.clone(),
             buckets: vec![stampede_system::config_agent::CONFIG_BUCKET.to_string()],
         };
         let s3 = ObjectStoreFake::new(config, provider.clone(), iam.clone());
         let sts = StsFake::new(provider.clone(), iam.clone());
         let sqs = SqsFake::new(provider.clone(), iam.clone());
-        let glue = GlueFake::new(provider.clone(), iam, lakes.clone());
+        let glue = GlueFake::new(provider.clone(), iam, plan.lakes.clone());
         // Recorded background calls are replayed in the first region only.
-        let mut background = background.clone();
-        if Some(region) != scenario.world.regions.first() {
+        let mut background = plan.background.clone();
+        if Some(region) != plan.regions.first() {
             background.replay.clear();
         }
         sim.host(host, move || {
@@ -483,13 +329,23 @@ fn build_and_run(
             }
         });
     }
-    let registry = Arc::new(lake_registry(&lakes, scenario.world.lakes.shared));
-    let config = system_config(scenario);
+    providers
+}
+
+/// The system's hosts: a coordinator and the workers of each region, each serving its own IMDS;
+/// the hosts by region.
+fn add_system_hosts(
+    sim: &mut turmoil::Sim<'static>,
+    plan: &Plan,
+    providers: &BTreeMap<String, ProviderRegion>,
+    iam: &Iam,
+    now: &Rc<Cell<Duration>>,
+) -> BTreeMap<String, Vec<String>> {
+    let registry = Arc::new(plan.registry.clone());
+    let config = &plan.system;
     let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS);
-    let now = Rc::new(Cell::new(Duration::ZERO));
     let mut region_hosts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let endpoints: BTreeMap<String, RegionEndpoints> = scenario
-        .world
+    let endpoints: BTreeMap<String, RegionEndpoints> = plan
         .regions
         .iter()
         .map(|r| {
@@ -505,11 +361,12 @@ fn build_and_run(
             (r.clone(), endpoints)
         })
         .collect();
-    for region in &scenario.world.regions {
+    let seed = plan.seed;
+    for region in &plan.regions {
         let name = coordinator_host(region);
         let hosts = region_hosts.entry(region.clone()).or_default();
         hosts.push(name.clone());
-        hosts.extend((0..scenario.system.workers_per_region).map(|k| worker_host(region, k)));
+        hosts.extend((0..plan.workers_per_region).map(|k| worker_host(region, k)));
         let setup = CoordinatorSetup {
             name: name.clone(),
             url: format!("http://{name}:{COORDINATOR_PORT}"),
@@ -518,8 +375,8 @@ fn build_and_run(
             journal: Arc::new(MemoryJournal::default()),
             epoch,
         };
-        let imds = ImdsFake::new(&name, providers[region].clone(), global_iam.clone());
-        let node = NodeCloud::new(&name, region, &config, &endpoints, seed, &now, imds);
+        let imds = ImdsFake::new(&name, providers[region].clone(), iam.clone());
+        let node = NodeCloud::new(&name, region, config, &endpoints, seed, now, imds);
         sim.host(name.clone(), move || {
             let setup = CoordinatorSetup {
                 epoch: node.boot_epoch().0,
@@ -536,7 +393,7 @@ fn build_and_run(
                 serve(COORDINATOR_PORT, service).await
             }
         });
-        for k in 0..scenario.system.workers_per_region {
+        for k in 0..plan.workers_per_region {
             let name = worker_host(region, k);
             let setup = WorkerSetup {
                 name: name.clone(),
@@ -546,8 +403,8 @@ fn build_and_run(
                 // The first worker of each region is the canary for config pushes.
                 canary: k == 0,
             };
-            let imds = ImdsFake::new(&name, providers[region].clone(), global_iam.clone());
-            let node = NodeCloud::new(&name, region, &config, &endpoints, seed, &now, imds);
+            let imds = ImdsFake::new(&name, providers[region].clone(), iam.clone());
+            let node = NodeCloud::new(&name, region, config, &endpoints, seed, now, imds);
             sim.host(name, move || {
                 let (epoch, restarted) = node.boot_epoch();
                 let setup = WorkerSetup {
@@ -567,118 +424,155 @@ fn build_and_run(
             });
         }
     }
-    let replies = Rc::new(RefCell::new(Vec::new()));
-    sim.client(TRAFFIC_HOST, replay(submissions, replies.clone()));
-    let mut requests = requests;
-    requests.sort_by_key(|c| c.at);
-    let operator_queue = Rc::new(RefCell::new(requests));
-    if operator_host {
-        sim.client(OPERATOR_HOST, operator(operator_queue.clone()));
-    }
-
-    let mut steps = 0;
-    while sim.elapsed() < duration {
-        recorder.set_now(sim.elapsed());
-        now.set(sim.elapsed());
-        apply_due(
-            &mut pending,
-            sim.elapsed(),
-            &mut sim,
-            &providers,
-            &region_hosts,
-            recorder,
-        );
-        // Steps in which nothing would happen until the next control is due are taken at once
-        // (turmoil's `step_idle`: the same state as stepping through them). Not under a hook,
-        // which sees every step.
-        if hook.is_none() {
-            let until = pending.first().map_or(duration, |c| c.at.min(duration));
-            let ahead = until.saturating_sub(sim.elapsed()).as_nanos();
-            let max = ahead.div_ceil(tick.as_nanos().max(1));
-            let jumped = sim.step_idle(u64::try_from(max).unwrap_or(u64::MAX));
-            if jumped > 0 {
-                if (steps % 64) + jumped >= 64 {
-                    tell_progress(sim.elapsed());
-                }
-                steps += jumped;
-                continue;
-            }
-        }
-        sim.step().map_err(|e| SimError::Host {
-            at: sim.elapsed(),
-            message: e.to_string(),
-        })?;
-        steps += 1;
-        if steps % 64 == 0 {
-            tell_progress(sim.elapsed());
-        }
-        let Some(hook) = hook.as_mut() else {
-            continue;
-        };
-        match hook(sim.elapsed(), recorder) {
-            Hooked::Go => {}
-            Hooked::Add(controls) => {
-                for c in controls {
-                    if matches!(c.action, ProviderAction::Request { .. }) {
-                        operator_queue.borrow_mut().push(c);
-                    } else {
-                        pending.push(c);
-                    }
-                }
-                pending.sort_by_key(|c| c.at);
-                operator_queue.borrow_mut().sort_by_key(|c| c.at);
-            }
-            Hooked::Stop => break,
-        }
-    }
-    recorder.set_now(sim.elapsed());
-    drop(sim);
-    let replies = std::mem::take(&mut *replies.borrow_mut());
-    Ok(SimOutput {
-        log: recorder.take(),
-        replies,
-        steps,
-    })
+    region_hosts
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
+/// One scenario's world on turmoil, built from a [`Plan`] by a [`Builder`]: run it with
+/// [`World::run_until`], add controls to its timeline with [`World::apply`], and take what it
+/// produced with [`World::finish`].
+pub struct World<'r> {
+    sim: turmoil::Sim<'static>,
+    recorder: &'r Recorder,
+    providers: BTreeMap<String, ProviderRegion>,
+    region_hosts: BTreeMap<String, Vec<String>>,
+    /// Controls not yet applied, in time order.
+    pending: Vec<Control>,
+    /// Operator requests not yet sent, in time order; the operator host takes them.
+    operator_queue: Rc<RefCell<Vec<Control>>>,
+    replies: Rc<RefCell<Vec<Reply>>>,
+    /// Virtual time now, as the step loop last set it: a node (re)booting reads it.
+    now: Rc<Cell<Duration>>,
+    duration: Duration,
+    tick: Duration,
+    steps: u64,
+    progress: Option<Progress>,
+}
 
-    use super::*;
-
-    #[test]
-    fn the_scenario_overrides_the_preset() {
-        let text = "name: t\nduration: 1m\nworld:\n  regions: [r]\n  lakes: { count: 1 }\n  provider:\n    quotas: { GetTable: { rate_per_s: 7, burst: 9 } }\n    fleet: { servers: 3, timeout: 250ms }\n    freeze: { for: 10s }\n    background: { accounts: 2, rate_per_s: 1.5 }\n    s3_prefix_reads_per_s: 100\ntraffic:\n  replay: t.jsonl\n";
-        let scenario = crate::input::scenario::parse(Path::new("t.yaml"), text).unwrap();
-        let (config, background) = provider_config(&scenario);
-        let preset = ProviderConfig::default();
-        assert_eq!(
-            config.quotas["GetTable"],
-            Limit {
-                rate_per_s: 7.0,
-                burst: 9.0
-            }
-        );
-        assert_eq!(
-            (config.fleet.servers, config.fleet.timeout),
-            (3, Duration::from_millis(250))
-        );
-        assert_eq!(
-            config.fleet.base_service, preset.fleet.base_service,
-            "unset keeps the preset"
-        );
-        assert_eq!(config.abuse.sustained, Duration::from_secs(10));
-        assert_eq!(config.abuse.freeze_for, preset.abuse.freeze_for);
-        assert_eq!(config.s3_prefix_reads_per_s, 100.0);
-        assert_eq!(config.s3_prefix_writes_per_s, preset.s3_prefix_writes_per_s);
-        assert_eq!(
-            background,
-            BackgroundLoad {
-                accounts: 2,
-                rate_per_s: 1.5,
-                replay: Vec::new(),
-            }
-        );
+impl World<'_> {
+    /// A builder for the world of `plan`.
+    pub fn builder(plan: Plan) -> Builder {
+        Builder {
+            plan,
+            skip_idle_hosts: true,
+            operator_host: None,
+            progress: None,
+        }
     }
+
+    /// Virtual time now.
+    pub fn elapsed(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    /// Adds `control` to the timeline, at a time not yet passed: an operator request goes to
+    /// the operator host, anything else is applied by the step loop when its time comes.
+    pub fn apply(&mut self, control: Control) {
+        if matches!(control.action, ProviderAction::Request { .. }) {
+            let mut queue = self.operator_queue.borrow_mut();
+            queue.push(control);
+            queue.sort_by_key(|c| c.at);
+        } else {
+            self.pending.push(control);
+            self.pending.sort_by_key(|c| c.at);
+        }
+    }
+
+    fn tell_progress(&self) {
+        if let Some(p) = &self.progress {
+            (p.borrow_mut())(self.sim.elapsed());
+        }
+    }
+
+    /// Steps the world until virtual time `until` (at most its duration), applying each control
+    /// when its time comes; with `hook` after every step when one is given. Without a hook,
+    /// steps in which nothing would happen until the next control is due are taken at once
+    /// (turmoil's `step_idle`: the same state as stepping through them). Returns whether the
+    /// hook stopped the run.
+    pub fn run_until(
+        &mut self,
+        until: Duration,
+        mut hook: Option<Hook<'_>>,
+    ) -> Result<bool, SimError> {
+        let end = until.min(self.duration);
+        while self.sim.elapsed() < end {
+            let elapsed = self.sim.elapsed();
+            self.recorder.set_now(elapsed);
+            self.now.set(elapsed);
+            apply_due(
+                &mut self.pending,
+                elapsed,
+                &mut self.sim,
+                &self.providers,
+                &self.region_hosts,
+                self.recorder,
+            );
+            if hook.is_none() {
+                let next = self.pending.first().map_or(end, |c| c.at.min(end));
+                let ahead = next.saturating_sub(elapsed).as_nanos();
+                let max = ahead.div_ceil(self.tick.as_nanos().max(1));
+                let jumped = self.sim.step_idle(u64::try_from(max).unwrap_or(u64::MAX));
+                if jumped > 0 {
+                    if (self.steps % 64) + jumped >= 64 {
+                        self.tell_progress();
+                    }
+                    self.steps += jumped;
+                    continue;
+                }
+            }
+            self.sim.step().map_err(|e| SimError::Host {
+                at: self.sim.elapsed(),
+                message: e.to_string(),
+            })?;
+            self.steps += 1;
+            if self.steps.is_multiple_of(64) {
+                self.tell_progress();
+            }
+            let Some(hook) = hook.as_mut() else {
+                continue;
+            };
+            match hook(self.sim.elapsed(), self.recorder) {
+                Hooked::Go => {}
+                Hooked::Add(controls) => controls.into_iter().for_each(|c| self.apply(c)),
+                Hooked::Stop => {
+                    self.recorder.set_now(self.sim.elapsed());
+                    return Ok(true);
+                }
+            }
+        }
+        self.recorder.set_now(self.sim.elapsed());
+        Ok(false)
+    }
+
+    /// Ends the world: its hosts dropped, its log and the replay client's replies taken.
+    pub fn finish(self) -> SimOutput {
+        let World {
+            sim,
+            recorder,
+            replies,
+            steps,
+            ..
+        } = self;
+        drop(sim);
+        let replies = std::mem::take(&mut *replies.borrow_mut());
+        SimOutput {
+            log: recorder.take(),
+            replies,
+            steps,
+        }
+    }
+}
+
+/// Lowers `scenario` with `seed`, `trace` and `controls`, builds its world and runs it to its
+/// end: the simplest way through, for tests and tools.
+pub fn simulate(
+    scenario: &Scenario,
+    seed: u64,
+    trace: &Trace,
+    recorder: &Recorder,
+    controls: &[Control],
+) -> Result<SimOutput, SimError> {
+    let plan = lower::lower(scenario, seed, trace, controls)?;
+    let mut world = World::builder(plan).build(recorder);
+    world.run_until(Duration::MAX, None)?;
+    Ok(world.finish())
 }

@@ -7,7 +7,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use stampede::input::trace::LakeSelector;
-use stampede::world::{lake_directory, submissions};
+use stampede::world::lower::{lake_directory, submissions};
 use stampede_system::engine::rows_of;
 
 use crate::scenario;

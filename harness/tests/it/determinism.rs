@@ -48,8 +48,7 @@ fn idle_hosts_left_unpolled_move_no_event_and_change_no_verdict() {
     let prepared =
         stampede::prepare(&scenario("incidents/metadata-overload-freeze/naive.yaml")).unwrap();
     let skipping = stampede::run(prepared.clone(), Some(7)).unwrap();
-    let ticking =
-        stampede::world::without_idle_skipping(|| stampede::run(prepared, Some(7)).unwrap());
+    let ticking = stampede::run_with(prepared, Some(7), &every_host_every_step()).unwrap();
     // Verdicts and what they say; a witness may name another of the calls made at the same
     // instant by tasks the host polled in another order.
     let gist = |r: &stampede::RunReport| -> Vec<(String, &'static str, String)> {
@@ -76,8 +75,15 @@ fn idle_hosts_left_unpolled_move_no_event_and_change_no_verdict() {
     // diverges at about 20 s (which of two calls times out), with the same verdicts.
     let prepared = stampede::prepare(&scenario("smoke.yaml")).unwrap();
     let skipping = stampede::run(prepared.clone(), Some(7)).unwrap();
-    let ticking =
-        stampede::world::without_idle_skipping(|| stampede::run(prepared, Some(7)).unwrap());
+    let ticking = stampede::run_with(prepared, Some(7), &every_host_every_step()).unwrap();
     assert_eq!(what_and_when(&skipping.log), what_and_when(&ticking.log));
     assert!(skipping.log.of("stampede::provider").count() > 50);
+}
+
+/// Run options that tick every host at every step.
+fn every_host_every_step() -> stampede::RunOptions {
+    stampede::RunOptions {
+        every_host_every_step: true,
+        ..Default::default()
+    }
 }

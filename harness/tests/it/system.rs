@@ -8,7 +8,7 @@ use std::time::Duration;
 use stampede::events::{EventLog, Recorder};
 use stampede::judge::invariants::no_lost_queries;
 use stampede::world::control::{Control, ProviderAction};
-use stampede::world::{lake_directory, simulate};
+use stampede::world::{lower::lake_directory, simulate};
 
 use crate::correctness::direct;
 
@@ -386,10 +386,7 @@ fn an_operator_failover_sends_new_queries_to_the_next_region_until_it_is_undone(
         "during the failover the next region admits; after it, the home region again"
     );
     // The client moved on from the 503 without giving up on the query.
-    assert!(
-        log.of("stampede::traffic")
-            .all(|e| e.name != "refused")
-    );
+    assert!(log.of("stampede::traffic").all(|e| e.name != "refused"));
     let paused: Vec<&str> = log
         .of("stampede::query")
         .filter(|e| e.name == "admission_paused" || e.name == "admission_resumed")

@@ -105,9 +105,7 @@ pub fn dashboard(log: &EventLog, now: Duration) -> String {
                 );
             }
             ("stampede::fault", _) => notable.push(e),
-            ("stampede::traffic", "answered") if e.u64("status") != Some(200) => {
-                notable.push(e)
-            }
+            ("stampede::traffic", "answered") if e.u64("status") != Some(200) => notable.push(e),
             ("stampede::traffic", "unanswered") => notable.push(e),
             _ => {}
         }

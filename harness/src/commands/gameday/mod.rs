@@ -176,8 +176,15 @@ fn start(prepared: Prepared, seed: u64, until: Duration, pauses: bool) -> Live {
             }
         };
         let timer = crate::world::clock::WallTimer::start();
-        let out = crate::commands::run::simulate_with(&prepared, seed, &recorder, Some(&mut hook))?;
-        crate::commands::run::judge(prepared, seed, out, timer.elapsed(), None)
+        let options = crate::commands::run::RunOptions::default();
+        let out = crate::commands::run::simulate_with(
+            &prepared,
+            seed,
+            &recorder,
+            Some(&mut hook),
+            &options,
+        )?;
+        crate::commands::run::judge(prepared, seed, out, timer.elapsed(), None, &options)
     });
     Live { to, from, thread }
 }
