@@ -617,18 +617,31 @@ fn first_line(message: &str) -> String {
     }
 }
 
+/// A mistake found by [`validate`]: the field (a dotted path) and what is wrong with it.
+type Mistake = (String, String);
+
 /// Checks that go beyond types: ranges and cross-field rules. Errors point at the field's line.
 fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError> {
-    let err = |field: &str, message: String| {
-        let (line, column) = locate_key(text, field);
+    let located = |(field, message): Mistake| {
+        let (line, column) = locate_key(text, &field);
         InputError {
             file: path.to_path_buf(),
             line,
             column,
-            field: Some(field.to_string()),
+            field: Some(field),
             message,
         }
     };
+    check_world(&s).map_err(located)?;
+    check_timeline(&s).map_err(located)?;
+    check_expect(&s).map_err(located)?;
+    check_traffic(&s).map_err(located)?;
+    Ok(s)
+}
+
+/// The world: regions, names, the provider's numbers, lakes, time and network.
+fn check_world(s: &Scenario) -> Result<(), Mistake> {
+    let err = |field: &str, message: String| (field.to_string(), message);
     if s.world.regions.is_empty() {
         return Err(err("world.regions", "needs at least one region".into()));
     }
@@ -768,6 +781,12 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             "must not exceed max_latency".into(),
         ));
     }
+    Ok(())
+}
+
+/// The faults, the operator's actions, and the swarm's draws at the ends of their ranges.
+fn check_timeline(s: &Scenario) -> Result<(), Mistake> {
+    let err = |field: &str, message: String| (field.to_string(), message);
     let entries = s
         .faults
         .iter()
@@ -775,7 +794,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         .map(|(i, f)| (format!("faults.{i}"), f));
     let operator = s.operator.iter().enumerate();
     for (key, f) in entries.chain(operator.map(|(i, f)| (format!("operator.{i}"), f))) {
-        check_fault(&s, key.starts_with("operator"), f).map_err(|m| err(&key, m))?;
+        check_fault(s, key.starts_with("operator"), f).map_err(|m| err(&key, m))?;
     }
     if let Some(swarm) = &s.swarm {
         if !(0.0..=1.0).contains(&swarm.control) {
@@ -786,7 +805,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
         }
         for (i, faults) in swarm.extremes().map_err(|(key, m)| err(&key, m))? {
             for f in faults {
-                check_fault(&s, false, &f).map_err(|m| {
+                check_fault(s, false, &f).map_err(|m| {
                     err(
                         &format!("swarm.faults.{i}"),
                         format!("at the ends of its ranges: {m}"),
@@ -801,6 +820,12 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
                 .map_err(|e| err("swarm.tuning", format!("at the ends of its ranges: {e}")))?;
         }
     }
+    Ok(())
+}
+
+/// The alert rules, and what `expect` says of the listed invariants.
+fn check_expect(s: &Scenario) -> Result<(), Mistake> {
+    let err = |field: &str, message: String| (field.to_string(), message);
     for (i, rule) in s.alerts.iter().enumerate() {
         rule.validate()
             .map_err(|e| err(&format!("alerts[{i}]"), e))?;
@@ -833,6 +858,12 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             ));
         }
     }
+    Ok(())
+}
+
+/// The traffic: one source, a query for generated arrivals, a load; and the system's workers.
+fn check_traffic(s: &Scenario) -> Result<(), Mistake> {
+    let err = |field: &str, message: String| (field.to_string(), message);
     let t = &s.traffic;
     let sources = [
         t.replay.is_some(),
@@ -863,7 +894,7 @@ fn validate(path: &Path, text: &str, s: Scenario) -> Result<Scenario, InputError
             "needs at least one worker".into(),
         ));
     }
-    Ok(s)
+    Ok(())
 }
 
 /// Checks one fault or operator action against its scenario: the keys its action needs, a

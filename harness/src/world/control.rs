@@ -289,6 +289,99 @@ pub fn log_stalls(scenario: &crate::input::scenario::Scenario) -> Vec<std::ops::
         .collect()
 }
 
+/// An operator's admission requests to `region`'s coordinator: paused (or resumed) at `at`, and
+/// a pause resumed at `until`.
+fn admission_requests(
+    region: &str,
+    paused: bool,
+    at: Duration,
+    until: Option<Duration>,
+    push: &mut impl FnMut(Duration, ProviderAction),
+) {
+    let admission = |paused: bool| ProviderAction::Request {
+        host: crate::world::hosts::coordinator_host(region),
+        port: crate::world::hosts::COORDINATOR_PORT,
+        path: "/v1/admin/admission".into(),
+        body: format!("{{\"paused\":{paused}}}"),
+    };
+    push(at, admission(paused));
+    if let (Some(u), true) = (until, paused) {
+        push(u, admission(false));
+    }
+}
+
+/// An operator's request `(path, body)` to every node of `region` (its coordinator and its
+/// `workers`) at `at`, and `undo`'s body at its time.
+fn node_requests(
+    region: &str,
+    workers: u32,
+    (path, body): (&str, String),
+    at: Duration,
+    undo: Option<(Duration, String)>,
+    push: &mut impl FnMut(Duration, ProviderAction),
+) {
+    let mut nodes = vec![(
+        crate::world::hosts::coordinator_host(region),
+        crate::world::hosts::COORDINATOR_PORT,
+    )];
+    nodes.extend((0..workers).map(|k| {
+        (
+            crate::world::hosts::worker_host(region, k),
+            stampede_system::admin::ADMIN_PORT,
+        )
+    }));
+    for (host, port) in nodes {
+        let request = |body: String| ProviderAction::Request {
+            host: host.clone(),
+            port,
+            path: path.into(),
+            body,
+        };
+        push(at, request(body.clone()));
+        if let Some((u, lift)) = &undo {
+            push(*u, request(lift.clone()));
+        }
+    }
+}
+
+/// `start` at `at`, and `end` at `until` when the fault ends.
+fn pair(
+    push: &mut impl FnMut(Duration, ProviderAction),
+    (at, until): (Duration, Option<Duration>),
+    start: ProviderAction,
+    end: ProviderAction,
+) {
+    push(at, start);
+    if let Some(u) = until {
+        push(u, end);
+    }
+}
+
+/// A generated burst is a trigger as much as a fault: its start and end, marked in `first`.
+fn burst_marks(scenario: &crate::input::scenario::Scenario, first: &str) -> Vec<Control> {
+    let mut out = Vec::new();
+    if let Some(crate::input::arrivals::Generator::Burst {
+        burst_per_s,
+        at,
+        lasts,
+        ..
+    }) = &scenario.traffic.generate
+    {
+        let per_s = burst_per_s * scenario.traffic.load;
+        for (t, action) in [
+            (at.0, ProviderAction::Overload { per_s }),
+            (at.0 + lasts.0, ProviderAction::OverloadEnd),
+        ] {
+            out.push(Control {
+                at: t,
+                region: first.to_string(),
+                action,
+            });
+        }
+    }
+    out
+}
+
 /// The controls of a scenario's `faults:` timeline, each fault with its undoing.
 pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
     use crate::input::scenario::FaultAction;
@@ -349,12 +442,12 @@ pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
                     push(u, ProviderAction::Errors { api, share: 0.0 });
                 }
             }
-            FaultAction::RegionOutage => {
-                push(at, ProviderAction::RegionDown);
-                if let Some(u) = until {
-                    push(u, ProviderAction::RegionUp);
-                }
-            }
+            FaultAction::RegionOutage => pair(
+                &mut push,
+                (at, until),
+                ProviderAction::RegionDown,
+                ProviderAction::RegionUp,
+            ),
             FaultAction::HostCrash => {
                 let host = f.host.clone().unwrap_or_default();
                 push(at, ProviderAction::HostCrash { host: host.clone() });
@@ -362,33 +455,24 @@ pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
                     push(u, ProviderAction::HostRestart { host });
                 }
             }
-            FaultAction::Latency => {
-                push(
-                    at,
-                    ProviderAction::Latency {
-                        extra: f.extra.map_or(Duration::ZERO, |e| e.0),
-                    },
-                );
-                if let Some(u) = until {
-                    push(
-                        u,
-                        ProviderAction::Latency {
-                            extra: Duration::ZERO,
-                        },
-                    );
-                }
-            }
-            FaultAction::FleetCapacity => {
-                push(
-                    at,
-                    ProviderAction::FleetCapacity {
-                        fraction: f.fraction.unwrap_or(1.0),
-                    },
-                );
-                if let Some(u) = until {
-                    push(u, ProviderAction::FleetCapacity { fraction: 1.0 });
-                }
-            }
+            FaultAction::Latency => pair(
+                &mut push,
+                (at, until),
+                ProviderAction::Latency {
+                    extra: f.extra.map_or(Duration::ZERO, |e| e.0),
+                },
+                ProviderAction::Latency {
+                    extra: Duration::ZERO,
+                },
+            ),
+            FaultAction::FleetCapacity => pair(
+                &mut push,
+                (at, until),
+                ProviderAction::FleetCapacity {
+                    fraction: f.fraction.unwrap_or(1.0),
+                },
+                ProviderAction::FleetCapacity { fraction: 1.0 },
+            ),
             FaultAction::NetworkPartition => {
                 let (a, b) = match f.between.as_deref() {
                     Some([a, b]) => (a.clone(), b.clone()),
@@ -405,61 +489,29 @@ pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
                     push(u, ProviderAction::Heal { a, b });
                 }
             }
-            FaultAction::LogsStall => {
-                push(at, ProviderAction::LogsStall);
-                if let Some(u) = until {
-                    push(u, ProviderAction::LogsResume);
-                }
-            }
+            FaultAction::LogsStall => pair(
+                &mut push,
+                (at, until),
+                ProviderAction::LogsStall,
+                ProviderAction::LogsResume,
+            ),
             FaultAction::AdmissionPause | FaultAction::AdmissionResume | FaultAction::Failover => {
-                let admission = |paused: bool| ProviderAction::Request {
-                    host: crate::world::hosts::coordinator_host(&region),
-                    port: crate::world::hosts::COORDINATOR_PORT,
-                    path: "/v1/admin/admission".into(),
-                    body: format!("{{\"paused\":{paused}}}"),
-                };
                 // A failover is a pause the clients route around: a paused coordinator
                 // answers 503, and clients then try the next region's.
                 let paused = f.action != FaultAction::AdmissionResume;
-                push(at, admission(paused));
-                if let (Some(u), true) = (until, paused) {
-                    push(u, admission(false));
-                }
+                admission_requests(&region, paused, at, until, &mut push);
             }
-            FaultAction::CachesFlush | FaultAction::DrainRate => {
-                // Every node of the region: its coordinator and its workers.
-                let mut nodes = vec![(
-                    crate::world::hosts::coordinator_host(&region),
-                    crate::world::hosts::COORDINATOR_PORT,
-                )];
-                nodes.extend((0..scenario.system.workers_per_region).map(|k| {
-                    (
-                        crate::world::hosts::worker_host(&region, k),
-                        stampede_system::admin::ADMIN_PORT,
-                    )
-                }));
-                let (path, body, undo) = if f.action == FaultAction::CachesFlush {
-                    ("/v1/admin/caches/flush", "{}".to_string(), None)
-                } else {
-                    let factor = f.fraction.unwrap_or(1.0);
-                    (
-                        "/v1/admin/drain",
-                        format!("{{\"factor\":{factor}}}"),
-                        until.map(|u| (u, "{}".to_string())),
-                    )
-                };
-                for (host, port) in nodes {
-                    let request = |body: String| ProviderAction::Request {
-                        host: host.clone(),
-                        port,
-                        path: path.into(),
-                        body,
-                    };
-                    push(at, request(body.clone()));
-                    if let Some((u, lift)) = &undo {
-                        push(*u, request(lift.clone()));
-                    }
-                }
+            FaultAction::CachesFlush => {
+                let workers = scenario.system.workers_per_region;
+                let flush = ("/v1/admin/caches/flush", "{}".to_string());
+                node_requests(&region, workers, flush, at, None, &mut push);
+            }
+            FaultAction::DrainRate => {
+                let workers = scenario.system.workers_per_region;
+                let factor = f.fraction.unwrap_or(1.0);
+                let drain = ("/v1/admin/drain", format!("{{\"factor\":{factor}}}"));
+                let lift = until.map(|u| (u, "{}".to_string()));
+                node_requests(&region, workers, drain, at, lift, &mut push);
             }
             FaultAction::ConfigPush => {
                 let body = serde_json::to_string(&f.document).unwrap_or_default();
@@ -475,26 +527,7 @@ pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
             }
         }
     }
-    // A generated burst is a trigger as much as a fault: mark it.
-    if let Some(crate::input::arrivals::Generator::Burst {
-        burst_per_s,
-        at,
-        lasts,
-        ..
-    }) = &scenario.traffic.generate
-    {
-        let per_s = burst_per_s * scenario.traffic.load;
-        for (t, action) in [
-            (at.0, ProviderAction::Overload { per_s }),
-            (at.0 + lasts.0, ProviderAction::OverloadEnd),
-        ] {
-            out.push(Control {
-                at: t,
-                region: first.clone(),
-                action,
-            });
-        }
-    }
+    out.extend(burst_marks(scenario, &first));
     out.sort_by_key(|c| c.at);
     out
 }

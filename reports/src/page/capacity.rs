@@ -120,7 +120,20 @@ fn matrix(c: &Capacity) -> String {
 }
 
 fn charts(c: &Capacity) -> Vec<Chart> {
-    let mut out = vec![];
+    let mut out = vec![
+        goodput_chart(c),
+        latency_chart(c),
+        errors_chart(c),
+        calls_chart(c),
+    ];
+    out.extend(quota_chart(c));
+    out.extend(usl_chart(c));
+    out.push(spectrum_chart(c));
+    out
+}
+
+/// Goodput against offered, with y = x and 0.9·x.
+fn goodput_chart(c: &Capacity) -> Chart {
     let max_offered = c.points.iter().map(|p| p.offered_per_s).fold(0.0, f64::max);
     // Goodput against offered, with y = x and 0.9·x.
     let mut g = Chart::new(
@@ -174,7 +187,11 @@ fn charts(c: &Capacity) -> Vec<Chart> {
             .collect(),
     ));
     g.rules = knee_rule(c);
-    out.push(g);
+    g
+}
+
+/// The hockey stick: latency quantiles against offered load.
+fn latency_chart(c: &Capacity) -> Chart {
     // The hockey stick: linear x, log y.
     let mut y = axis("latency (ms, log scale)", TickFormat::Number);
     y.scale = Scale::Log10;
@@ -198,7 +215,11 @@ fn charts(c: &Capacity) -> Vec<Chart> {
             .push(by_load(c, name, color, false, |p| f(p).map(|v| v as f64)));
     }
     h.rules = knee_rule(c);
-    out.push(h);
+    h
+}
+
+/// Failed, lost and refused queries against offered load.
+fn errors_chart(c: &Capacity) -> Chart {
     let mut r = Chart::new(
         "Errors and refusals against offered load",
         "Queries that failed or were lost, and queries refused for good, as shares of queries offered.",
@@ -212,7 +233,11 @@ fn charts(c: &Capacity) -> Vec<Chart> {
     r.series.push(by_load(c, "refused", PALETTE[1], true, |p| {
         Some(p.refusal_rate)
     }));
-    out.push(r);
+    r
+}
+
+/// Provider calls per query against offered load.
+fn calls_chart(c: &Capacity) -> Chart {
     let mut k = Chart::new(
         "Provider calls per query against offered load",
         "The system's provider calls over queries offered: fan-out regressions show here before they reach a quota.",
@@ -223,11 +248,18 @@ fn charts(c: &Capacity) -> Vec<Chart> {
         .push(by_load(c, "calls per query", PALETTE[0], false, |p| {
             Some(p.calls_per_query)
         }));
-    out.push(k);
+    k
+}
+
+/// Peak use of each api's quota against offered load, when any api has one.
+fn quota_chart(c: &Capacity) -> Option<Chart> {
     let mut apis: Vec<&String> = c.points.iter().flat_map(|p| p.quota_peaks.keys()).collect();
     apis.sort();
     apis.dedup();
-    if !apis.is_empty() {
+    if apis.is_empty() {
+        return None;
+    }
+    {
         let mut q = Chart::new(
             "Quota headroom: peak use of each api's quota",
             "Per api, the highest share of its quota the system's accounts used in any 1 s, 10 s or 60 s window, over seeds. Above 100 % the provider throttles.",
@@ -248,9 +280,14 @@ fn charts(c: &Capacity) -> Vec<Chart> {
             label: "quota".into(),
             vertical: false,
         });
-        out.push(q);
+        Some(q)
     }
-    if let Some(u) = &c.usl {
+}
+
+/// The Universal Scalability Law fit, when there is one.
+fn usl_chart(c: &Capacity) -> Option<Chart> {
+    let u = c.usl.as_ref()?;
+    {
         let xs: Vec<f64> = c
             .points
             .iter()
@@ -292,8 +329,12 @@ fn charts(c: &Capacity) -> Vec<Chart> {
                 })
                 .collect(),
         ));
-        out.push(f);
+        Some(f)
     }
+}
+
+/// Each load's latency spectrum.
+fn spectrum_chart(c: &Capacity) -> Chart {
     let mut d = crate::page::run::hdr_chart("Latency spectrum at each load", &[]);
     let shades = [
         PALETTE[2], PALETTE[5], PALETTE[3], PALETTE[1], PALETTE[6], PALETTE[7], PALETTE[0],
@@ -312,8 +353,7 @@ fn charts(c: &Capacity) -> Vec<Chart> {
                 .collect(),
         ));
     }
-    out.push(d);
-    out
+    d
 }
 
 fn usl_html(c: &Capacity) -> String {

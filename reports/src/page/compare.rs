@@ -375,41 +375,15 @@ fn calls_by_api(r: &RunData, name: &str, y_max: f64) -> Chart {
     c
 }
 
-/// The compare page.
-pub fn compare_html(a: &RunData, b: &RunData) -> String {
-    let (na, nb) = names(a, b);
-    let (same, lines) = identity(a, b);
-    let mut body = format!(
-        "<h1>{} vs {}</h1>\n<p class=\"lede\">Seed {} and {}. A is drawn <span style=\"color:{A_COLOR}\">dashed, vermilion</span>; B <span style=\"color:{B_COLOR}\">solid, blue</span>.</p>\n<div class=\"{}\">{}</div>\n",
-        escape(&na),
-        escape(&nb),
-        a.header.seed,
-        b.header.seed,
-        if same { "ok-banner" } else { "banner" },
-        lines
-            .iter()
-            .map(|l| escape(l))
-            .collect::<Vec<_>>()
-            .join("<br>")
-    );
-    let _ = write!(
-        body,
-        "<table>\n<tr><th></th><th>A: {}</th><th>B: {}</th></tr>\n<tr><th>file</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n<tr><th>digest</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n<tr><th>replay</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n</table>\n",
-        escape(&na),
-        escape(&nb),
-        escape(&a.header.scenario_file),
-        escape(&b.header.scenario_file),
-        escape(&a.header.digest),
-        escape(&b.header.digest),
-        escape(&a.header.replay),
-        escape(&b.header.replay),
-    );
+/// The verdicts of both runs side by side, the changed ones marked.
+fn verdicts_html(a: &RunData, b: &RunData, na: &str, nb: &str) -> String {
+    let mut body = String::new();
     body.push_str("<section id=\"verdicts\" class=\"verdicts\"><h2>Verdicts</h2>\n<table>\n");
     let _ = writeln!(
         body,
         "<tr><th>invariant</th><th>A: {}</th><th>B: {}</th><th></th></tr>",
-        escape(&na),
-        escape(&nb)
+        escape(na),
+        escape(nb)
     );
     for (name, x, y) in verdict_rows(a, b) {
         let td = |v: Option<&crate::run::VerdictRow>| match v {
@@ -431,7 +405,14 @@ pub fn compare_html(a: &RunData, b: &RunData) -> String {
             if changed { "changed" } else { "" }
         );
     }
-    body.push_str("</table></section>\n<h2>Deltas</h2>\n<table>\n<tr><th>figure</th><th class=\"num\">A</th><th class=\"num\">B</th><th class=\"num\">Δ (B − A)</th><th class=\"num\">Δ%</th><th>B against A</th></tr>\n");
+    body.push_str("</table></section>\n");
+    body
+}
+
+/// The table of figures, A against B.
+fn deltas_html(a: &RunData, b: &RunData) -> String {
+    let mut body = String::new();
+    body.push_str("<h2>Deltas</h2>\n<table>\n<tr><th>figure</th><th class=\"num\">A</th><th class=\"num\">B</th><th class=\"num\">Δ (B − A)</th><th class=\"num\">Δ%</th><th>B against A</th></tr>\n");
     for (name, x, y, higher, f) in figures(a, b) {
         let (delta, pct) = match (x, y) {
             (Some(x), Some(y)) => (
@@ -456,13 +437,15 @@ pub fn compare_html(a: &RunData, b: &RunData) -> String {
             judge(x, y, higher)
         );
     }
-    body.push_str("</table>\n<p class=\"small\">No variance is shown: time is virtual and the world is deterministic, so on one seed a delta is exact. Spread comes only from other seeds.</p>\n");
-    body.push_str("<h2>Timeline</h2>\n");
-    body.push_str(&shared_timeline(a, b));
-    body.push_str("<h2>Overlaid</h2>\n");
+    body.push_str("</table>\n");
+    body
+}
+
+/// The charts of both runs overlaid.
+fn overlaid(a: &RunData, b: &RunData) -> [Chart; 6] {
     let per = |r: &RunData| format!("per {} of virtual time", clock(r.series.bin_ms));
     let counts = |v: &[u64]| v.iter().map(|n| Some(*n as f64)).collect::<Vec<_>>();
-    let charts = [
+    [
         overlay(
             a,
             b,
@@ -528,7 +511,45 @@ pub fn compare_html(a: &RunData, b: &RunData) -> String {
             y_axis(format!("calls {}", per(a)), TickFormat::Number),
             &|r| counts(&r.series.calls_total()),
         ),
-    ];
+    ]
+}
+
+/// The compare page.
+pub fn compare_html(a: &RunData, b: &RunData) -> String {
+    let (na, nb) = names(a, b);
+    let (same, lines) = identity(a, b);
+    let mut body = format!(
+        "<h1>{} vs {}</h1>\n<p class=\"lede\">Seed {} and {}. A is drawn <span style=\"color:{A_COLOR}\">dashed, vermilion</span>; B <span style=\"color:{B_COLOR}\">solid, blue</span>.</p>\n<div class=\"{}\">{}</div>\n",
+        escape(&na),
+        escape(&nb),
+        a.header.seed,
+        b.header.seed,
+        if same { "ok-banner" } else { "banner" },
+        lines
+            .iter()
+            .map(|l| escape(l))
+            .collect::<Vec<_>>()
+            .join("<br>")
+    );
+    let _ = write!(
+        body,
+        "<table>\n<tr><th></th><th>A: {}</th><th>B: {}</th></tr>\n<tr><th>file</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n<tr><th>digest</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n<tr><th>replay</th><td><code>{}</code></td><td><code>{}</code></td></tr>\n</table>\n",
+        escape(&na),
+        escape(&nb),
+        escape(&a.header.scenario_file),
+        escape(&b.header.scenario_file),
+        escape(&a.header.digest),
+        escape(&b.header.digest),
+        escape(&a.header.replay),
+        escape(&b.header.replay),
+    );
+    body.push_str(&verdicts_html(a, b, &na, &nb));
+    body.push_str(&deltas_html(a, b));
+    body.push_str("<p class=\"small\">No variance is shown: time is virtual and the world is deterministic, so on one seed a delta is exact. Spread comes only from other seeds.</p>\n");
+    body.push_str("<h2>Timeline</h2>\n");
+    body.push_str(&shared_timeline(a, b));
+    body.push_str("<h2>Overlaid</h2>\n");
+    let charts = overlaid(a, b);
     for c in &charts {
         body.push_str(&svg::render(c));
     }

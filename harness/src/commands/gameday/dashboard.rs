@@ -28,11 +28,9 @@ pub fn clock(t: Duration) -> String {
     }
 }
 
-/// The dashboard of `log` at `now`.
-pub fn dashboard(log: &EventLog, now: Duration) -> String {
+/// The queries as users see them, on one line.
+fn queries_line(log: &EventLog) -> String {
     let mut out = String::new();
-    let now_us = now.as_micros() as u64;
-    // Queries, as users see them.
     let (mut offered, mut running, mut ok, mut failed, mut refused, mut lost) = (0, 0, 0, 0, 0, 0);
     for q in client_queries(log).values() {
         if q.submitted_us.is_none() {
@@ -51,6 +49,59 @@ pub fn dashboard(log: &EventLog, now: Duration) -> String {
         out,
         "  queries    {offered} offered: {running} in flight, {ok} succeeded, {failed} failed, {refused} refused, {lost} lost"
     );
+    out
+}
+
+/// The system's calls per api in the last minute: all, throttled, other errors.
+fn calls_table(calls: &BTreeMap<&str, (u64, u64, u64)>) -> String {
+    let mut t = Table::new([
+        "system's calls, last 60 s",
+        "calls",
+        "throttled",
+        "other errors",
+    ]);
+    for (api, (n, th, err)) in calls {
+        t.row([
+            api.to_string(),
+            n.to_string(),
+            th.to_string(),
+            err.to_string(),
+        ]);
+    }
+    if t.is_empty() {
+        t.row(["(none)"]);
+    }
+    t.render(2)
+}
+
+/// The last notable events, one a line.
+fn notable_lines(notable: &[&Event]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "  last notable events:");
+    let from = notable.len().saturating_sub(NOTABLE);
+    if notable.is_empty() {
+        let _ = writeln!(out, "    (none)");
+    }
+    for e in &notable[from..] {
+        let mut what = format!("{} {}", e.target.trim_start_matches("stampede::"), e.name);
+        for k in [
+            "rule", "account", "api", "path", "status", "region", "error",
+        ] {
+            if let Some(v) = e.fields.get(k) {
+                let v = v.as_str().map_or(v.to_string(), str::to_string);
+                let _ = write!(what, " {k}={v}");
+            }
+        }
+        let _ = writeln!(out, "    {} {what}", clock(Duration::from_micros(e.t_us)));
+    }
+    out
+}
+
+/// The dashboard of `log` at `now`.
+pub fn dashboard(log: &EventLog, now: Duration) -> String {
+    let mut out = String::new();
+    let now_us = now.as_micros() as u64;
+    out.push_str(&queries_line(log));
     // The coordinators' gauges and the lake tasks left.
     let mut admission: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut lakes: BTreeMap<&str, u64> = BTreeMap::new();
@@ -156,40 +207,7 @@ pub fn dashboard(log: &EventLog, now: Duration) -> String {
             .join(", ")
     };
     let _ = writeln!(out, "  fleet      {fleet_line}");
-    let mut t = Table::new([
-        "system's calls, last 60 s",
-        "calls",
-        "throttled",
-        "other errors",
-    ]);
-    for (api, (n, th, err)) in &calls {
-        t.row([
-            api.to_string(),
-            n.to_string(),
-            th.to_string(),
-            err.to_string(),
-        ]);
-    }
-    if t.is_empty() {
-        t.row(["(none)"]);
-    }
-    out.push_str(&t.render(2));
-    let _ = writeln!(out, "  last notable events:");
-    let from = notable.len().saturating_sub(NOTABLE);
-    if notable.is_empty() {
-        let _ = writeln!(out, "    (none)");
-    }
-    for e in &notable[from..] {
-        let mut what = format!("{} {}", e.target.trim_start_matches("stampede::"), e.name);
-        for k in [
-            "rule", "account", "api", "path", "status", "region", "error",
-        ] {
-            if let Some(v) = e.fields.get(k) {
-                let v = v.as_str().map_or(v.to_string(), str::to_string);
-                let _ = write!(what, " {k}={v}");
-            }
-        }
-        let _ = writeln!(out, "    {} {what}", clock(Duration::from_micros(e.t_us)));
-    }
+    out.push_str(&calls_table(&calls));
+    out.push_str(&notable_lines(&notable));
     out
 }
