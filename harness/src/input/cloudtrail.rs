@@ -235,12 +235,32 @@ mod tests {
 
     use super::*;
 
-    fn write(name: &str, bytes: &[u8]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("stampede-ct-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
+    /// A test's own folder, removed when the test passes and kept when it fails.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(test: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("stampede-ct-{test}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!("kept {} for the failure above", self.0.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
     }
 
     const A: &str = r#"{"eventTime":"2020-09-14T00:44:25Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","userIdentity":{"accountId":"111111111111"}}"#;
@@ -248,15 +268,16 @@ mod tests {
 
     #[test]
     fn records_files_lines_and_gzip_give_the_same_trace() {
-        let lines = write("lines.ndjson", format!("{A}\n{B}\n").as_bytes());
-        let records = write(
+        let dir = Dir::new("shapes");
+        let lines = dir.write("lines.ndjson", format!("{A}\n{B}\n").as_bytes());
+        let records = dir.write(
             "records.json",
             format!("{{\"Records\":[{A},{B}]}}").as_bytes(),
         );
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(format!("{{\"Records\":[{A},{B}]}}").as_bytes())
             .unwrap();
-        let gzipped = write("records.json.gz", &gz.finish().unwrap());
+        let gzipped = dir.write("records.json.gz", &gz.finish().unwrap());
         let want = vec![
             ProviderRecord {
                 t_ms: 0,
@@ -280,13 +301,14 @@ mod tests {
             );
         }
         let text = to_jsonl(&want);
-        let back = write("trace.jsonl", text.as_bytes());
+        let back = dir.write("trace.jsonl", text.as_bytes());
         assert_eq!(load(&back).unwrap(), want);
     }
 
     #[test]
     fn a_record_without_a_time_is_located() {
-        let f = write(
+        let dir = Dir::new("no-time");
+        let f = dir.write(
             "bad.ndjson",
             format!("{A}\n{{\"eventSource\":\"sts.amazonaws.com\",\"eventName\":\"X\"}}\n")
                 .as_bytes(),

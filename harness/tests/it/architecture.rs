@@ -363,3 +363,24 @@ fn a_planted_import_circle_is_found() {
         "{found:?}"
     );
 }
+
+#[test]
+fn the_readme_names_every_mechanism_folder() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let mut folders: Vec<String> = std::fs::read_dir(repo("scenarios/mechanisms"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert!(folders.len() > 10, "{folders:?}");
+    let missing: Vec<&String> = folders
+        .iter()
+        .filter(|f| !readme.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md does not name these folders of scenarios/mechanisms/: {missing:?}"
+    );
+}

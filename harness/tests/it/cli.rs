@@ -13,11 +13,8 @@ fn stampede(args: &[&str], cwd: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> crate::Scratch {
+    crate::fresh_dir(name)
 }
 
 fn write_scenario(dir: &Path, body: &str) -> std::path::PathBuf {

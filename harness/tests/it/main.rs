@@ -35,7 +35,7 @@ mod reports;
 mod sweep;
 mod system;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A path in the repository, from its root. The root is found at run time from the
 /// `CARGO_MANIFEST_DIR` cargo sets for the test, not the one compiled in: CI runs the tests
@@ -90,10 +90,38 @@ pub fn said(out: &std::process::Output) -> String {
     )
 }
 
-/// An empty temporary folder of this test process, named after `name`.
-pub fn fresh_dir(name: &str) -> PathBuf {
+/// An empty temporary folder of this test process, named after `name`: removed when the test
+/// that holds it passes, kept (and named on stderr) when it fails.
+pub fn fresh_dir(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("stampede-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
+}
+
+/// A test's temporary folder ([`fresh_dir`]).
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for the failure above", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

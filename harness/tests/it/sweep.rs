@@ -27,11 +27,8 @@ fn every_scenario_reads_back_from_the_yaml_it_is_written_as() {
 }
 
 /// A scratch directory of its own for a test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("stampede-sweep-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> crate::Scratch {
+    crate::fresh_dir(&format!("sweep-{name}"))
 }
 
 /// The SQL-validation naive twin as a new user would write it: no `expect`, and a latency
