@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod dashboard;
+pub mod prompt;
 pub mod story;
 
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -6,6 +6,7 @@
 //! failed record, and the sweep goes on. Children run in their own process group, so Ctrl-C
 //! reaches the sweep alone, which stops them and keeps what finished.
 
+pub mod command;
 pub mod plan;
 pub mod record;
 pub mod report;
