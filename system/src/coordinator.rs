@@ -836,11 +836,10 @@ async fn set_admission(State(c): State<Arc<Coordinator>>, body: Bytes) -> Respon
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     };
     c.inner().paused = switch.paused;
-    let name = if switch.paused {
-        "admission_paused"
+    if switch.paused {
+        tracing::info!(target: QUERY_EVENTS, "admission_paused");
     } else {
-        "admission_resumed"
-    };
-    tracing::info!(target: QUERY_EVENTS, "{name}");
+        tracing::info!(target: QUERY_EVENTS, "admission_resumed");
+    }
     StatusCode::OK.into_response()
 }

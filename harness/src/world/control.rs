@@ -125,6 +125,11 @@ pub struct Control {
 }
 
 impl ProviderAction {
+    /// The name of the event ([`FAULT_EVENTS`]) logged when it takes effect.
+    pub fn event_name(&self) -> &'static str {
+        self.describe().0
+    }
+
     fn describe(&self) -> (&'static str, Vec<(&'static str, Value)>) {
         match self {
             Self::Freeze { account, duration } => (

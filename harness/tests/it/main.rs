@@ -34,6 +34,7 @@ mod recorded;
 mod reports;
 mod sweep;
 mod system;
+mod vocabulary;
 
 use std::path::{Path, PathBuf};
 
