@@ -85,6 +85,12 @@ impl QuotaTable {
         }
     }
 
+    /// Removes an api's limit: it is no longer rate-limited.
+    pub fn remove_limit(&mut self, api: &str) {
+        self.limits.remove(api);
+        self.buckets.retain(|(_, a), _| a != api);
+    }
+
     /// Whether `account` may call `api` now; takes a token if so.
     pub fn admit(&mut self, account: &str, api: &str, now: Duration) -> bool {
         let Some(limit) = self.limits.get(api).copied() else {

@@ -214,6 +214,15 @@ impl RegionModel {
         );
     }
 
+    /// Fault control: lift a throttle of `api`: its own quota, if the provider has one, holds
+    /// again; else it is not rate-limited.
+    pub fn lift_throttle(&mut self, api: &str) {
+        match self.config.quotas.get(api).copied() {
+            Some(limit) => self.quotas.set_limit(api, limit),
+            None => self.quotas.remove_limit(api),
+        }
+    }
+
     /// Fault control: add latency to every call.
     pub fn set_extra_latency(&mut self, latency: Duration) {
         self.extra_latency = latency;
@@ -410,6 +419,33 @@ mod tests {
         assert!(answers[1..].iter().all(|a| *a == Admission::Throttled));
         // Four requests reached the fleet, not one.
         assert_eq!(r.fleet_utilisation(t), 4.0 / capacity);
+    }
+
+    #[test]
+    fn a_lifted_throttle_gives_the_api_its_own_quota_back() {
+        let mut config = ProviderConfig::default();
+        let own = Limit {
+            rate_per_s: 5.0,
+            burst: 5.0,
+        };
+        config.quotas.insert("AssumeRole".into(), own);
+        let mut r = RegionModel::new(config);
+        r.throttle("AssumeRole", 1.0);
+        r.throttle("GetTable", 1.0);
+        r.lift_throttle("AssumeRole");
+        r.lift_throttle("GetTable");
+        let proceeds = |r: &mut RegionModel, api: &str| {
+            (0..20)
+                .filter(|_| {
+                    matches!(
+                        r.admit_plain("a", api, Duration::from_secs(9)),
+                        Admission::Proceed { .. }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(proceeds(&mut r, "AssumeRole"), 5, "its quota holds again");
+        assert_eq!(proceeds(&mut r, "GetTable"), 20, "it had none");
     }
 
     #[test]

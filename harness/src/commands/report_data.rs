@@ -13,7 +13,7 @@ use stampede_reports::run::{
 
 use crate::commands::run::RunReport;
 use crate::events::{Event, EventLog};
-use crate::input::scenario::{FaultAction, FaultSpec};
+use crate::input::scenario::Fault;
 use crate::judge::invariants::Verdict;
 use crate::judge::invariants::calls::{is_call, is_system_call, started};
 use crate::judge::invariants::clients::{client_queries, user_visible_failure};
@@ -324,29 +324,29 @@ fn gauges(log: &EventLog, s: &mut Series, at: &impl Fn(u64) -> usize) {
     }
 }
 
-/// Faults and operator actions from the scenario, overload bursts, alerts and freezes from the
-/// log, and the users' first failure and recovery from the client's view.
+/// Faults (the traffic's burst among them), alerts and freezes from the log, operator actions
+/// from the scenario, and the users' first failure and recovery from the client's view.
 fn timeline(report: &RunReport, virtual_ms: u64) -> Vec<Mark> {
     let scenario = &report.prepared.scenario;
     let mut marks = Vec::new();
-    for f in scenario.faults.iter().chain(&scenario.operator) {
-        marks.push(fault_mark(f, virtual_ms));
-    }
     let log = &report.log;
+    // Faults as the log shows them happen; operator actions as the scenario sets them.
+    for w in crate::judge::invariants::faults::windows(log) {
+        marks.push(Mark {
+            lane: Lane::Fault,
+            label: w.label(),
+            start_ms: w.start.t_us / 1000,
+            end_ms: Some(w.end.map_or(virtual_ms, |e| e.t_us / 1000)),
+        });
+    }
+    for f in scenario.timeline().filter(|f| f.kind.is_operator()) {
+        marks.push(operator_mark(f, virtual_ms));
+    }
     let mut open: BTreeMap<(Lane, String), (u64, String)> = BTreeMap::new();
     for e in log.events() {
         let str = |k: &str| e.str(k).unwrap_or("?").to_string();
         // (lane, key, label, whether it opens a window or closes one)
         let (lane, key, label, opens) = match (e.target.as_str(), e.name.as_str()) {
-            ("stampede::fault", "overload") => (
-                Lane::Fault,
-                "overload".to_string(),
-                format!("overload {}/s", e.u64("per_s").unwrap_or(0)),
-                true,
-            ),
-            ("stampede::fault", "overload_end") => {
-                (Lane::Fault, "overload".into(), String::new(), false)
-            }
             ("stampede::alert", "firing") => (
                 Lane::Alert,
                 str("rule"),
@@ -389,39 +389,20 @@ fn timeline(report: &RunReport, virtual_ms: u64) -> Vec<Mark> {
     marks
 }
 
-fn fault_mark(f: &FaultSpec, virtual_ms: u64) -> Mark {
+fn operator_mark(f: &Fault, virtual_ms: u64) -> Mark {
     let start_ms = f.at.0.as_millis() as u64;
-    let mut label = f.action.as_str().to_string();
-    for part in [
-        f.api.clone(),
-        f.rate_per_s.map(|r| format!("{r}/s")),
-        f.fraction.map(|x| format!("{x}")),
-        f.extra
-            .map(|x| format!("+{}", humantime::format_duration(x.0))),
-        f.host.clone(),
-        f.region.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let mut label = f.kind.label();
+    if let Some(region) = &f.region {
         label.push(' ');
-        label.push_str(&part);
+        label.push_str(region);
     }
-    let instant = matches!(
-        f.action,
-        FaultAction::CachesFlush | FaultAction::ConfigPush | FaultAction::AdmissionResume
-    );
     let end_ms = match f.lasts {
         Some(d) => Some((start_ms + d.0.as_millis() as u64).min(virtual_ms)),
-        None if instant => None,
+        None if f.kind.is_instant() => None,
         None => Some(virtual_ms),
     };
     Mark {
-        lane: if f.action.is_operator() {
-            Lane::Operator
-        } else {
-            Lane::Fault
-        },
+        lane: Lane::Operator,
         label,
         start_ms,
         end_ms,

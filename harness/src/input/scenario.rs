@@ -40,7 +40,7 @@ pub struct Scenario {
     pub invariants: Vec<InvariantSpec>,
     /// Faults and operator actions on the timeline.
     #[serde(default)]
-    pub faults: Vec<FaultSpec>,
+    pub faults: Vec<Fault>,
     /// Faults drawn per seed: kinds with ranges, each on for a seed with its probability
     /// (`crate::input::swarm`). A run draws its schedule and goes on as if `faults` listed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,7 +49,7 @@ pub struct Scenario {
     /// (`admission.pause`, `admission.resume`, `drain.rate`, `failover`, `caches.flush`,
     /// `config.push`); the same keys as a fault.
     #[serde(default)]
-    pub operator: Vec<FaultSpec>,
+    pub operator: Vec<Fault>,
     /// Alert rules, evaluated on the signals as they come (see `alert_fires`).
     #[serde(default)]
     pub alerts: Vec<crate::judge::alerts::AlertRule>,
@@ -73,7 +73,7 @@ pub struct Annotation {
     pub note: String,
 }
 
-pub use crate::input::fault::{FaultAction, FaultSpec};
+pub use crate::input::fault::{Fault, FaultKind};
 pub use crate::input::{InputError, tidy_field};
 pub use crate::judge::invariants::InvariantName;
 pub use crate::span::Span;
@@ -390,7 +390,7 @@ impl Scenario {
 
     /// The whole timeline: the faults, then the operator's actions (each applies at its own
     /// time, whichever list holds it).
-    pub fn timeline(&self) -> impl Iterator<Item = &FaultSpec> {
+    pub fn timeline(&self) -> impl Iterator<Item = &Fault> {
         self.faults.iter().chain(&self.operator)
     }
 }
@@ -558,7 +558,36 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, InputError> {
             };
         }
         let location = e.location();
-        let (line, column) = (location.map(|l| l.line()), location.map(|l| l.column()));
+        let (mut line, mut column) = (location.map(|l| l.line()), location.map(|l| l.column()));
+        // A fault's own checks run once the entry is read, where the parser has moved past it:
+        // point at the entry.
+        if let Some(entry) = field.clone().and_then(tidy_field).and_then(timeline_entry) {
+            // At the key it names, when it names one it refuses.
+            let refused = e.to_string();
+            let refused = refused
+                .split("takes no `")
+                .nth(1)
+                .and_then(|r| r.split('`').next());
+            (line, column) = match refused {
+                Some(key) => {
+                    field = field.map(|f| format!("{f}.{key}"));
+                    locate_key(text, &format!("{entry}.{key}"))
+                }
+                None => locate_key(text, &entry),
+            };
+        }
+        // A name refused by its own reader (a fault's `action`) is reported at its key: point
+        // at the name, as for any other unknown variant.
+        if let (Some(l), Some(c), Some(key)) = (line, column, field.as_deref())
+            && e.to_string().contains("unknown variant")
+        {
+            column = Some(value_column(
+                text,
+                l,
+                c,
+                key.rsplit('.').next().unwrap_or(key),
+            ));
+        }
         let mut message = first_line(&e.to_string());
         if let Some(key) = duplicate_key(&message) {
             let first = line
@@ -601,6 +630,34 @@ fn name_duplicate(field: Option<String>, key: &str) -> Option<String> {
         .and_then(|f| f.strip_suffix('?'))
         .unwrap_or("");
     Some(format!("{parent}{key}"))
+}
+
+/// The column of the value when (`line`, `column`) is at `key:` on its line, else `column`.
+fn value_column(text: &str, line: u64, column: u64, key: &str) -> u64 {
+    let Some(at) = text.lines().nth(line.saturating_sub(1) as usize) else {
+        return column;
+    };
+    let from = (column.saturating_sub(1) as usize).min(at.len());
+    let Some(rest) = at.get(from..).and_then(|r| r.strip_prefix(key)) else {
+        return column;
+    };
+    let Some(value) = rest.strip_prefix(':') else {
+        return column;
+    };
+    let spaces = value.len() - value.trim_start().len();
+    if value.trim().is_empty() {
+        return column;
+    }
+    column + (key.len() + 1 + spaces) as u64
+}
+
+/// `faults.N` for the path of a whole timeline entry (`faults[N]`, `operator[N]`).
+fn timeline_entry(field: String) -> Option<String> {
+    let (list, rest) = field.split_once('[')?;
+    let n: usize = rest.strip_suffix(']')?.parse().ok()?;
+    ["faults", "operator"]
+        .contains(&list)
+        .then(|| format!("{list}.{n}"))
 }
 
 /// serde-saphyr prefixes its message with the location; we print the location ourselves.
@@ -897,22 +954,16 @@ fn check_traffic(s: &Scenario) -> Result<(), Mistake> {
     Ok(())
 }
 
-/// Checks one fault or operator action against its scenario: the keys its action needs, a
-/// start within the run, hosts and regions of this world.
-pub(crate) fn check_fault(s: &Scenario, operator: bool, f: &FaultSpec) -> Result<(), String> {
-    if operator && !f.action.is_operator() {
+/// Checks a fault or operator action against its scenario (its own keys were checked when it
+/// was read): a start within the run, hosts and regions of this world, a second
+/// region to fail over to, and operator actions only under `operator`.
+pub(crate) fn check_fault(s: &Scenario, operator: bool, f: &Fault) -> Result<(), String> {
+    if operator && !f.kind.is_operator() {
         return Err(format!(
             "`{}` is not an operator action: list it under `faults`",
-            f.action.as_str()
+            f.kind.name()
         ));
     }
-    let need = |present: bool, what: &str| {
-        if present {
-            Ok(())
-        } else {
-            Err(format!("`{}` needs `{what}`", f.action.as_str()))
-        }
-    };
     if f.at.0 >= s.duration.0 {
         return Err(format!(
             "starts at {} but the run lasts {}",
@@ -920,69 +971,32 @@ pub(crate) fn check_fault(s: &Scenario, operator: bool, f: &FaultSpec) -> Result
             humantime::format_duration(s.duration.0)
         ));
     }
-    let provider_hosts: Vec<String> = s
-        .world
-        .regions
-        .iter()
-        .map(|r| format!("provider-{r}"))
-        .collect();
-    for host in f.host.iter().chain(f.between.iter().flatten()) {
-        if f.between.is_some() && (provider_hosts.contains(host) || host == "traffic") {
-            continue;
+    let known = |host: &str| {
+        s.world.regions.iter().any(|r| {
+            host == format!("coordinator-{r}")
+                || (0..s.system.workers_per_region).any(|k| host == format!("worker-{r}-{k}"))
+        })
+    };
+    let unknown = |host: &str| {
+        format!(
+            "no host `{host}` in this world (coordinator-REGION, worker-REGION-K, provider-REGION, traffic)"
+        )
+    };
+    match &f.kind {
+        FaultKind::HostCrash { host } if !known(host) => return Err(unknown(host)),
+        FaultKind::NetworkPartition { a, b } => {
+            let provider = |h: &str| s.world.regions.iter().any(|r| h == format!("provider-{r}"));
+            if let Some(h) = [a, b]
+                .into_iter()
+                .find(|h| !(known(h) || provider(h) || *h == "traffic"))
+            {
+                return Err(unknown(h));
+            }
         }
-        let known = s.world.regions.iter().any(|r| {
-            host == &format!("coordinator-{r}")
-                || (0..s.system.workers_per_region).any(|k| host == &format!("worker-{r}-{k}"))
-        });
-        if !known {
-            return Err(format!(
-                "no host `{host}` in this world (coordinator-REGION, worker-REGION-K, provider-REGION, traffic)"
-            ));
+        FaultKind::Failover if s.world.regions.len() < 2 => {
+            return Err("`failover` needs a second region in world.regions to fail over to".into());
         }
-    }
-    match f.action {
-        FaultAction::AccountFreeze => need(f.lasts.is_some(), "for")?,
-        FaultAction::ApiErrors => {
-            need(f.api.is_some(), "api")?;
-            need(
-                f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
-                "fraction (above 0, at most 1)",
-            )?;
-        }
-        FaultAction::ApiThrottle => {
-            need(f.api.is_some(), "api")?;
-            need(
-                f.rate_per_s.is_some_and(|r| r > 0.0),
-                "rate_per_s (above 0)",
-            )?;
-        }
-        FaultAction::RegionOutage => need(f.lasts.is_some(), "for")?,
-        FaultAction::HostCrash => {
-            need(f.host.is_some(), "host")?;
-            need(f.lasts.is_some(), "for")?;
-        }
-        FaultAction::Latency => need(f.extra.is_some(), "extra")?,
-        FaultAction::FleetCapacity => need(
-            f.fraction.is_some_and(|x| (0.0..=1.0).contains(&x)),
-            "fraction (0 to 1)",
-        )?,
-        FaultAction::ConfigPush => need(f.document.is_some(), "document")?,
-        FaultAction::AdmissionPause | FaultAction::AdmissionResume => {}
-        FaultAction::CachesFlush | FaultAction::LogsStall => {}
-        FaultAction::Failover => need(
-            s.world.regions.len() > 1,
-            "a second region in world.regions to fail over to",
-        )?,
-        FaultAction::DrainRate => need(
-            f.fraction.is_some_and(|x| x > 0.0 && x <= 1.0),
-            "fraction (above 0, at most 1)",
-        )?,
-        FaultAction::NetworkPartition => {
-            need(
-                f.between.as_ref().is_some_and(|b| b.len() == 2),
-                "between: [HOST, HOST]",
-            )?;
-        }
+        _ => {}
     }
     if let Some(r) = &f.region
         && !s.world.regions.contains(r)

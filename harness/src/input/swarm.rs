@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::input::fault::FaultSpec;
+use crate::input::fault::Fault;
 use crate::rng::sub_seed;
 
 /// A scenario's `swarm:` section.
@@ -52,7 +52,7 @@ pub struct Drawn {
     /// The kinds switched on, by index in `swarm.faults`.
     pub kinds_on: Vec<usize>,
     /// The concrete faults.
-    pub faults: Vec<FaultSpec>,
+    pub faults: Vec<Fault>,
     /// The concrete tuning knobs.
     pub tuning: Map<String, Value>,
 }
@@ -228,7 +228,7 @@ fn kind(i: usize, m: &Map<String, Value>) -> Result<Kind, String> {
 }
 
 /// A fault from drawn parameters.
-fn fault(params: Map<String, Value>) -> Result<FaultSpec, String> {
+fn fault(params: Map<String, Value>) -> Result<Fault, String> {
     serde_json::from_value(Value::Object(params)).map_err(|e| e.to_string())
 }
 
@@ -236,7 +236,7 @@ impl Swarm {
     /// The faults each kind can give at the ends of its ranges, for checking before any run:
     /// per kind, one fault with every parameter at its low end, one at its high end, and one
     /// per choice of each list. Errors name the kind's index.
-    pub fn extremes(&self) -> Result<Vec<(usize, Vec<FaultSpec>)>, KeyedError> {
+    pub fn extremes(&self) -> Result<Vec<(usize, Vec<Fault>)>, KeyedError> {
         let mut out = Vec::new();
         for (i, m) in self.faults.iter().enumerate() {
             let key = format!("swarm.faults.{i}");
@@ -345,6 +345,7 @@ impl Swarm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::fault::FaultKind;
 
     fn swarm(yaml: &str) -> Swarm {
         serde_saphyr::from_str(yaml).unwrap()
@@ -369,7 +370,7 @@ tuning:
             combinations.insert(d.kinds_on.clone());
             for f in &d.faults {
                 assert!(f.at.0 <= Duration::from_secs(90));
-                if let Some(r) = f.rate_per_s {
+                if let FaultKind::ApiThrottle { rate_per_s: r, .. } = f.kind {
                     assert!((0.5..=20.0).contains(&r), "{r}");
                 }
                 if let Some(lasts) = f.lasts {
@@ -377,7 +378,7 @@ tuning:
                         lasts.0 >= Duration::from_secs(1) && lasts.0 <= Duration::from_secs(30)
                     );
                 }
-                if let Some(e) = f.extra {
+                if let FaultKind::Latency { extra: e } = f.kind {
                     assert!(e.0 >= Duration::from_millis(10) && e.0 <= Duration::from_millis(500));
                 }
             }
@@ -422,7 +423,10 @@ tuning:
         assert_eq!(ends.len(), 2);
         // Low, high, and each api of the list.
         assert_eq!(ends[0].1.len(), 4);
-        assert_eq!(ends[0].1[1].rate_per_s, Some(20.0));
+        assert!(matches!(
+            ends[0].1[1].kind,
+            FaultKind::ApiThrottle { rate_per_s, .. } if rate_per_s == 20.0
+        ));
         let bad = swarm("faults:\n  - { action: api.throttle, at: [60s, 10s] }\n");
         let (key, e) = bad.extremes().unwrap_err();
         assert_eq!(key, "swarm.faults.0");

@@ -9,8 +9,8 @@
 //!
 //! - Source `logs`: the rule reads the system's own logs, which travel through the log
 //!   pipeline. While the pipeline is stalled (the `stalls` given to [`AlertEngine::new`]: the
-//!   scenario's `logs.stall` faults, from `at` for `for`, recorded as the `stampede::fault`
-//!   events `logs_stalled` and `logs_resumed`) the log agents drop what they receive: events
+//!   scenario's `logs.stall` faults, from `at` for `for`, recorded as their `fault_start` and
+//!   `fault_end` on `stampede::fault`) the log agents drop what they receive: events
 //!   stamped inside a stall never reach the rule, and are not delivered later either.
 //! - Source `metrics`: the rule reads the replay client's user-facing meter, the
 //!   `stampede::meter` event `traffic` on host `traffic`, sampled every 1 s of virtual time with

@@ -1,104 +1,44 @@
-//! Faults and operator actions on the provider, applied by the harness at virtual times: the
-//! controls the provider model offers (freeze, thaw, throttle, latency, fleet capacity) and
-//! the simulator's own (a region's provider host down and up). Each is logged as an event on
-//! `stampede::fault` when it takes effect.
+//! The timeline of a run: each fault's window (its start and its end, applied by the harness
+//! at virtual times to the provider's controls or to the simulation itself) and the requests
+//! by which operator actions reach the system. A fault's start and end are logged on
+//! `stampede::fault` as `fault_start` and `fault_end`, with the id they share, its kind
+//! (`fault`), its region and its parameters; faults that set the same knob (two throttles of
+//! one api, say) compose: when one ends, the latest still open holds the knob.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use stampede_fakes::ProviderRegion;
+use stampede_fakes::iam::SYSTEM_ACCOUNT;
 
 use crate::events::Recorder;
+use crate::input::fault::{Fault, FaultKind};
+use crate::input::scenario::Scenario;
 use crate::world::hosts::provider_host;
 
 /// The target of fault events.
 pub const FAULT_EVENTS: &str = crate::judge::invariants::vocabulary::FAULT_TARGET;
 
-/// What happens to a region's provider.
+/// One side of a fault's window, or an operator's request, as the timeline applies it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ProviderAction {
-    /// Freeze an account for a while: every call from it is refused as the provider does.
-    Freeze {
-        /// The 12-digit account.
-        account: String,
-        /// How long until it thaws.
-        duration: Duration,
+pub enum Action {
+    /// Fault `id` of the timeline begins; it ends at `until`, if it does.
+    Start {
+        /// Its id, shared with its end and logged with both.
+        id: u64,
+        /// What it is.
+        kind: FaultKind,
+        /// When it ends.
+        until: Option<Duration>,
     },
-    /// Thaw an account now.
-    Thaw {
-        /// The 12-digit account.
-        account: String,
+    /// Fault `id` ends.
+    End {
+        /// Its id.
+        id: u64,
+        /// What it was.
+        kind: FaultKind,
     },
-    /// Limit an api to a rate, for every account.
-    Throttle {
-        /// The api, e.g. `AssumeRole`.
-        api: String,
-        /// Calls per second.
-        rate_per_s: f64,
-    },
-    /// Add latency to every call.
-    Latency {
-        /// The added latency.
-        extra: Duration,
-    },
-    /// A share (0 to 1) of an api's calls fail with the service's 503 (0 lifts it).
-    Errors {
-        /// The api, e.g. `GetTable`.
-        api: String,
-        /// The share of its calls that fail.
-        share: f64,
-    },
-    /// Keep only this fraction (0 to 1) of the metadata fleet in service.
-    FleetCapacity {
-        /// The fraction in service.
-        fraction: f64,
-    },
-    /// The region goes down: its provider host and the system's hosts in it; connections are
-    /// refused, nothing answers.
-    RegionDown,
-    /// The region comes back, every host at once (services restart; stored data, the queue and
-    /// the system's journals survive).
-    RegionUp,
-    /// A host of the world (a coordinator, a worker) crashes: its memory is gone. The region
-    /// is only a label here.
-    HostCrash {
-        /// The host.
-        host: String,
-    },
-    /// A crashed host starts again from scratch.
-    HostRestart {
-        /// The host.
-        host: String,
-    },
-    /// The network between two hosts drops everything, both ways.
-    Partition {
-        /// One side.
-        a: String,
-        /// The other.
-        b: String,
-    },
-    /// A partition between two hosts heals.
-    Heal {
-        /// One side.
-        a: String,
-        /// The other.
-        b: String,
-    },
-    /// The log pipeline stalls: the system's logs stop reaching anything that reads them
-    /// (alert rules on logs go blind) until it resumes. The event log itself, the harness's
-    /// ground truth, still records everything.
-    LogsStall,
-    /// The log pipeline resumes.
-    LogsResume,
-    /// The traffic's burst begins (a `burst` generator): a mark on the timeline, which the
-    /// traffic itself carries out.
-    Overload {
-        /// Arrivals a second in the burst, as generated.
-        per_s: f64,
-    },
-    /// The burst ends.
-    OverloadEnd,
     /// An operator's HTTP POST to a host of the system (a config push, say), sent from the
     /// `operator` client host.
     Request {
@@ -121,120 +61,231 @@ pub struct Control {
     /// Which region.
     pub region: String,
     /// What.
-    pub action: ProviderAction,
+    pub action: Action,
 }
 
-impl ProviderAction {
-    /// The name of the event ([`FAULT_EVENTS`]) logged when it takes effect.
-    pub fn event_name(&self) -> &'static str {
-        self.describe().0
+impl Control {
+    /// Fault `id` of `kind` in `region`: its start at `at`, and its end at `until` if it ends.
+    pub fn window(
+        id: u64,
+        region: &str,
+        kind: FaultKind,
+        at: Duration,
+        until: Option<Duration>,
+    ) -> Vec<Control> {
+        let control = |at, action| Control {
+            at,
+            region: region.to_string(),
+            action,
+        };
+        let mut out = vec![control(
+            at,
+            Action::Start {
+                id,
+                kind: kind.clone(),
+                until,
+            },
+        )];
+        if let Some(u) = until {
+            out.push(control(u, Action::End { id, kind }));
+        }
+        out
+    }
+}
+
+/// The names of the events ([`FAULT_EVENTS`]) the timeline logs.
+pub const EVENT_NAMES: [&str; 3] = ["fault_start", "fault_end", "operator_request"];
+
+/// The controls of a run not yet applied, and the faults begun and not ended.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    /// In time order.
+    pending: Vec<Control>,
+    /// By id (ids are given in order of start): the region and kind of each open fault.
+    open: BTreeMap<u64, (String, FaultKind)>,
+}
+
+impl Timeline {
+    /// A timeline of `controls`.
+    pub fn new(mut controls: Vec<Control>) -> Self {
+        controls.sort_by_key(|c| c.at);
+        Self {
+            pending: controls,
+            open: BTreeMap::new(),
+        }
     }
 
-    fn describe(&self) -> (&'static str, Vec<(&'static str, Value)>) {
-        match self {
-            Self::Freeze { account, duration } => (
-                "freeze",
-                vec![
-                    ("account", json!(account)),
-                    ("duration_ms", json!(duration.as_millis() as u64)),
-                ],
-            ),
-            Self::Thaw { account } => ("thaw", vec![("account", json!(account))]),
-            Self::Throttle { api, rate_per_s } => (
-                "throttle",
-                vec![("api", json!(api)), ("rate_per_s", json!(rate_per_s))],
-            ),
-            Self::Latency { extra } => (
-                "latency",
-                vec![("extra_ms", json!(extra.as_millis() as u64))],
-            ),
-            Self::Errors { api, share } => {
-                ("errors", vec![("api", json!(api)), ("share", json!(share))])
-            }
-            Self::FleetCapacity { fraction } => {
-                ("fleet_capacity", vec![("fraction", json!(fraction))])
-            }
-            Self::RegionDown => ("region_down", vec![]),
-            Self::RegionUp => ("region_up", vec![]),
-            Self::HostCrash { host } => ("host_crash", vec![("host", json!(host))]),
-            Self::HostRestart { host } => ("host_restart", vec![("host", json!(host))]),
-            Self::Partition { a, b } => ("partition", vec![("a", json!(a)), ("b", json!(b))]),
-            Self::Heal { a, b } => ("heal", vec![("a", json!(a)), ("b", json!(b))]),
-            Self::LogsStall => ("logs_stalled", vec![]),
-            Self::Overload { per_s } => ("overload", vec![("per_s", json!(per_s))]),
-            Self::OverloadEnd => ("overload_end", vec![]),
-            Self::LogsResume => ("logs_resumed", vec![]),
-            Self::Request { host, path, .. } => (
-                "operator_request",
-                vec![("host", json!(host)), ("path", json!(path))],
-            ),
+    /// Adds a control, at a time not yet passed.
+    pub fn push(&mut self, control: Control) {
+        self.pending.push(control);
+        self.pending.sort_by_key(|c| c.at);
+    }
+
+    /// When the next control is due.
+    pub fn next_at(&self) -> Option<Duration> {
+        self.pending.first().map(|c| c.at)
+    }
+
+    /// Applies every control whose time has come, in order, and logs each.
+    pub fn apply_due(&mut self, now: Duration, world: &mut Effects<'_, '_>, recorder: &Recorder) {
+        while self.pending.first().is_some_and(|c| c.at <= now) {
+            let control = self.pending.remove(0);
+            let region = control.region.as_str();
+            let (name, id, kind) = match control.action {
+                // Sent by the operator client, which logs it when it goes out.
+                Action::Request { .. } => continue,
+                Action::Start { id, kind, until } => {
+                    if !world.start(region, &kind, now, until) {
+                        continue;
+                    }
+                    self.open.insert(id, (region.to_string(), kind.clone()));
+                    ("fault_start", id, kind)
+                }
+                Action::End { id, kind } => {
+                    self.open.remove(&id);
+                    // What the other faults still open of the same knob hold it at: the
+                    // latest begun.
+                    let still = self
+                        .open
+                        .values()
+                        .rev()
+                        .find(|(r, k)| r == region && same_knob(k, &kind))
+                        .map(|(_, k)| k);
+                    if !world.end(region, &kind, still, now) {
+                        continue;
+                    }
+                    ("fault_end", id, kind)
+                }
+            };
+            let mut fields: BTreeMap<String, Value> = kind
+                .fields()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            fields.insert("id".into(), json!(id));
+            fields.insert("fault".into(), json!(kind.name()));
+            fields.insert("region".into(), json!(control.region));
+            recorder.push(FAULT_EVENTS, name, fields);
         }
     }
 }
 
-/// Applies every control whose time has come, in order, and logs each.
-pub fn apply_due(
-    pending: &mut Vec<Control>,
-    now: Duration,
-    sim: &mut turmoil::Sim<'_>,
-    providers: &BTreeMap<String, ProviderRegion>,
-    region_hosts: &BTreeMap<String, Vec<String>>,
-    recorder: &Recorder,
-) {
-    while pending.first().is_some_and(|c| c.at <= now) {
-        let control = pending.remove(0);
-        let region = &control.region;
-        match (&control.action, providers.get(region)) {
-            // Sent by the operator client, which logs it when it goes out.
-            (ProviderAction::Request { .. }, _) => continue,
-            (ProviderAction::Partition { a, b }, _) => sim.partition(a.as_str(), b.as_str()),
-            (ProviderAction::Heal { a, b }, _) => sim.repair(a.as_str(), b.as_str()),
+/// Whether two faults set the same knob of a region's provider (a throttle of the same api,
+/// say), so that one ending hands the knob to the other.
+fn same_knob(a: &FaultKind, b: &FaultKind) -> bool {
+    match (a, b) {
+        (FaultKind::ApiThrottle { api: x, .. }, FaultKind::ApiThrottle { api: y, .. })
+        | (FaultKind::ApiErrors { api: x, .. }, FaultKind::ApiErrors { api: y, .. }) => x == y,
+        (FaultKind::Latency { .. }, FaultKind::Latency { .. })
+        | (FaultKind::FleetCapacity { .. }, FaultKind::FleetCapacity { .. }) => true,
+        _ => false,
+    }
+}
+
+/// What a fault can act on: the simulation and the regions' providers.
+pub struct Effects<'a, 's> {
+    /// The simulation.
+    pub sim: &'a mut turmoil::Sim<'s>,
+    /// Each region's provider.
+    pub providers: &'a BTreeMap<String, ProviderRegion>,
+    /// The system's hosts in each region.
+    pub region_hosts: &'a BTreeMap<String, Vec<String>>,
+}
+
+impl Effects<'_, '_> {
+    /// Takes every host of `region` down (its provider and the system's hosts), or brings
+    /// them all back at once (a hardened node then jitters its own start; stored data, the
+    /// queue and the system's journals survive). `false` when the world has no such region.
+    fn region(&mut self, region: &str, up: bool) -> bool {
+        if !self.providers.contains_key(region) {
+            return false;
+        }
+        let mut hosts = vec![provider_host(region)];
+        hosts.extend(self.region_hosts.get(region).into_iter().flatten().cloned());
+        for h in hosts {
+            if up {
+                self.sim.bounce(h);
+            } else {
+                self.sim.crash(h);
+            }
+        }
+        true
+    }
+
+    /// Starts a fault; `false` when it has nothing to act on (no provider in `region`).
+    fn start(
+        &mut self,
+        region: &str,
+        kind: &FaultKind,
+        now: Duration,
+        until: Option<Duration>,
+    ) -> bool {
+        match kind {
+            FaultKind::HostCrash { host } => self.sim.crash(host.as_str()),
+            FaultKind::NetworkPartition { a, b } => self.sim.partition(a.as_str(), b.as_str()),
+            // A region's outage takes down every host in it, the system's included.
+            FaultKind::RegionOutage => return self.region(region, false),
             // Only the alert engine reads the log pipeline, and it knows the stalls from the
-            // scenario: the event records when they happen.
-            (ProviderAction::LogsStall | ProviderAction::LogsResume, _) => {}
-            // The traffic makes the burst; the event marks it on the timeline.
-            (ProviderAction::Overload { .. } | ProviderAction::OverloadEnd, _) => {}
-            (ProviderAction::HostCrash { host }, _) => sim.crash(host.as_str()),
-            (ProviderAction::HostRestart { host }, _) => sim.bounce(host.as_str()),
-            // A region's outage takes down every host in it, the system's included; they all
-            // come back at once (a hardened node then jitters its own start).
-            (ProviderAction::RegionDown, Some(_)) => {
-                sim.crash(provider_host(region));
-                for h in region_hosts.get(region).into_iter().flatten() {
-                    sim.crash(h.as_str());
+            // scenario; the traffic makes its burst: the events mark them on the timeline.
+            FaultKind::LogsStall | FaultKind::TrafficBurst { .. } => {}
+            provider => {
+                // Between steps no host runs, so the provider's clock cannot be read: the
+                // simulation's time is the same clock.
+                let Some(p) = self.providers.get(region) else {
+                    return false;
+                };
+                let mut model = p.model();
+                match provider {
+                    FaultKind::AccountFreeze { account } => {
+                        let account = account.as_deref().unwrap_or(SYSTEM_ACCOUNT);
+                        model.freeze(account, until.unwrap_or(now + Duration::MAX / 4));
+                    }
+                    FaultKind::ApiThrottle { api, rate_per_s } => model.throttle(api, *rate_per_s),
+                    FaultKind::ApiErrors { api, fraction } => model.set_errors(api, *fraction),
+                    FaultKind::Latency { extra } => model.set_extra_latency(extra.0),
+                    FaultKind::FleetCapacity { fraction } => model.set_fleet_available(*fraction),
+                    // Operator actions reach the system as requests.
+                    _ => return false,
                 }
             }
-            (ProviderAction::RegionUp, Some(_)) => {
-                sim.bounce(provider_host(region));
-                for h in region_hosts.get(region).into_iter().flatten() {
-                    sim.bounce(h.as_str());
-                }
-            }
-            // Between steps no host runs, so the provider's clock cannot be read: the
-            // simulation's time is the same clock.
-            (ProviderAction::Freeze { account, duration }, Some(p)) => {
-                p.model().freeze(account, now + *duration)
-            }
-            (ProviderAction::Thaw { account }, Some(p)) => {
-                p.model().thaw(account);
-            }
-            (ProviderAction::Throttle { api, rate_per_s }, Some(p)) => {
-                p.model().throttle(api, *rate_per_s)
-            }
-            (ProviderAction::Latency { extra }, Some(p)) => p.model().set_extra_latency(*extra),
-            (ProviderAction::Errors { api, share }, Some(p)) => p.model().set_errors(api, *share),
-            (ProviderAction::FleetCapacity { fraction }, Some(p)) => {
-                p.model().set_fleet_available(*fraction)
-            }
-            (_, None) => continue,
         }
-        let (name, fields) = control.action.describe();
-        let mut fields: BTreeMap<String, Value> = fields
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        fields.insert("region".into(), json!(control.region));
-        recorder.push(FAULT_EVENTS, name, fields);
+        true
+    }
+
+    /// Ends a fault; `still` is the latest fault still open on the same knob, which then
+    /// holds it. `false` when it had nothing to act on.
+    fn end(
+        &mut self,
+        region: &str,
+        kind: &FaultKind,
+        still: Option<&FaultKind>,
+        now: Duration,
+    ) -> bool {
+        match kind {
+            FaultKind::HostCrash { host } => self.sim.bounce(host.as_str()),
+            FaultKind::NetworkPartition { a, b } => self.sim.repair(a.as_str(), b.as_str()),
+            FaultKind::RegionOutage => return self.region(region, true),
+            FaultKind::LogsStall | FaultKind::TrafficBurst { .. } => {}
+            // The provider thaws the account itself when its freeze runs out, now.
+            FaultKind::AccountFreeze { .. } => {}
+            provider => {
+                if let Some(next) = still {
+                    return self.start(region, next, now, None);
+                }
+                let Some(p) = self.providers.get(region) else {
+                    return false;
+                };
+                let mut model = p.model();
+                match provider {
+                    FaultKind::ApiThrottle { api, .. } => model.lift_throttle(api),
+                    FaultKind::ApiErrors { api, .. } => model.set_errors(api, 0.0),
+                    FaultKind::Latency { .. } => model.set_extra_latency(Duration::ZERO),
+                    FaultKind::FleetCapacity { .. } => model.set_fleet_available(1.0),
+                    _ => return false,
+                }
+            }
+        }
+        true
     }
 }
 
@@ -261,7 +312,7 @@ pub async fn operator(queue: std::rc::Rc<std::cell::RefCell<Vec<Control>>>) -> t
             q.drain(..n).collect()
         };
         for c in due {
-            let ProviderAction::Request {
+            let Action::Request {
                 host,
                 port,
                 path,
@@ -283,10 +334,10 @@ pub async fn operator(queue: std::rc::Rc<std::cell::RefCell<Vec<Control>>>) -> t
 }
 
 /// The windows of virtual time, in microseconds, when the scenario stalls the log pipeline.
-pub fn log_stalls(scenario: &crate::input::scenario::Scenario) -> Vec<std::ops::Range<u64>> {
+pub fn log_stalls(scenario: &Scenario) -> Vec<std::ops::Range<u64>> {
     scenario
         .timeline()
-        .filter(|f| f.action == crate::input::scenario::FaultAction::LogsStall)
+        .filter(|f| f.kind == FaultKind::LogsStall)
         .map(|f| {
             let at = f.at.0.as_micros() as u64;
             at..f.lasts.map_or(u64::MAX, |d| at + d.0.as_micros() as u64)
@@ -301,9 +352,9 @@ fn admission_requests(
     paused: bool,
     at: Duration,
     until: Option<Duration>,
-    push: &mut impl FnMut(Duration, ProviderAction),
+    push: &mut impl FnMut(Duration, Action),
 ) {
-    let admission = |paused: bool| ProviderAction::Request {
+    let admission = |paused: bool| Action::Request {
         host: crate::world::hosts::coordinator_host(region),
         port: crate::world::hosts::COORDINATOR_PORT,
         path: "/v1/admin/admission".into(),
@@ -323,7 +374,7 @@ fn node_requests(
     (path, body): (&str, String),
     at: Duration,
     undo: Option<(Duration, String)>,
-    push: &mut impl FnMut(Duration, ProviderAction),
+    push: &mut impl FnMut(Duration, Action),
 ) {
     let mut nodes = vec![(
         crate::world::hosts::coordinator_host(region),
@@ -336,7 +387,7 @@ fn node_requests(
         )
     }));
     for (host, port) in nodes {
-        let request = |body: String| ProviderAction::Request {
+        let request = |body: String| Action::Request {
             host: host.clone(),
             port,
             path: path.into(),
@@ -349,191 +400,92 @@ fn node_requests(
     }
 }
 
-/// `start` at `at`, and `end` at `until` when the fault ends.
-fn pair(
-    push: &mut impl FnMut(Duration, ProviderAction),
-    (at, until): (Duration, Option<Duration>),
-    start: ProviderAction,
-    end: ProviderAction,
-) {
-    push(at, start);
-    if let Some(u) = until {
-        push(u, end);
+/// A generated burst is a trigger as much as a fault: its window, as fault `id` in `first`.
+fn burst(scenario: &Scenario, first: &str, id: u64) -> Vec<Control> {
+    match &scenario.traffic.generate {
+        Some(crate::input::arrivals::Generator::Burst {
+            burst_per_s,
+            at,
+            lasts,
+            ..
+        }) => {
+            let per_s = burst_per_s * scenario.traffic.load;
+            let kind = FaultKind::TrafficBurst { per_s };
+            Control::window(id, first, kind, at.0, Some(at.0 + lasts.0))
+        }
+        _ => Vec::new(),
     }
 }
 
-/// A generated burst is a trigger as much as a fault: its start and end, marked in `first`.
-fn burst_marks(scenario: &crate::input::scenario::Scenario, first: &str) -> Vec<Control> {
+/// The controls of a scenario's timeline: each fault's window, with the index of the fault in
+/// `faults` as its id (the burst of a `burst` generator comes after them), and the requests by
+/// which the operator's actions reach the system.
+pub fn timeline(scenario: &Scenario) -> Vec<Control> {
+    let first = scenario.world.regions.first().cloned().unwrap_or_default();
     let mut out = Vec::new();
-    if let Some(crate::input::arrivals::Generator::Burst {
-        burst_per_s,
-        at,
-        lasts,
-        ..
-    }) = &scenario.traffic.generate
-    {
-        let per_s = burst_per_s * scenario.traffic.load;
-        for (t, action) in [
-            (at.0, ProviderAction::Overload { per_s }),
-            (at.0 + lasts.0, ProviderAction::OverloadEnd),
-        ] {
-            out.push(Control {
-                at: t,
-                region: first.to_string(),
-                action,
-            });
+    for (id, f) in scenario.faults.iter().enumerate() {
+        if f.kind.is_operator() {
+            continue;
         }
+        let region = f.region.as_deref().unwrap_or(&first);
+        let until = f.lasts.map(|d| f.at.0 + d.0);
+        out.extend(Control::window(
+            id as u64,
+            region,
+            f.kind.clone(),
+            f.at.0,
+            until,
+        ));
     }
+    for f in scenario.timeline().filter(|f| f.kind.is_operator()) {
+        out.extend(requests(scenario, f, &first));
+    }
+    out.extend(burst(scenario, &first, scenario.faults.len() as u64));
+    out.sort_by_key(|c| c.at);
     out
 }
 
-/// The controls of a scenario's `faults:` timeline, each fault with its undoing.
-pub fn timeline(scenario: &crate::input::scenario::Scenario) -> Vec<Control> {
-    use crate::input::scenario::FaultAction;
-    let first = scenario.world.regions.first().cloned().unwrap_or_default();
+/// The requests by which operator action `f` reaches the system.
+fn requests(scenario: &Scenario, f: &Fault, first: &str) -> Vec<Control> {
+    let region = f.region.clone().unwrap_or_else(|| first.to_string());
+    let at = f.at.0;
+    let until = f.lasts.map(|d| at + d.0);
     let mut out = Vec::new();
-    for f in scenario.timeline() {
-        let region = f.region.clone().unwrap_or_else(|| first.clone());
-        let at = f.at.0;
-        let until = f.lasts.map(|d| at + d.0);
-        let mut push = |at: Duration, action: ProviderAction| {
-            out.push(Control {
-                at,
-                region: region.clone(),
-                action,
-            })
-        };
-        match f.action {
-            FaultAction::AccountFreeze => {
-                let account = f
-                    .account
-                    .clone()
-                    .unwrap_or_else(|| stampede_fakes::iam::SYSTEM_ACCOUNT.to_string());
-                let duration = f.lasts.map_or(Duration::MAX / 4, |d| d.0);
-                push(at, ProviderAction::Freeze { account, duration });
-            }
-            FaultAction::ApiThrottle => {
-                let api = f.api.clone().unwrap_or_default();
-                let rate_per_s = f.rate_per_s.unwrap_or(1.0);
-                push(
-                    at,
-                    ProviderAction::Throttle {
-                        api: api.clone(),
-                        rate_per_s,
-                    },
-                );
-                if let Some(u) = until {
-                    // Lifted: back to no limit of our making.
-                    push(
-                        u,
-                        ProviderAction::Throttle {
-                            api,
-                            rate_per_s: 1e12,
-                        },
-                    );
-                }
-            }
-            FaultAction::ApiErrors => {
-                let api = f.api.clone().unwrap_or_default();
-                let share = f.fraction.unwrap_or(0.0);
-                push(
-                    at,
-                    ProviderAction::Errors {
-                        api: api.clone(),
-                        share,
-                    },
-                );
-                if let Some(u) = until {
-                    push(u, ProviderAction::Errors { api, share: 0.0 });
-                }
-            }
-            FaultAction::RegionOutage => pair(
-                &mut push,
-                (at, until),
-                ProviderAction::RegionDown,
-                ProviderAction::RegionUp,
-            ),
-            FaultAction::HostCrash => {
-                let host = f.host.clone().unwrap_or_default();
-                push(at, ProviderAction::HostCrash { host: host.clone() });
-                if let Some(u) = until {
-                    push(u, ProviderAction::HostRestart { host });
-                }
-            }
-            FaultAction::Latency => pair(
-                &mut push,
-                (at, until),
-                ProviderAction::Latency {
-                    extra: f.extra.map_or(Duration::ZERO, |e| e.0),
-                },
-                ProviderAction::Latency {
-                    extra: Duration::ZERO,
-                },
-            ),
-            FaultAction::FleetCapacity => pair(
-                &mut push,
-                (at, until),
-                ProviderAction::FleetCapacity {
-                    fraction: f.fraction.unwrap_or(1.0),
-                },
-                ProviderAction::FleetCapacity { fraction: 1.0 },
-            ),
-            FaultAction::NetworkPartition => {
-                let (a, b) = match f.between.as_deref() {
-                    Some([a, b]) => (a.clone(), b.clone()),
-                    _ => continue,
-                };
-                push(
-                    at,
-                    ProviderAction::Partition {
-                        a: a.clone(),
-                        b: b.clone(),
-                    },
-                );
-                if let Some(u) = until {
-                    push(u, ProviderAction::Heal { a, b });
-                }
-            }
-            FaultAction::LogsStall => pair(
-                &mut push,
-                (at, until),
-                ProviderAction::LogsStall,
-                ProviderAction::LogsResume,
-            ),
-            FaultAction::AdmissionPause | FaultAction::AdmissionResume | FaultAction::Failover => {
-                // A failover is a pause the clients route around: a paused coordinator
-                // answers 503, and clients then try the next region's.
-                let paused = f.action != FaultAction::AdmissionResume;
-                admission_requests(&region, paused, at, until, &mut push);
-            }
-            FaultAction::CachesFlush => {
-                let workers = scenario.system.workers_per_region;
-                let flush = ("/v1/admin/caches/flush", "{}".to_string());
-                node_requests(&region, workers, flush, at, None, &mut push);
-            }
-            FaultAction::DrainRate => {
-                let workers = scenario.system.workers_per_region;
-                let factor = f.fraction.unwrap_or(1.0);
-                let drain = ("/v1/admin/drain", format!("{{\"factor\":{factor}}}"));
-                let lift = until.map(|u| (u, "{}".to_string()));
-                node_requests(&region, workers, drain, at, lift, &mut push);
-            }
-            FaultAction::ConfigPush => {
-                let body = serde_json::to_string(&f.document).unwrap_or_default();
-                push(
-                    at,
-                    ProviderAction::Request {
-                        host: crate::world::hosts::coordinator_host(&first),
-                        port: crate::world::hosts::COORDINATOR_PORT,
-                        path: "/v1/config".into(),
-                        body,
-                    },
-                );
-            }
+    let mut push = |at: Duration, action: Action| {
+        out.push(Control {
+            at,
+            region: region.clone(),
+            action,
+        })
+    };
+    let workers = scenario.system.workers_per_region;
+    match &f.kind {
+        FaultKind::AdmissionPause | FaultKind::AdmissionResume | FaultKind::Failover => {
+            // A failover is a pause the clients route around: a paused coordinator
+            // answers 503, and clients then try the next region's.
+            let paused = f.kind != FaultKind::AdmissionResume;
+            admission_requests(&region, paused, at, until, &mut push);
         }
+        FaultKind::CachesFlush => {
+            let flush = ("/v1/admin/caches/flush", "{}".to_string());
+            node_requests(&region, workers, flush, at, None, &mut push);
+        }
+        FaultKind::DrainRate { fraction } => {
+            let drain = ("/v1/admin/drain", format!("{{\"factor\":{fraction}}}"));
+            let lift = until.map(|u| (u, "{}".to_string()));
+            node_requests(&region, workers, drain, at, lift, &mut push);
+        }
+        FaultKind::ConfigPush { document } => push(
+            at,
+            Action::Request {
+                host: crate::world::hosts::coordinator_host(first),
+                port: crate::world::hosts::COORDINATOR_PORT,
+                path: "/v1/config".into(),
+                body: serde_json::to_string(document).unwrap_or_default(),
+            },
+        ),
+        _ => {}
     }
-    out.extend(burst_marks(scenario, &first));
-    out.sort_by_key(|c| c.at);
     out
 }
 
@@ -547,16 +499,24 @@ mod tests {
     fn a_timeline_becomes_controls_with_their_undoing() {
         let text = "name: t\nduration: 10m\nworld:\n  regions: [a, b]\n  lakes: { count: 4 }\ntraffic:\n  replay: t.jsonl\nfaults:\n  - { at: 1m, action: region.outage, region: b, for: 2m }\n  - { at: 30s, action: api.throttle, api: AssumeRole, rate_per_s: 5 }\n  - { at: 2m, action: host.crash, host: worker-a-0, for: 10s }\n";
         let s = crate::input::scenario::parse(Path::new("t.yaml"), text).unwrap();
-        let got: Vec<(u64, &str, String)> = timeline(&s)
+        let got: Vec<(u64, &str, u64, &str, String)> = timeline(&s)
             .iter()
-            .map(|c| (c.at.as_secs(), c.action.describe().0, c.region.clone()))
+            .map(|c| match &c.action {
+                Action::Start { id, kind, .. } => {
+                    (c.at.as_secs(), "start", *id, kind.name(), c.region.clone())
+                }
+                Action::End { id, kind } => {
+                    (c.at.as_secs(), "end", *id, kind.name(), c.region.clone())
+                }
+                Action::Request { .. } => unreachable!("no operator action here"),
+            })
             .collect();
         let want = vec![
-            (30, "throttle", "a".to_string()),
-            (60, "region_down", "b".to_string()),
-            (120, "host_crash", "a".to_string()),
-            (130, "host_restart", "a".to_string()),
-            (180, "region_up", "b".to_string()),
+            (30, "start", 1, "api.throttle", "a".to_string()),
+            (60, "start", 0, "region.outage", "b".to_string()),
+            (120, "start", 2, "host.crash", "a".to_string()),
+            (130, "end", 2, "host.crash", "a".to_string()),
+            (180, "end", 0, "region.outage", "b".to_string()),
         ];
         assert_eq!(got, want);
     }
@@ -593,7 +553,7 @@ mod tests {
         let got: Vec<(u64, String, String)> = timeline(&s)
             .into_iter()
             .filter_map(|c| match c.action {
-                ProviderAction::Request { host, body, .. } => Some((c.at.as_secs(), host, body)),
+                Action::Request { host, body, .. } => Some((c.at.as_secs(), host, body)),
                 _ => None,
             })
             .collect();

@@ -12,7 +12,7 @@ use stampede_system::{Lake, SystemConfig};
 use crate::input::scenario::Scenario;
 use crate::input::trace::{LakeSelector, Trace};
 use crate::rng::sub_seed;
-use crate::world::control::{self, Control, ProviderAction};
+use crate::world::control::{self, Action, Control};
 use crate::world::hosts::{COORDINATOR_PORT, coordinator_host};
 use crate::world::traffic::Submission;
 
@@ -75,7 +75,7 @@ pub fn lower(
     let (mut requests, mut controls): (Vec<Control>, Vec<Control>) = controls
         .iter()
         .cloned()
-        .partition(|c| matches!(c.action, ProviderAction::Request { .. }));
+        .partition(|c| matches!(c.action, Action::Request { .. }));
     controls.sort_by_key(|c| c.at);
     requests.sort_by_key(|c| c.at);
     let net = &scenario.world.network;

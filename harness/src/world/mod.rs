@@ -31,7 +31,7 @@ use crate::events::{EventLog, Recorder};
 use crate::input::scenario::Scenario;
 use crate::input::trace::Trace;
 use crate::rng::sub_seed;
-use crate::world::control::{Control, OPERATOR_HOST, ProviderAction, apply_due, operator};
+use crate::world::control::{Action, Control, Effects, OPERATOR_HOST, Timeline, operator};
 use crate::world::lower::{Plan, SelectorError};
 use crate::world::net::{SimDialer, serve};
 use crate::world::traffic::{Reply, replay};
@@ -268,7 +268,7 @@ impl Builder {
             recorder,
             providers,
             region_hosts,
-            pending: plan.controls,
+            timeline: Timeline::new(plan.controls),
             operator_queue,
             replies,
             now,
@@ -435,8 +435,8 @@ pub struct World<'r> {
     recorder: &'r Recorder,
     providers: BTreeMap<String, ProviderRegion>,
     region_hosts: BTreeMap<String, Vec<String>>,
-    /// Controls not yet applied, in time order.
-    pending: Vec<Control>,
+    /// Controls not yet applied, and faults open.
+    timeline: Timeline,
     /// Operator requests not yet sent, in time order; the operator host takes them.
     operator_queue: Rc<RefCell<Vec<Control>>>,
     replies: Rc<RefCell<Vec<Reply>>>,
@@ -467,13 +467,12 @@ impl World<'_> {
     /// Adds `control` to the timeline, at a time not yet passed: an operator request goes to
     /// the operator host, anything else is applied by the step loop when its time comes.
     pub fn apply(&mut self, control: Control) {
-        if matches!(control.action, ProviderAction::Request { .. }) {
+        if matches!(control.action, Action::Request { .. }) {
             let mut queue = self.operator_queue.borrow_mut();
             queue.push(control);
             queue.sort_by_key(|c| c.at);
         } else {
-            self.pending.push(control);
-            self.pending.sort_by_key(|c| c.at);
+            self.timeline.push(control);
         }
     }
 
@@ -498,16 +497,15 @@ impl World<'_> {
             let elapsed = self.sim.elapsed();
             self.recorder.set_now(elapsed);
             self.now.set(elapsed);
-            apply_due(
-                &mut self.pending,
-                elapsed,
-                &mut self.sim,
-                &self.providers,
-                &self.region_hosts,
-                self.recorder,
-            );
+            let mut effects = Effects {
+                sim: &mut self.sim,
+                providers: &self.providers,
+                region_hosts: &self.region_hosts,
+            };
+            self.timeline
+                .apply_due(elapsed, &mut effects, self.recorder);
             if hook.is_none() {
-                let next = self.pending.first().map_or(end, |c| c.at.min(end));
+                let next = self.timeline.next_at().map_or(end, |at| at.min(end));
                 let ahead = next.saturating_sub(elapsed).as_nanos();
                 let max = ahead.div_ceil(self.tick.as_nanos().max(1));
                 let jumped = self.sim.step_idle(u64::try_from(max).unwrap_or(u64::MAX));

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use stampede::events::{EventLog, Recorder};
-use stampede::world::control::{Control, ProviderAction};
+use stampede::input::fault::FaultKind;
+use stampede::span::Span;
+use stampede::world::control::Control;
 use stampede::world::simulate;
 use stampede_fakes::iam::SYSTEM_ACCOUNT;
 
@@ -41,72 +43,56 @@ fn answers(log: &EventLog) -> Vec<(u64, u64)> {
 
 #[test]
 fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
-    let region = "eu-west-1".to_string();
-    let controls = vec![
-        Control {
-            at: Duration::from_secs(50),
-            region: region.clone(),
-            action: ProviderAction::Freeze {
-                account: SYSTEM_ACCOUNT.into(),
-                duration: Duration::from_secs(20),
+    let region = "eu-west-1";
+    let secs = Duration::from_secs;
+    let windows = [
+        (
+            FaultKind::AccountFreeze {
+                account: Some(SYSTEM_ACCOUNT.into()),
             },
-        },
-        Control {
-            at: Duration::from_secs(110),
-            region: region.clone(),
-            action: ProviderAction::RegionDown,
-        },
-        Control {
-            at: Duration::from_secs(130),
-            region: region.clone(),
-            action: ProviderAction::RegionUp,
-        },
-        Control {
-            at: Duration::from_secs(170),
-            region: region.clone(),
-            action: ProviderAction::Throttle {
+            (50, 70),
+        ),
+        (FaultKind::RegionOutage, (110, 130)),
+        (
+            FaultKind::ApiThrottle {
                 api: "GetObject".into(),
                 rate_per_s: 0.01,
             },
-        },
-        Control {
-            at: Duration::from_secs(200),
-            region: region.clone(),
-            action: ProviderAction::Throttle {
-                api: "GetObject".into(),
-                rate_per_s: 1e9,
+            (170, 200),
+        ),
+        (
+            FaultKind::Latency {
+                extra: Span(Duration::from_millis(500)),
             },
-        },
-        Control {
-            at: Duration::from_secs(230),
-            region: region.clone(),
-            action: ProviderAction::Latency {
-                extra: Duration::from_millis(500),
-            },
-        },
-        Control {
-            at: Duration::from_secs(260),
-            region,
-            action: ProviderAction::Latency {
-                extra: Duration::ZERO,
-            },
-        },
+            (230, 260),
+        ),
     ];
+    let controls: Vec<Control> = windows
+        .into_iter()
+        .enumerate()
+        .flat_map(|(id, (kind, (from, to)))| {
+            Control::window(id as u64, region, kind, secs(from), Some(secs(to)))
+        })
+        .collect();
     let log = run(&controls);
-    let faults: Vec<(u64, &str)> = log
+    let faults: Vec<(u64, &str, u64, &str)> = log
         .of("stampede::fault")
-        .map(|e| (e.time().as_secs(), e.name.as_str()))
+        .map(|e| {
+            let (id, kind) = (e.u64("id").unwrap(), e.str("fault").unwrap());
+            (e.time().as_secs(), e.name.as_str(), id, kind)
+        })
         .collect();
     assert_eq!(
         faults,
         vec![
-            (50, "freeze"),
-            (110, "region_down"),
-            (130, "region_up"),
-            (170, "throttle"),
-            (200, "throttle"),
-            (230, "latency"),
-            (260, "latency")
+            (50, "fault_start", 0, "account.freeze"),
+            (70, "fault_end", 0, "account.freeze"),
+            (110, "fault_start", 1, "region.outage"),
+            (130, "fault_end", 1, "region.outage"),
+            (170, "fault_start", 2, "api.throttle"),
+            (200, "fault_end", 2, "api.throttle"),
+            (230, "fault_start", 3, "latency"),
+            (260, "fault_end", 3, "latency"),
         ]
     );
     // The query at 60 s meets the freeze: the hardened system holds it (workers take no task
@@ -183,27 +169,15 @@ fn a_freeze_and_an_outage_fail_the_queries_in_their_windows() {
 fn a_partition_between_a_worker_and_the_provider_delays_work_until_it_heals() {
     // Smoke has one worker: cut it off from the provider from 50 s to 90 s. The query at 60 s
     // waits in the queue and is answered after the heal.
-    let controls = vec![
-        Control {
-            at: Duration::from_secs(50),
-            region: "eu-west-1".into(),
-            action: ProviderAction::Partition {
-                a: "worker-eu-west-1-0".into(),
-                b: "provider-eu-west-1".into(),
-            },
-        },
-        Control {
-            at: Duration::from_secs(90),
-            region: "eu-west-1".into(),
-            action: ProviderAction::Heal {
-                a: "worker-eu-west-1-0".into(),
-                b: "provider-eu-west-1".into(),
-            },
-        },
-    ];
+    let cut = FaultKind::NetworkPartition {
+        a: "worker-eu-west-1-0".into(),
+        b: "provider-eu-west-1".into(),
+    };
+    let (from, to) = (Duration::from_secs(50), Duration::from_secs(90));
+    let controls = Control::window(0, "eu-west-1", cut, from, Some(to));
     let log = run(&controls);
     let names: Vec<&str> = log.of("stampede::fault").map(|e| e.name.as_str()).collect();
-    assert_eq!(names, vec!["partition", "heal"]);
+    assert_eq!(names, vec!["fault_start", "fault_end"]);
     let answered = log
         .of("stampede::traffic")
         .find(|e| e.name == "answered" && e.u64("seq") == Some(5))

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stampede::events::{EventLog, Recorder};
+use stampede::input::fault::FaultKind;
 use stampede::judge::invariants::no_lost_queries;
-use stampede::world::control::{Control, ProviderAction};
+use stampede::world::control::{Action, Control};
 use stampede::world::{lower::lake_directory, simulate};
 
 use crate::correctness::direct;
@@ -173,20 +174,11 @@ fn a_coordinator_crash_mid_query_loses_no_accepted_query() {
             ),
         ],
     );
-    let host = "coordinator-eu-west-1".to_string();
-    let region = "eu-west-1".to_string();
-    let controls = [
-        Control {
-            at: Duration::from_secs(3),
-            region: region.clone(),
-            action: ProviderAction::HostCrash { host: host.clone() },
-        },
-        Control {
-            at: Duration::from_secs(20),
-            region,
-            action: ProviderAction::HostRestart { host },
-        },
-    ];
+    let crash = FaultKind::HostCrash {
+        host: "coordinator-eu-west-1".into(),
+    };
+    let (from, to) = (Duration::from_secs(3), Duration::from_secs(20));
+    let controls = Control::window(0, "eu-west-1", crash, from, Some(to));
     let log = simulate_with(&prepared, &controls);
     let done_before_crash = log
         .of("stampede::task")
@@ -226,7 +218,7 @@ fn push_bad_config(preset: &str) -> EventLog {
     let push = Control {
         at: Duration::from_secs(30),
         region: "eu-west-1".into(),
-        action: ProviderAction::Request {
+        action: Action::Request {
             host: "coordinator-eu-west-1".into(),
             port: 8080,
             path: "/v1/config".into(),
@@ -314,19 +306,9 @@ fn two_regions(name: &str, preset: &str, queries: &[(u64, &str)]) -> (stampede::
     write_world(name, &yaml, &records)
 }
 
-fn outage(region: &str, from_s: u64, to_s: u64) -> [Control; 2] {
-    [
-        Control {
-            at: Duration::from_secs(from_s),
-            region: region.into(),
-            action: ProviderAction::RegionDown,
-        },
-        Control {
-            at: Duration::from_secs(to_s),
-            region: region.into(),
-            action: ProviderAction::RegionUp,
-        },
-    ]
+fn outage(region: &str, from_s: u64, to_s: u64) -> Vec<Control> {
+    let (from, to) = (Duration::from_secs(from_s), Duration::from_secs(to_s));
+    Control::window(0, region, FaultKind::RegionOutage, from, Some(to))
 }
 
 #[test]
@@ -491,7 +473,7 @@ fn an_operator_flushes_a_workers_caches_and_caps_its_rates() {
     let request = |at: u64, path: &str, body: &str| Control {
         at: Duration::from_secs(at),
         region: "eu-west-1".into(),
-        action: ProviderAction::Request {
+        action: Action::Request {
             host: "worker-eu-west-1-0".into(),
             port: stampede_system::admin::ADMIN_PORT,
             path: path.into(),

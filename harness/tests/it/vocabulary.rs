@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use stampede::world::control::ProviderAction;
+use stampede::input::fault::FaultKind;
+use stampede::span::Span;
 
 use crate::repo;
 
@@ -15,8 +16,12 @@ fn documented() -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut target = None;
     for line in text.lines() {
-        if let Some(h) = line.strip_prefix("## `") {
-            target = h.split('`').next().map(str::to_string);
+        if let Some(h) = line.strip_prefix("## ") {
+            // A heading without a target (the kinds of fault) ends the target's section.
+            target = h
+                .strip_prefix('`')
+                .and_then(|h| h.split('`').next())
+                .map(str::to_string);
             continue;
         }
         let (Some(t), Some(row)) = (&target, line.strip_prefix('|')) else {
@@ -130,67 +135,93 @@ fn target_constants() -> BTreeMap<&'static str, &'static str> {
     ])
 }
 
-/// Every control's event, one control of each kind (the match fails to compile when a kind is
-/// added and not listed here).
-fn fault_events() -> Vec<&'static str> {
+/// One fault of each kind (the match fails to compile when a kind is added and not listed).
+fn every_kind() -> Vec<FaultKind> {
     let s = String::new;
-    let all = [
-        ProviderAction::Freeze {
-            account: s(),
-            duration: Duration::ZERO,
-        },
-        ProviderAction::Thaw { account: s() },
-        ProviderAction::Throttle {
+    let document = serde_json::from_str(r#"{"version": 1}"#).unwrap();
+    let all = vec![
+        FaultKind::AccountFreeze { account: None },
+        FaultKind::ApiThrottle {
             api: s(),
             rate_per_s: 1.0,
         },
-        ProviderAction::Errors {
+        FaultKind::ApiErrors {
             api: s(),
-            share: 0.0,
+            fraction: 1.0,
         },
-        ProviderAction::Latency {
-            extra: Duration::ZERO,
+        FaultKind::RegionOutage,
+        FaultKind::HostCrash { host: s() },
+        FaultKind::Latency {
+            extra: Span(Duration::ZERO),
         },
-        ProviderAction::FleetCapacity { fraction: 1.0 },
-        ProviderAction::RegionDown,
-        ProviderAction::RegionUp,
-        ProviderAction::HostCrash { host: s() },
-        ProviderAction::HostRestart { host: s() },
-        ProviderAction::Partition { a: s(), b: s() },
-        ProviderAction::Heal { a: s(), b: s() },
-        ProviderAction::LogsStall,
-        ProviderAction::LogsResume,
-        ProviderAction::Overload { per_s: 1.0 },
-        ProviderAction::OverloadEnd,
-        ProviderAction::Request {
-            host: s(),
-            port: 0,
-            path: s(),
-            body: s(),
-        },
+        FaultKind::FleetCapacity { fraction: 1.0 },
+        FaultKind::NetworkPartition { a: s(), b: s() },
+        FaultKind::LogsStall,
+        FaultKind::ConfigPush { document },
+        FaultKind::AdmissionPause,
+        FaultKind::AdmissionResume,
+        FaultKind::CachesFlush,
+        FaultKind::DrainRate { fraction: 1.0 },
+        FaultKind::Failover,
+        FaultKind::TrafficBurst { per_s: 1.0 },
     ];
-    for a in &all {
-        match a {
-            ProviderAction::Freeze { .. }
-            | ProviderAction::Thaw { .. }
-            | ProviderAction::Throttle { .. }
-            | ProviderAction::Errors { .. }
-            | ProviderAction::Latency { .. }
-            | ProviderAction::FleetCapacity { .. }
-            | ProviderAction::RegionDown
-            | ProviderAction::RegionUp
-            | ProviderAction::HostCrash { .. }
-            | ProviderAction::HostRestart { .. }
-            | ProviderAction::Partition { .. }
-            | ProviderAction::Heal { .. }
-            | ProviderAction::LogsStall
-            | ProviderAction::LogsResume
-            | ProviderAction::Overload { .. }
-            | ProviderAction::OverloadEnd
-            | ProviderAction::Request { .. } => {}
+    for k in &all {
+        match k {
+            FaultKind::AccountFreeze { .. }
+            | FaultKind::ApiThrottle { .. }
+            | FaultKind::ApiErrors { .. }
+            | FaultKind::RegionOutage
+            | FaultKind::HostCrash { .. }
+            | FaultKind::Latency { .. }
+            | FaultKind::FleetCapacity { .. }
+            | FaultKind::NetworkPartition { .. }
+            | FaultKind::LogsStall
+            | FaultKind::ConfigPush { .. }
+            | FaultKind::AdmissionPause
+            | FaultKind::AdmissionResume
+            | FaultKind::CachesFlush
+            | FaultKind::DrainRate { .. }
+            | FaultKind::Failover
+            | FaultKind::TrafficBurst { .. } => {}
         }
     }
-    all.iter().map(ProviderAction::event_name).collect()
+    all
+}
+
+/// The first column of the table under `## {heading}` in `EVENTS.md`.
+fn table_after(heading: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo("EVENTS.md")).unwrap();
+    let section = text
+        .split(&format!("## {heading}"))
+        .nth(1)
+        .unwrap_or("")
+        .split("\n## ")
+        .next()
+        .unwrap_or("");
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix('|'))
+        .flat_map(|row| {
+            let first = row.split('|').next().unwrap_or("").to_string();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_kind_of_fault_with_a_window_is_in_events_md_and_only_those() {
+    let windows: BTreeSet<String> = every_kind()
+        .iter()
+        .filter(|k| !k.is_operator())
+        .map(|k| k.name().to_string())
+        .collect();
+    assert_eq!(windows.len(), 10, "{windows:?}");
+    assert_eq!(table_after("Kinds of fault"), windows);
 }
 
 /// The events whose names the code chooses at run time from an enum: a query's phases and the
@@ -244,8 +275,9 @@ fn logged() -> BTreeMap<String, BTreeSet<String>> {
     for (target, name) in named_at_run_time() {
         out.entry(target.into()).or_default().insert(name.into());
     }
+    // The timeline's, pushed to the log as faults begin and end.
     let fault = stampede::world::control::FAULT_EVENTS.to_string();
-    for name in fault_events() {
+    for name in stampede::world::control::EVENT_NAMES {
         out.entry(fault.clone()).or_default().insert(name.into());
     }
     // The alert engine's two, pushed to the log as the rules change state.
@@ -282,15 +314,15 @@ fn every_event_logged_is_in_events_md_and_every_one_listed_is_logged() {
 
 #[test]
 fn the_vocabulary_check_sees_a_missing_event() {
-    // A control whose event EVENTS.md does not list is found: the check reads both sides.
+    // An event EVENTS.md does not list is found: the check reads both sides.
     let mut docs = documented();
     let fault = stampede::world::control::FAULT_EVENTS;
-    assert!(docs[fault].contains("partition") && docs[fault].contains("heal"));
-    docs.get_mut(fault).unwrap().remove("heal");
+    assert!(docs[fault].contains("fault_start") && docs[fault].contains("fault_end"));
+    docs.get_mut(fault).unwrap().remove("fault_end");
     let code = logged();
     let missing: Vec<&String> = code[fault]
         .iter()
         .filter(|n| !docs[fault].contains(*n))
         .collect();
-    assert_eq!(missing, ["heal"]);
+    assert_eq!(missing, ["fault_end"]);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::input::scenario::FaultSpec;
+use crate::input::scenario::Fault;
 
 /// One command.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +136,7 @@ fn value(v: &str) -> Value {
 }
 
 /// The operator action `action` with `keys`, at `at`, as a scenario's `operator:` entry.
-pub fn spec(action: &str, keys: &Map<String, Value>, at: Duration) -> Result<FaultSpec, String> {
+pub fn spec(action: &str, keys: &Map<String, Value>, at: Duration) -> Result<Fault, String> {
     let mut obj = keys.clone();
     obj.insert("action".into(), json!(action));
     obj.insert("at".into(), json!(format!("{}ms", at.as_millis())));

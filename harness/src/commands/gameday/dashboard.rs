@@ -85,7 +85,7 @@ fn notable_lines(notable: &[&Event]) -> String {
     for e in &notable[from..] {
         let mut what = format!("{} {}", e.target.trim_start_matches("stampede::"), e.name);
         for k in [
-            "rule", "account", "api", "path", "status", "region", "error",
+            "fault", "rule", "account", "api", "host", "path", "status", "region", "error",
         ] {
             if let Some(v) = e.fields.get(k) {
                 let v = v.as_str().map_or(v.to_string(), str::to_string);

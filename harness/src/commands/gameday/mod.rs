@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::commands::run::{Prepared, RunError, RunReport};
 use crate::events::{Event, EventLog, Recorder};
-use crate::input::scenario::FaultSpec;
+use crate::input::scenario::Fault;
 use crate::world::Hooked;
 use crate::world::control::{Control, OPERATOR_POLL};
 use command::Command;
@@ -35,7 +35,7 @@ pub struct Action {
     /// The line typed.
     pub text: String,
     /// The action as a scenario's `operator:` entry.
-    pub spec: FaultSpec,
+    pub spec: Fault,
 }
 
 /// What the REPL asks a branch's simulation.
@@ -105,7 +105,7 @@ fn pause_points(p: &Prepared) -> Vec<(Duration, String)> {
     let mut points: Vec<(Duration, String)> = p
         .scenario
         .timeline()
-        .map(|f| (f.at.0, format!("{} begins", f.action.as_str())))
+        .map(|f| (f.at.0, format!("{} begins", f.kind.name())))
         .chain(
             p.scenario
                 .annotations
@@ -428,7 +428,10 @@ impl Gameday {
         }
         let spec = command::spec(action, keys, at)?;
         crate::input::scenario::check_fault(&self.base.scenario, true, &spec)?;
-        if matches!(spec.action, crate::input::scenario::FaultAction::ConfigPush) {
+        if matches!(
+            spec.kind,
+            crate::input::scenario::FaultKind::ConfigPush { .. }
+        ) {
             return Err(
                 "`config.push` needs a document: write it in the scenario's operator section"
                     .into(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::scenario::{self, FaultAction, FaultSpec, Scenario};
+use crate::input::scenario::{self, Fault, FaultKind, Scenario};
 use crate::span::Span;
 
 /// What shrinking one failure did.
@@ -115,14 +115,14 @@ impl Tester<'_> {
 }
 
 /// The faults and operator actions of a scenario, as one list of units to drop.
-fn units(s: &Scenario) -> Vec<(bool, FaultSpec)> {
+fn units(s: &Scenario) -> Vec<(bool, Fault)> {
     let faults = s.faults.iter().map(|f| (false, f.clone()));
     faults
         .chain(s.operator.iter().map(|f| (true, f.clone())))
         .collect()
 }
 
-fn with_units(s: &Scenario, units: &[(bool, FaultSpec)]) -> Scenario {
+fn with_units(s: &Scenario, units: &[(bool, Fault)]) -> Scenario {
     let mut out = s.clone();
     out.faults = units
         .iter()
@@ -211,54 +211,44 @@ fn ddmin<T: Clone>(mut units: Vec<T>, mut fails: impl FnMut(&[T]) -> Outcome) ->
 
 /// Milder versions of one fault, mildest first: shorter, gentler, earlier. Each is tried
 /// while the invariant keeps failing.
-fn milder(f: &FaultSpec) -> Vec<FaultSpec> {
+fn milder(f: &Fault) -> Vec<Fault> {
     let mut out = Vec::new();
+    let with = |kind: FaultKind| Fault { kind, ..f.clone() };
     if let Some(lasts) = f.lasts {
         let half = lasts.0 / 2;
         if half >= Duration::from_secs(1) {
-            out.push(FaultSpec {
+            out.push(Fault {
                 lasts: Some(Span(round_s(half))),
                 ..f.clone()
             });
         }
     }
-    match f.action {
-        FaultAction::ApiThrottle => {
-            if let Some(r) = f.rate_per_s {
-                out.push(FaultSpec {
-                    rate_per_s: Some(r * 2.0),
-                    ..f.clone()
-                });
-            }
+    let hundredths = |x: f64| (x * 100.0).round() / 100.0;
+    match &f.kind {
+        FaultKind::ApiThrottle { api, rate_per_s } => out.push(with(FaultKind::ApiThrottle {
+            api: api.clone(),
+            rate_per_s: rate_per_s * 2.0,
+        })),
+        FaultKind::ApiErrors { api, fraction } if *fraction > 0.1 => {
+            out.push(with(FaultKind::ApiErrors {
+                api: api.clone(),
+                fraction: hundredths(fraction / 2.0),
+            }))
         }
-        FaultAction::ApiErrors => {
-            if let Some(x) = f.fraction.filter(|x| *x > 0.1) {
-                out.push(FaultSpec {
-                    fraction: Some((x / 2.0 * 100.0).round() / 100.0),
-                    ..f.clone()
-                });
-            }
+        FaultKind::FleetCapacity { fraction } if *fraction < 0.9 => {
+            out.push(with(FaultKind::FleetCapacity {
+                fraction: hundredths((1.0 + fraction) / 2.0),
+            }))
         }
-        FaultAction::FleetCapacity => {
-            if let Some(x) = f.fraction.filter(|x| *x < 0.9) {
-                out.push(FaultSpec {
-                    fraction: Some(((1.0 + x) / 2.0 * 100.0).round() / 100.0),
-                    ..f.clone()
-                });
-            }
-        }
-        FaultAction::Latency => {
-            if let Some(extra) = f.extra.filter(|e| e.0 >= Duration::from_millis(20)) {
-                out.push(FaultSpec {
-                    extra: Some(Span(extra.0 / 2)),
-                    ..f.clone()
-                });
-            }
+        FaultKind::Latency { extra } if extra.0 >= Duration::from_millis(20) => {
+            out.push(with(FaultKind::Latency {
+                extra: Span(extra.0 / 2),
+            }))
         }
         _ => {}
     }
     if f.at.0 >= Duration::from_secs(2) {
-        out.push(FaultSpec {
+        out.push(Fault {
             at: Span(round_s(f.at.0 / 2)),
             ..f.clone()
         });
@@ -476,15 +466,20 @@ mod tests {
     #[test]
     fn milder_faults_are_shorter_gentler_and_earlier() {
         let yaml = "{ at: 60s, action: api.throttle, api: AssumeRole, rate_per_s: 2, for: 40s }";
-        let f: FaultSpec = serde_saphyr::from_str(yaml).unwrap();
+        let f: Fault = serde_saphyr::from_str(yaml).unwrap();
         let m = milder(&f);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].lasts, Some(Span(Duration::from_secs(20))));
-        assert_eq!(m[1].rate_per_s, Some(4.0));
+        assert!(
+            matches!(m[1].kind, FaultKind::ApiThrottle { rate_per_s, .. } if rate_per_s == 4.0)
+        );
         assert_eq!(m[2].at, Span(Duration::from_secs(30)));
         let yaml = "{ at: 1s, action: fleet.capacity, fraction: 0.2 }";
-        let f: FaultSpec = serde_saphyr::from_str(yaml).unwrap();
-        assert_eq!(milder(&f)[0].fraction, Some(0.6));
+        let f: Fault = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(
+            milder(&f)[0].kind,
+            FaultKind::FleetCapacity { fraction: 0.6 }
+        );
     }
 
     #[test]

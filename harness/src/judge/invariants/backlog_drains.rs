@@ -5,8 +5,8 @@
 //! the drain (lakes of queries accepted after t1); and the account is not frozen again while it
 //! drains.
 //!
-//! The trigger is the first thaw of the system's account: a `freeze` fault's end, or the
-//! provider's `account_thawed`. A query of the backlog that fails, or never ends, fails the
+//! The trigger is the first thaw of the system's account: the `fault_end` of an
+//! `account.freeze` fault, or the provider's `account_thawed`. A query of the backlog that fails, or never ends, fails the
 //! check: the work was dropped, not drained. Not checked here: `provider_quota` during the
 //! drain (list that invariant as well).
 
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::obj;
-use super::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TASK_TARGET, TERMINAL};
+use super::vocabulary::{PROVIDER_TARGET, QUERY_TARGET, TASK_TARGET, TERMINAL};
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 
@@ -24,10 +24,11 @@ pub const SLACK: f64 = 0.25;
 
 /// When the first freeze of `account` ended, if one did.
 fn thaw(log: &EventLog, account: &str) -> Option<u64> {
-    let fault = log
-        .of(FAULT_TARGET)
-        .find(|e| e.name == "freeze" && e.str("account") == Some(account))
-        .map(|e| e.t_us + e.u64("duration_ms").unwrap_or(0) * 1000);
+    let fault = super::faults::of_kind(log, "account.freeze")
+        .into_iter()
+        .find(|w| w.str("account") == Some(account))
+        .and_then(|w| w.end)
+        .map(|e| e.t_us);
     let provider = log
         .of(PROVIDER_TARGET)
         .find(|e| e.name == "account_thawed" && e.str("account") == Some(account))
@@ -191,22 +192,14 @@ pub fn backlog_drains(
 mod tests {
     use serde_json::json;
 
-    use super::super::test_support::ev;
+    use super::super::test_support::{ev, fault_window};
     use super::*;
 
     const SYS: &str = "100000000001";
 
-    fn freeze(t_s: u64, for_s: u64) -> Event {
-        ev(
-            t_s * 1_000_000,
-            "harness",
-            FAULT_TARGET,
-            "freeze",
-            &[
-                ("account", json!(SYS)),
-                ("duration_ms", json!(for_s * 1000)),
-            ],
-        )
+    fn freeze(t_s: u64, for_s: u64) -> Vec<Event> {
+        let account = [("account", json!(SYS))];
+        fault_window(0, "account.freeze", (t_s, Some(t_s + for_s)), &account)
     }
 
     fn query(t_s: u64, id: &str, name: &str, lakes: u64) -> Event {
@@ -232,7 +225,8 @@ mod tests {
     #[test]
     fn a_backlog_that_succeeds_in_time_passes_and_one_dropped_fails() {
         // 100 lakes accepted at 10 s, 20 done before the freeze (20 s to 80 s); 80 wait.
-        let mut events = vec![query(10, "q", "accepted", 100), freeze(20, 60)];
+        let mut events = vec![query(10, "q", "accepted", 100)];
+        events.extend(freeze(20, 60));
         events.extend((0..20).map(|l| done(15, "q", l)));
         let ok = {
             let mut e = events.clone();
@@ -285,7 +279,7 @@ mod tests {
             backlog_drains(&quiet, SYS, Some(10.0), SLACK).word(),
             "unknown"
         );
-        let idle = EventLog::from_events(vec![freeze(1, 5)]);
+        let idle = EventLog::from_events(freeze(1, 5));
         assert_eq!(
             backlog_drains(&idle, SYS, Some(10.0), SLACK).word(),
             "unknown"

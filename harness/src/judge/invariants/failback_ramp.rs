@@ -1,16 +1,16 @@
 //! `failback_ramp`: nodes coming back after a region's outage ramp up instead of stampeding
 //! the provider for credentials.
 //!
-//! Checks, after each `stampede::fault` `region_up` at t (for its `region`): the system's
+//! Checks, after each region's return at t (the `fault_end` of a `region.outage` fault, for its
+//! `region`): the system's
 //! credential fetches in that region (provider `call`s with api `AssumeRole`, or of service
 //! `imds`, by accounts that are not background accounts), placed at the time they reached the
 //! provider (`t_us − latency_us`), number at most `r_max` in any 1 s window `[s, s + 1 s)`
 //! with s a fetch's time in `[t, t + ramp_us)`; only fetches within `[t, t + ramp_us)` count.
-//! Every outcome counts. A `region_up` without a `region` field judges fetches in every
-//! region.
+//! Every outcome counts. A return without a `region` field judges fetches in every region.
 //!
 //! And every node of the system that called the provider in that region before it went down
-//! (the client host in a call's `op`, by its last `region_down` before the return) calls it
+//! (the client host in a call's `op`, before the outage's `fault_start`) calls it
 //! again within `ramp_us` of the return: a fleet that never comes back fails. A return whose
 //! window the log ends inside cannot fail this clause: a node not back yet makes the verdict
 //! unknown, unless something else failed.
@@ -28,7 +28,7 @@ use serde_json::json;
 use super::calls::{client_host, is_call, is_system_call, started};
 use super::obj;
 use super::time::{log_end, secs};
-use super::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, is_background};
+use super::vocabulary::{PROVIDER_TARGET, is_background};
 use super::windows::max_in_window;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
@@ -47,12 +47,14 @@ fn is_credential_fetch(e: &Event) -> bool {
         && (e.str("api") == Some("AssumeRole") || e.str("service") == Some("imds"))
 }
 
-/// Checks credential fetches per second after every `region_up`.
+/// Checks credential fetches per second after every region's return.
 pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
-    let returns: Vec<&Event> = log
-        .of(FAULT_TARGET)
-        .filter(|e| e.name == "region_up")
+    // Each return, with when its region went down.
+    let outages: Vec<(u64, &Event)> = super::faults::of_kind(log, "region.outage")
+        .into_iter()
+        .filter_map(|w| Some((w.start.t_us, w.end?)))
         .collect();
+    let returns: Vec<&Event> = outages.iter().map(|(_, up)| *up).collect();
     if returns.is_empty() {
         return Verdict::Unknown {
             why: "no region came back".into(),
@@ -88,14 +90,8 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
     let mut pending: Vec<(&Event, &str)> = Vec::new();
     let end = log_end(log);
     let mut nodes_seen = 0usize;
-    for up in &returns {
+    for &(down, up) in &outages {
         let region = up.str("region");
-        let down = log
-            .of(FAULT_TARGET)
-            .filter(|e| e.name == "region_down" && e.str("region") == region && e.t_us <= up.t_us)
-            .map(|e| e.t_us)
-            .last()
-            .unwrap_or(up.t_us);
         let in_region = |e: &&Event| {
             is_system_call(e)
                 && e.str("account").is_some_and(|a| !is_background(a))
@@ -186,16 +182,17 @@ pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::invariants::test_support::ev;
+    use crate::judge::invariants::test_support::{ev, fault_window};
 
     const S: u64 = 1_000_000;
 
-    fn up(t_us: u64, region: &str) -> Event {
-        ev(
-            t_us,
-            "harness",
-            FAULT_TARGET,
-            "region_up",
+    /// `region`'s outage, from 10 s before `t_us` to `t_us`.
+    fn up(t_us: u64, region: &str) -> Vec<Event> {
+        let t = t_us / S;
+        fault_window(
+            0,
+            "region.outage",
+            (t - 10, Some(t)),
             &[("region", json!(region))],
         )
     }
@@ -241,7 +238,7 @@ mod tests {
     #[test]
     fn a_spread_return_passes() {
         // 100 fetches over 10 s: 10 a second.
-        let mut events = vec![up(30 * S, "r1")];
+        let mut events = up(30 * S, "r1");
         events.extend(fetches(100, 30 * S, 10 * S, "r1"));
         // Before the return, another region, and background accounts do not count.
         events.extend(fetches(100, 0, S, "r1"));
@@ -255,7 +252,7 @@ mod tests {
     #[test]
     fn a_stampede_fails() {
         // 40 fetches in the first half second.
-        let mut events = vec![up(30 * S, "r1")];
+        let mut events = up(30 * S, "r1");
         events.extend(fetches(40, 30 * S, S / 2, "r1"));
         let Verdict::Fail { witness } = check(events) else {
             panic!("must fail")
@@ -266,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_stampede_after_the_ramp_is_not_judged() {
-        let mut events = vec![up(30 * S, "r1")];
+        let mut events = up(30 * S, "r1");
         events.extend(fetches(40, 91 * S, S / 2, "r1"));
         assert_eq!(check(events).word(), "pass");
     }
@@ -285,17 +282,10 @@ mod tests {
             let mut events = vec![
                 call(S, "worker-r1-0"),
                 call(2 * S, "worker-r1-1"),
-                ev(
-                    20 * S,
-                    "harness",
-                    FAULT_TARGET,
-                    "region_down",
-                    &[("region", json!("r1"))],
-                ),
-                up(30 * S, "r1"),
                 call(35 * S, "worker-r1-0"),
                 call(last * S, "worker-r1-0"),
             ];
+            events.extend(up(30 * S, "r1"));
             events.extend(late.map(|s| call(s * S, "worker-r1-1")));
             events.sort_by_key(|e| e.t_us);
             check(events)

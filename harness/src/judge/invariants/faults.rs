@@ -1,85 +1,138 @@
-//! Faults on the timeline: which events start one, the run's first fault that ended, and when
-//! a fault ended.
+//! Faults on the timeline, as the log records them: each fault's window is a `fault_start`
+//! and the `fault_end` with the same `id`; the `fault` field names its kind (as written under
+//! `action:`, or `traffic.burst` for a generated burst). A fault that lasts to the end of the
+//! run has no `fault_end`.
 
 use crate::events::{Event, EventLog};
 
 use super::vocabulary::FAULT_TARGET;
 
-/// Fault events that start a fault. `overload` is the harness's mark of a traffic burst (a
-/// `burst` generator's window): load is a trigger as much as a fault is.
-pub const FAULT_STARTS: [&str; 9] = [
-    "overload",
-    "freeze",
-    "region_down",
-    "throttle",
-    "errors",
+/// The kinds of fault that trigger a recovery: the world's faults on the system, and the
+/// traffic's burst (load is a trigger as much as a fault is). A stalled log pipeline is not
+/// one: it blinds the alerts, the system does not feel it.
+pub const TRIGGERS: [&str; 9] = [
+    "traffic.burst",
+    "account.freeze",
+    "region.outage",
+    "api.throttle",
+    "api.errors",
     "latency",
-    "fleet_capacity",
-    "host_crash",
-    "partition",
+    "fleet.capacity",
+    "host.crash",
+    "network.partition",
 ];
 
-/// The first fault of the run that ended, with when it ended and the event that ended it: the
-/// trigger of `recovers` and `no_metastability`. A fault that lasts to the end of the run is a
-/// condition of the world (a provider slower throughout, say), not a trigger to recover from.
-/// `Err` says why there is none.
-pub fn first_trigger(log: &EventLog) -> Result<(&Event, u64, Option<&Event>), String> {
-    let mut open = None;
-    for start in log
-        .of(FAULT_TARGET)
-        .filter(|e| FAULT_STARTS.contains(&e.name.as_str()))
-    {
-        match fault_end(log, start) {
-            Some((t1, by)) => return Ok((start, t1, by)),
-            None => {
-                open.get_or_insert(start);
+/// One fault's window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    /// Its kind, e.g. `region.outage`.
+    pub fault: &'a str,
+    /// Its `fault_start`.
+    pub start: &'a Event,
+    /// Its `fault_end`, unless it lasted to the end of the run.
+    pub end: Option<&'a Event>,
+}
+
+impl Window<'_> {
+    /// A field of its start, e.g. `region`, `api`, `account`.
+    pub fn str(&self, key: &str) -> Option<&str> {
+        self.start.str(key)
+    }
+}
+
+impl Window<'_> {
+    /// Its kind and parameters in words, e.g. `api.throttle AssumeRole 2/s eu-west-1`.
+    pub fn label(&self) -> String {
+        let mut label = self.fault.to_string();
+        let fields = &self.start.fields;
+        for key in [
+            "account",
+            "api",
+            "rate_per_s",
+            "per_s",
+            "fraction",
+            "extra_ms",
+            "host",
+        ] {
+            let Some(v) = fields.get(key) else {
+                continue;
+            };
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            label.push(' ');
+            label.push_str(&match key {
+                "rate_per_s" | "per_s" => format!("{v}/s"),
+                "extra_ms" => format!("+{v}ms"),
+                _ => v,
+            });
+        }
+        if let (Some(a), Some(b)) = (self.str("a"), self.str("b")) {
+            label.push_str(&format!(" {a}/{b}"));
+        }
+        if let Some(region) = self.str("region") {
+            label.push(' ');
+            label.push_str(region);
+        }
+        label
+    }
+}
+
+/// The kind of fault an event of its window names, e.g. `region.outage`.
+pub fn kind(e: &Event) -> &str {
+    e.str("fault").unwrap_or("fault")
+}
+
+/// Every fault's window, in order of start.
+pub fn windows(log: &EventLog) -> Vec<Window<'_>> {
+    let mut out: Vec<Window<'_>> = Vec::new();
+    for e in log.of(FAULT_TARGET) {
+        match e.name.as_str() {
+            "fault_start" => out.push(Window {
+                fault: kind(e),
+                start: e,
+                end: None,
+            }),
+            "fault_end" => {
+                if let Some(w) = out
+                    .iter_mut()
+                    .find(|w| w.end.is_none() && w.start.u64("id") == e.u64("id"))
+                {
+                    w.end = Some(e);
+                }
             }
+            _ => {}
         }
     }
-    Err(match open {
-        Some(start) => format!(
+    out
+}
+
+/// The windows of faults of `kind`.
+pub fn of_kind<'a>(log: &'a EventLog, kind: &str) -> Vec<Window<'a>> {
+    windows(log)
+        .into_iter()
+        .filter(|w| w.fault == kind)
+        .collect()
+}
+
+/// The first fault of the run that ended, with the event that ended it: the trigger of
+/// `recovers` and `no_metastability`. A fault that lasts to the end of the run is a condition
+/// of the world (a provider slower throughout, say), not a trigger to recover from. `Err` says
+/// why there is none.
+pub fn first_trigger(log: &EventLog) -> Result<(&Event, &Event), String> {
+    let triggers: Vec<Window<'_>> = windows(log)
+        .into_iter()
+        .filter(|w| TRIGGERS.contains(&w.fault))
+        .collect();
+    if let Some((w, end)) = triggers.iter().find_map(|w| Some((w, w.end?))) {
+        return Ok((w.start, end));
+    }
+    Err(match triggers.first() {
+        Some(w) => format!(
             "no fault ended: the {} at {} lasts to the end of the run",
-            start.name,
-            super::time::secs(start.t_us)
+            w.fault,
+            super::time::secs(w.start.t_us)
         ),
         None => "no fault and no overload on the timeline: nothing to recover from".into(),
     })
-}
-
-/// When the fault started by `start` ended, and the event that ended it if one did (a freeze
-/// may end by its own duration). The end is the first matching fault event at or after it: for
-/// `freeze` the earlier of its `duration_ms` and a `thaw` of the same account; `region_up` of
-/// the same region; the next `throttle` (or `errors`) of the same region and api, `latency` or
-/// `fleet_capacity` of the same region; `host_restart` of the same host; `heal` of the same
-/// pair, either way round; `overload_end` for an `overload`. `None`: it never ended.
-pub fn fault_end<'a>(log: &'a EventLog, start: &'a Event) -> Option<(u64, Option<&'a Event>)> {
-    let same = |e: &Event, k: &str| e.str(k) == start.str(k);
-    let after = log
-        .of(FAULT_TARGET)
-        .filter(|e| e.t_us >= start.t_us && !std::ptr::eq(*e, start));
-    let mut ends = after.filter(|e| match start.name.as_str() {
-        "freeze" => e.name == "thaw" && same(e, "account"),
-        "region_down" => e.name == "region_up" && same(e, "region"),
-        "throttle" | "errors" => e.name == start.name && same(e, "region") && same(e, "api"),
-        "latency" | "fleet_capacity" => e.name == start.name && same(e, "region"),
-        "host_crash" => e.name == "host_restart" && same(e, "host"),
-        "overload" => e.name == "overload_end",
-        "partition" => {
-            e.name == "heal"
-                && ((same(e, "a") && same(e, "b"))
-                    || (e.str("a") == start.str("b") && e.str("b") == start.str("a")))
-        }
-        _ => false,
-    });
-    let event = ends.next().map(|e| (e.t_us, Some(e)));
-    let timed = (start.name == "freeze")
-        .then(|| start.u64("duration_ms"))
-        .flatten()
-        .map(|ms| (start.t_us.saturating_add(ms.saturating_mul(1000)), None));
-    match (event, timed) {
-        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-        (a, b) => a.or(b),
-    }
 }
 
 #[cfg(test)]
@@ -89,44 +142,42 @@ mod tests {
     use super::*;
     use crate::judge::invariants::test_support::ev;
 
-    /// The first fault event of the log, ended or not.
-    fn first_fault(log: &EventLog) -> Option<&Event> {
-        log.of(FAULT_TARGET)
-            .find(|e| FAULT_STARTS.contains(&e.name.as_str()))
+    fn f(t_s: u64, name: &str, id: u64, fault: &str, fields: &[(&str, Value)]) -> Event {
+        let mut all = vec![("id", json!(id)), ("fault", json!(fault))];
+        all.extend(fields.iter().cloned());
+        ev(t_s * 1_000_000, "harness", FAULT_TARGET, name, &all)
     }
 
     #[test]
-    fn faults_pair_with_their_end() {
-        let f = |t_s: u64, name: &str, fields: &[(&str, Value)]| {
-            ev(t_s * 1_000_000, "harness", FAULT_TARGET, name, fields)
-        };
-        let r = |x: &str| ("region", json!(x));
-        // A throttle ends at the next throttle of its region and api; another region's does not.
+    fn a_window_ends_at_the_end_with_its_id() {
+        let api = [("api", json!("GetTable"))];
+        // Two throttles of one api overlap: each ends at its own end, not at the other's start.
         let log = EventLog::from_events(vec![
-            f(5, "region_up", &[r("a")]),
-            f(10, "throttle", &[r("a"), ("api", json!("GetTable"))]),
-            f(20, "throttle", &[r("b"), ("api", json!("GetTable"))]),
-            f(30, "throttle", &[r("a"), ("api", json!("GetTable"))]),
+            f(10, "fault_start", 0, "api.throttle", &api),
+            f(20, "fault_start", 1, "api.throttle", &api),
+            f(30, "fault_end", 1, "api.throttle", &api),
+            f(40, "fault_end", 0, "api.throttle", &api),
+            f(50, "fault_start", 2, "host.crash", &[]),
         ]);
-        let start = first_fault(&log).expect("a fault");
-        assert_eq!(start.t_us, 10_000_000);
-        let (t1, by) = fault_end(&log, start).expect("it ended");
-        assert_eq!(t1, 30_000_000);
-        assert_eq!(by.map(|e| e.t_us), Some(30_000_000));
-        // A freeze ends by its duration when no thaw comes first.
+        let ends: Vec<(u64, Option<u64>)> = windows(&log)
+            .iter()
+            .map(|w| (w.start.t_us / 1_000_000, w.end.map(|e| e.t_us / 1_000_000)))
+            .collect();
+        assert_eq!(ends, vec![(10, Some(40)), (20, Some(30)), (50, None)]);
+        let (start, end) = first_trigger(&log).unwrap();
+        assert_eq!((start.t_us, end.t_us), (10_000_000, 40_000_000));
+    }
+
+    #[test]
+    fn a_fault_that_never_ends_or_is_no_trigger_is_not_the_trigger() {
         let log = EventLog::from_events(vec![
-            f(
-                10,
-                "freeze",
-                &[("account", json!("1")), ("duration_ms", json!(5_000))],
-            ),
-            f(40, "thaw", &[("account", json!("1"))]),
+            f(5, "fault_start", 0, "logs.stall", &[]),
+            f(6, "fault_end", 0, "logs.stall", &[]),
+            f(10, "fault_start", 1, "host.crash", &[]),
         ]);
-        let start = first_fault(&log).expect("a fault");
-        assert_eq!(fault_end(&log, start), Some((15_000_000, None)));
-        // A crash with no restart never ends.
-        let log = EventLog::from_events(vec![f(10, "host_crash", &[("host", json!("c"))])]);
-        assert_eq!(fault_end(&log, first_fault(&log).expect("a fault")), None);
-        assert!(first_fault(&EventLog::from_events(vec![f(1, "region_up", &[r("a")])])).is_none());
+        let why = first_trigger(&log).unwrap_err();
+        assert!(why.contains("host.crash at 10"), "{why}");
+        let none = first_trigger(&EventLog::from_events(vec![])).unwrap_err();
+        assert!(none.contains("no fault"), "{none}");
     }
 }

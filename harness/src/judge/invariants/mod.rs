@@ -14,7 +14,7 @@ pub mod collateral_damage;
 pub mod explicit_backpressure;
 pub mod failback_ramp;
 pub mod fanout_bound;
-mod faults;
+pub mod faults;
 pub mod flat_latency_under_overload;
 pub mod goodput_under_overload;
 pub mod invalid_sql_costs_nothing;
@@ -58,7 +58,7 @@ pub use collateral_damage::{
 };
 pub use explicit_backpressure::{BACKPRESSURE_STATUSES, explicit_backpressure};
 pub use failback_ramp::{R_MAX, RAMP_US, failback_ramp};
-pub use faults::FAULT_STARTS;
+pub use faults::TRIGGERS;
 pub use invalid_sql_costs_nothing::invalid_sql_costs_nothing;
 pub use name::InvariantName;
 pub use never_frozen::never_frozen;

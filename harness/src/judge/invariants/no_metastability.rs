@@ -3,9 +3,9 @@
 //! long is "metastable": the fault is gone, but something it started (a retry storm, a backlog
 //! of expired work) keeps goodput down.
 //!
-//! Checks: the trigger is the first `stampede::fault` event that starts a fault (one of
-//! `FAULT_STARTS`) at t0. It ends at t1, the first matching end, paired as in `recovers` (one
-//! shared pairing, [`super::faults::fault_end`]). Goodput is the `stampede::traffic` `answered` events with status 200. The
+//! Checks: the trigger is the first fault that triggers a recovery and ended, as in `recovers`
+//! ([`super::faults::first_trigger`]): its `fault_start` at t0, its `fault_end` at t1. Goodput
+//! is the `stampede::traffic` `answered` events with status 200. The
 //! offered arrivals are the first `submitted` of each `seq`. Baselines are rates over the span
 //! `[t0 − baseline, t0)`, or `[0, t0)` if `baseline` is not set: G0 for goodput and O0 for
 //! offered load. Every window `[s, s + W)` with s ≥ t1 that ends by the log's last event is
@@ -66,12 +66,6 @@ impl Default for Params {
     }
 }
 
-/// The first fault that ended, when, and the event that ended it if one did (a freeze may end
-/// by its own duration).
-fn trigger(log: &EventLog) -> Result<(&Event, u64, Option<&Event>), String> {
-    first_trigger(log)
-}
-
 /// A run of starved window starts `[from, to)`.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -88,7 +82,7 @@ struct Run {
 /// What the log shows after the first fault.
 struct Analysis<'a> {
     start: &'a Event,
-    end_event: Option<&'a Event>,
+    end_event: &'a Event,
     t1: u64,
     t_b: u64,
     /// Baseline 200 answers and arrivals, per window.
@@ -101,7 +95,8 @@ struct Analysis<'a> {
 }
 
 fn analyse<'a>(log: &'a EventLog, p: &Params) -> Result<Analysis<'a>, String> {
-    let (start, t1, end_event) = trigger(log)?;
+    let (start, end_event) = first_trigger(log)?;
+    let t1 = end_event.t_us;
     let t0 = start.t_us;
     let w = micros(p.window);
     if w == 0 {
@@ -124,7 +119,7 @@ fn analyse<'a>(log: &'a EventLog, p: &Params) -> Result<Analysis<'a>, String> {
             },
             secs(from),
             secs(t0),
-            start.name
+            super::faults::kind(start)
         ));
     }
     let span = (t0 - from) as f64;
@@ -138,7 +133,7 @@ fn analyse<'a>(log: &'a EventLog, p: &Params) -> Result<Analysis<'a>, String> {
             "offered load never came back to {} × {:.2}/s after the {} ended at {}",
             p.back_share,
             o0 / (w as f64 / 1e6),
-            start.name,
+            super::faults::kind(start),
             secs(t1)
         )
     };
@@ -245,7 +240,7 @@ pub fn no_metastability(log: &EventLog, p: &Params) -> Verdict {
         "lowest_goodput_per_s": r.lowest as f64 / ws, "t_m_us": micros(p.t_m),
     })));
     let mut events: Vec<Event> = vec![a.start.clone()];
-    events.extend(a.end_event.cloned());
+    events.push(a.end_event.clone());
     let in_window = |e: &&Event| (r.from..r.from + w).contains(&e.t_us);
     let lost: Vec<&Event> = log
         .of(TRAFFIC_TARGET)
@@ -262,7 +257,7 @@ pub fn no_metastability(log: &EventLog, p: &Params) -> Verdict {
     events.sort_by_key(|e| e.t_us);
     let summary = format!(
         "metastable: after the {} from {} to {} and offered load back at {}, goodput stayed under {} × its baseline {:.2}/s for {} of window starts from {}{} (offered {:.2}/s against a baseline of {:.2}/s; goodput as low as {:.2}/s), over T_m {}",
-        a.start.name,
+        super::faults::kind(a.start),
         secs(a.start.t_us),
         secs(a.t1),
         secs(a.t_b),
@@ -300,8 +295,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::invariants::test_support::ev;
-    use crate::judge::invariants::vocabulary::FAULT_TARGET;
+    use crate::judge::invariants::test_support::{ev, fault_window};
 
     /// Two arrivals a second over [from, to) seconds, each answered a second later: 200 when
     /// `good(second)`, 504 otherwise.
@@ -332,23 +326,12 @@ mod tests {
     }
 
     fn outage(from: u64, to: u64) -> Vec<Event> {
-        let region = [("region", json!("r"))];
-        vec![
-            ev(
-                from * 1_000_000,
-                "harness",
-                FAULT_TARGET,
-                "region_down",
-                &region,
-            ),
-            ev(
-                to * 1_000_000,
-                "harness",
-                FAULT_TARGET,
-                "region_up",
-                &region,
-            ),
-        ]
+        fault_window(
+            0,
+            "region.outage",
+            (from, Some(to)),
+            &[("region", json!("r"))],
+        )
     }
 
     fn log(mut events: Vec<Event>) -> EventLog {
@@ -389,8 +372,8 @@ mod tests {
         assert!((239_000_000..=241_000_000).contains(&long), "{long}");
         assert_eq!(witness.counts["ongoing_at_end"], json!(false));
         assert_eq!(witness.counts["lowest_goodput_per_s"], json!(0.0));
-        assert_eq!(witness.events[0].name, "region_down");
-        assert_eq!(witness.events[1].name, "region_up");
+        assert_eq!(witness.events[0].name, "fault_start");
+        assert_eq!(witness.events[1].name, "fault_end");
         assert_eq!(witness.events[2].u64("status"), Some(504));
         assert_eq!(witness.events.len(), WITNESS_EVENTS);
     }
@@ -448,11 +431,10 @@ mod tests {
         };
         assert!(why.starts_with("no fault"), "{why}");
         let mut e = traffic(0, 300, |_| true);
-        e.push(ev(
-            100_000_000,
-            "harness",
-            FAULT_TARGET,
-            "host_crash",
+        e.extend(fault_window(
+            0,
+            "host.crash",
+            (100, None),
             &[("host", json!("c"))],
         ));
         assert!(
@@ -466,20 +448,21 @@ mod tests {
     }
 
     #[test]
-    fn a_freeze_ends_by_its_duration() {
+    fn a_freeze_ends_at_its_end() {
         let mut e = traffic(0, 500, |s| !(100..400).contains(&s));
-        e.push(ev(
-            100_000_000,
-            "harness",
-            FAULT_TARGET,
-            "freeze",
-            &[("account", json!("1")), ("duration_ms", json!(20_000))],
+        let account = [("account", json!("1"))];
+        e.extend(fault_window(
+            0,
+            "account.freeze",
+            (100, Some(120)),
+            &account,
         ));
         let Verdict::Fail { witness } = no_metastability(&log(e), &Params::default()) else {
             panic!("must fail")
         };
         assert_eq!(witness.counts["t1_us"], json!(120_000_000));
-        assert_eq!(witness.events[1].u64("status"), Some(504));
+        assert_eq!(witness.events[1].name, "fault_end");
+        assert_eq!(witness.events[2].u64("status"), Some(504));
     }
 
     #[test]

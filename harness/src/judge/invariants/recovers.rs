@@ -1,20 +1,18 @@
 //! `recovers`: after the first fault ends, goodput gets back to 90 % of its level before the
 //! fault within `T_max = max(60 s, 2 × (t1 − t0))` and stays there.
 //!
-//! Checks: the trigger is the first `stampede::fault` event that starts a fault (`freeze`,
-//! `region_down`, `throttle`, `latency`, `fleet_capacity`, `host_crash`, `partition`) at t0;
-//! it ends at t1, the first matching end ([`super::faults::fault_end`]): for `freeze` the earlier of its `duration_ms` and a
-//! `thaw` of the same account; `region_up` of the same region; the next `throttle` of the same
-//! region and api, `latency` or `fleet_capacity` of the same region; `host_restart` of the same
-//! host; `heal` of the same pair. Goodput is the `stampede::traffic` `answered` events with
-//! status 200; G0 is their count over `[0, t0)` scaled to a window of W = 60 s. The recovery
-//! time t* is the first t ≥ t1 from which every window `[s, s + W)` with s in
-//! `[t, min(t + T_stable, end) − W]` holds at least 0.9 × G0 answers (T_stable = 120 s; a log
-//! that ends sooner is judged up to its end). Window counts change only at answers, so every
-//! start is checked exactly. Fails when t* − t1 > T_max, or when goodput never stays back.
+//! Checks: the trigger is the first fault whose kind triggers a recovery
+//! ([`super::faults::TRIGGERS`]: a generated burst, or a fault of the world on the system) and
+//! that ended: its `fault_start` at t0, and its `fault_end` (the same `id`) at t1. Goodput is
+//! the `stampede::traffic` `answered` events with status 200; G0 is their count over `[0, t0)`
+//! scaled to a window of W = 60 s. The recovery time t* is the first t ≥ t1 from which every
+//! window `[s, s + W)` with s in `[t, min(t + T_stable, end) − W]` holds at least 0.9 × G0
+//! answers (T_stable = 120 s; a log that ends sooner is judged up to its end). Window counts
+//! change only at answers, so every start is checked exactly. Fails when t* − t1 > T_max, or
+//! when goodput never stays back.
 //!
-//! Unknown: no fault, a fault that never ends, no answer before t0, or no full window between
-//! t1 and the end of the log. Does not check: faults after the first; the drain bound the
+//! Unknown: no fault, no fault that ends, no answer before t0, or no full window between t1
+//! and the end of the log. Does not check: faults after the first; the drain bound the
 //! catalogue adds to T_max (see `backlog_drains`); whether offered load itself was back at its
 //! level (a replay that offers less after the fault looks like a failure to recover). G0 counts
 //! from time 0, so a warm-up before the first answer lowers it.
@@ -42,10 +40,11 @@ pub const T_MAX_MIN_US: u64 = 60_000_000;
 
 /// Checks recovery from the first fault.
 pub fn recovers(log: &EventLog) -> Verdict {
-    let (start, t1, end_event) = match first_trigger(log) {
+    let (start, end_event) = match first_trigger(log) {
         Ok(t) => t,
         Err(why) => return Verdict::Unknown { why },
     };
+    let t1 = end_event.t_us;
     let t0 = start.t_us;
     let answers = goodput(log);
     let g = match Goodput::before(&answers, start) {
@@ -110,7 +109,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
                     "goodput was back at {}, {} after the {} ended, but the log ends at {}, before it could be seen to hold for {}",
                     secs(recovered_at),
                     secs(took),
-                    start.name,
+                    super::faults::kind(start),
                     secs(end),
                     secs(T_STABLE_US)
                 ),
@@ -124,13 +123,13 @@ pub fn recovers(log: &EventLog) -> Verdict {
                 "goodput was not yet back when the log ended at {}, {} after the {} ended, within T_max {}",
                 secs(end),
                 secs(end - t1),
-                start.name,
+                super::faults::kind(start),
                 secs(t_max)
             ),
         };
     }
     let mut events: Vec<Event> = vec![start.clone()];
-    events.extend(end_event.cloned());
+    events.push(end_event.clone());
     if let Some((_, s)) = worst {
         let lo = times.partition_point(|&t| t < s);
         events.extend(
@@ -145,7 +144,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
     let summary = if never {
         format!(
             "after the {} from {} to {}, goodput never stayed at 0.9 × {g0:.1} per 60 s: {wn} answered in [{}, {}), still short at the end of the log",
-            start.name,
+            super::faults::kind(start),
             secs(t0),
             secs(t1),
             secs(ws),
@@ -154,7 +153,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
     } else {
         format!(
             "after the {} from {} to {}, goodput got back to 0.9 × {g0:.1} per 60 s only at {}, {} after the fault ended, over T_max {} (worst: {wn} answered in [{}, {}))",
-            start.name,
+            super::faults::kind(start),
             secs(t0),
             secs(t1),
             secs(recovered_at),
@@ -177,7 +176,7 @@ pub fn recovers(log: &EventLog) -> Verdict {
 /// some full window, so the system had something to recover from.
 pub fn sometimes(log: &EventLog) -> (bool, &'static str) {
     const STATE: &str = "goodput fell under 0.9 × its level before the first fault or overload";
-    let Ok((start, _, _)) = first_trigger(log) else {
+    let Ok((start, _)) = first_trigger(log) else {
         return (false, STATE);
     };
     let answers = goodput(log);
@@ -211,7 +210,7 @@ impl Goodput {
         if before == 0 || t0 == 0 {
             return Err(format!(
                 "no query was answered 200 before the {} at {}: no baseline",
-                start.name,
+                super::faults::kind(start),
                 secs(t0)
             ));
         }
@@ -244,8 +243,8 @@ impl Goodput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::invariants::test_support::ev;
-    use crate::judge::invariants::vocabulary::{FAULT_TARGET, TRAFFIC_TARGET};
+    use crate::judge::invariants::test_support::{ev, fault_window};
+    use crate::judge::invariants::vocabulary::TRAFFIC_TARGET;
 
     fn answered(t_us: u64, status: u64) -> Event {
         ev(
@@ -257,8 +256,17 @@ mod tests {
         )
     }
 
-    fn fault(t_s: u64, name: &str, fields: &[(&str, serde_json::Value)]) -> Event {
-        ev(t_s * 1_000_000, "harness", FAULT_TARGET, name, fields)
+    fn outage(from: u64, to: u64) -> Vec<Event> {
+        fault_window(
+            0,
+            "region.outage",
+            (from, Some(to)),
+            &[("region", json!("r"))],
+        )
+    }
+
+    fn burst(id: u64, from: u64, to: u64) -> Vec<Event> {
+        fault_window(id, "traffic.burst", (from, Some(to)), &[])
     }
 
     /// One answer a second over [from, to) seconds, except in [gap_from, gap_to).
@@ -278,8 +286,7 @@ mod tests {
     fn goodput_back_soon_after_the_fault_passes() {
         // 1/s for 100 s, nothing during a 30 s outage, back 10 s after it ends.
         let mut e = answers(0, 400, 100..140);
-        e.push(fault(100, "region_down", &[("region", json!("r"))]));
-        e.push(fault(130, "region_up", &[("region", json!("r"))]));
+        e.extend(outage(100, 130));
         let log = log(e);
         let v = recovers(&log);
         let Verdict::Pass { counts } = v else {
@@ -294,8 +301,7 @@ mod tests {
         assert!(sometimes(&log).0, "goodput fell during the outage");
         // A fault that never dented goodput reaches no sometimes state.
         let mut e = answers(0, 400, 0..0);
-        e.push(fault(100, "region_down", &[("region", json!("r"))]));
-        e.push(fault(130, "region_up", &[("region", json!("r"))]));
+        e.extend(outage(100, 130));
         assert!(!sometimes(&super::tests::log(e)).0);
     }
 
@@ -303,8 +309,7 @@ mod tests {
     fn a_recovery_not_seen_to_hold_or_not_yet_due_is_unknown() {
         // Back 10 s after the fault, but the log ends 60 s later: not seen to hold for 120 s.
         let mut e = answers(0, 200, 100..140);
-        e.push(fault(100, "region_down", &[("region", json!("r"))]));
-        e.push(fault(130, "region_up", &[("region", json!("r"))]));
+        e.extend(outage(100, 130));
         let v = recovers(&log(e));
         assert!(
             matches!(&v, Verdict::Unknown { why } if why.contains("before it could be seen to hold")),
@@ -312,8 +317,7 @@ mod tests {
         );
         // Not back when the log ends 70 s after the fault, within T_max (120 s): unknown.
         let mut e = answers(0, 100, 0..0);
-        e.push(fault(100, "overload", &[]));
-        e.push(fault(160, "overload_end", &[]));
+        e.extend(burst(0, 100, 160));
         e.push(answered(230_000_000, 500));
         let v = recovers(&log(e));
         assert!(
@@ -327,15 +331,19 @@ mod tests {
         // Latency from time 0 to the end, an overload from 100 s to 130 s, goodput gone for
         // good after it: judged against the overload, and fails.
         let mut e = answers(0, 100, 0..0);
-        e.push(fault(0, "latency", &[("region", json!("r"))]));
-        e.push(fault(100, "overload", &[]));
-        e.push(fault(130, "overload_end", &[]));
+        e.extend(fault_window(
+            0,
+            "latency",
+            (0, None),
+            &[("region", json!("r"))],
+        ));
+        e.extend(burst(1, 100, 130));
         e.push(answered(500_000_000, 500));
         let Verdict::Fail { witness } = recovers(&log(e)) else {
             panic!("never back after the overload")
         };
         assert!(
-            witness.summary.contains("after the overload"),
+            witness.summary.contains("after the traffic.burst"),
             "{}",
             witness.summary
         );
@@ -350,30 +358,27 @@ mod tests {
                 .filter(|s| s % 3 == 0)
                 .map(|s| answered(s * 1_000_000, 200)),
         );
-        e.push(fault(
-            100,
-            "freeze",
-            &[("account", json!("1")), ("duration_ms", json!(30_000))],
+        e.extend(fault_window(
+            0,
+            "account.freeze",
+            (100, Some(130)),
+            &[("account", json!("1"))],
         ));
         let Verdict::Fail { witness } = recovers(&log(e)) else {
             panic!("must fail")
         };
         assert!(witness.summary.contains("never"), "{}", witness.summary);
-        assert_eq!(witness.events[0].name, "freeze");
+        assert_eq!(witness.events[0].str("fault"), Some("account.freeze"));
     }
 
     #[test]
     fn a_slow_recovery_fails() {
         // A 10 s throttle; goodput is back only 200 s later (T_max 60 s).
         let mut e = answers(0, 600, 100..310);
-        e.push(fault(
-            100,
-            "throttle",
-            &[("region", json!("r")), ("api", json!("GetTable"))],
-        ));
-        e.push(fault(
-            110,
-            "throttle",
+        e.extend(fault_window(
+            0,
+            "api.throttle",
+            (100, Some(110)),
             &[("region", json!("r")), ("api", json!("GetTable"))],
         ));
         // 500 errors during the outage are not goodput.
@@ -391,23 +396,20 @@ mod tests {
     fn no_fault_or_no_baseline_or_no_end_is_unknown() {
         assert_eq!(recovers(&log(answers(0, 100, 0..0))).word(), "unknown");
         let mut e = answers(50, 300, 0..0);
-        e.push(fault(10, "host_crash", &[("host", json!("c1"))]));
-        e.push(fault(20, "host_restart", &[("host", json!("c1"))]));
+        let crash = [("host", json!("c1"))];
+        e.extend(fault_window(0, "host.crash", (10, Some(20)), &crash));
+        assert_eq!(recovers(&log(e)).word(), "unknown");
+        let pair = [("a", json!("x")), ("b", json!("y"))];
+        let mut e = answers(0, 300, 0..0);
+        e.extend(fault_window(0, "network.partition", (100, None), &pair));
         assert_eq!(recovers(&log(e)).word(), "unknown");
         let mut e = answers(0, 300, 0..0);
-        e.push(fault(
-            100,
-            "partition",
-            &[("a", json!("x")), ("b", json!("y"))],
+        e.extend(fault_window(
+            0,
+            "network.partition",
+            (100, Some(110)),
+            &pair,
         ));
-        assert_eq!(recovers(&log(e)).word(), "unknown");
-        let mut e = answers(0, 300, 0..0);
-        e.push(fault(
-            100,
-            "partition",
-            &[("a", json!("x")), ("b", json!("y"))],
-        ));
-        e.push(fault(110, "heal", &[("a", json!("y")), ("b", json!("x"))]));
         assert_eq!(recovers(&log(e)).word(), "pass");
     }
 }

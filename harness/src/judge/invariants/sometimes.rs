@@ -7,9 +7,7 @@
 use serde::Serialize;
 
 use super::InvariantName;
-use super::vocabulary::{
-    FAULT_TARGET, PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background,
-};
+use super::vocabulary::{PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background};
 use crate::events::EventLog;
 
 /// Whether the interesting state was reached, and what that state is.
@@ -25,9 +23,11 @@ fn any_call(log: &EventLog, pred: impl Fn(&crate::events::Event) -> bool) -> boo
     log.of(PROVIDER_TARGET).any(|e| e.name == "call" && pred(e))
 }
 
-fn any_fault(log: &EventLog, names: &[&str]) -> bool {
-    log.of(FAULT_TARGET)
-        .any(|e| names.contains(&e.name.as_str()))
+/// Whether a fault of `kind` ended within the run.
+fn any_ended(log: &EventLog, kind: &str) -> bool {
+    super::faults::of_kind(log, kind)
+        .iter()
+        .any(|w| w.end.is_some())
 }
 
 /// The sometimes check of invariant `name`, if it has one.
@@ -76,9 +76,9 @@ pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
             }),
             "a lake's bucket was read",
         ),
-        N::FailbackRamp => (any_fault(log, &["region_up"]), "a region came back"),
+        N::FailbackRamp => (any_ended(log, "region.outage"), "a region came back"),
         N::BacklogDrains => (
-            any_fault(log, &["freeze"])
+            any_ended(log, "account.freeze")
                 || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
             "a frozen account thawed",
         ),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::events::Event;
-use crate::judge::invariants::vocabulary::{PROVIDER_TARGET, TRAFFIC_TARGET};
+use crate::judge::invariants::vocabulary::{FAULT_TARGET, PROVIDER_TARGET, TRAFFIC_TARGET};
 
 /// An event of `target` named `name` at `t_us` on `host`, with `fields`.
 pub fn ev(t_us: u64, host: &str, target: &str, name: &str, fields: &[(&str, Value)]) -> Event {
@@ -19,6 +19,22 @@ pub fn ev(t_us: u64, host: &str, target: &str, name: &str, fields: &[(&str, Valu
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
     }
+}
+
+/// Fault `id`'s window of `kind` from `t0_s` to `t1_s` (no end when `None`), as the timeline
+/// logs it, with `fields` (`region`, `api`, ...) on both events.
+pub fn fault_window(
+    id: u64,
+    kind: &str,
+    (t0_s, t1_s): (u64, Option<u64>),
+    fields: &[(&str, Value)],
+) -> Vec<Event> {
+    let mut all = vec![("id", json!(id)), ("fault", json!(kind))];
+    all.extend(fields.iter().cloned());
+    let at = |name: &str, t_s: u64| ev(t_s * 1_000_000, "harness", FAULT_TARGET, name, &all);
+    let mut out = vec![at("fault_start", t0_s)];
+    out.extend(t1_s.map(|t| at("fault_end", t)));
+    out
 }
 
 /// `base` with `overrides` put over it, field by field.
