@@ -62,6 +62,11 @@ pub fn results_json(run: &RunData) -> Value {
         .filter_map(|v| Some((v.name.as_str(), json!(v.sometimes.as_ref()?))))
         .collect();
     let unexpected = unexpected(run);
+    let inconclusive: BTreeMap<&str, String> = run
+        .verdicts
+        .iter()
+        .filter_map(|v| Some((v.name.as_str(), v.inconclusive()?)))
+        .collect();
     json!({
         "scenario": run.header.scenario,
         "scenario_file": run.header.scenario_file,
@@ -73,6 +78,7 @@ pub fn results_json(run: &RunData) -> Value {
         "expected_violations": run.header.expected_violations,
         "as_expected": unexpected.is_empty(),
         "unexpected": unexpected,
+        "inconclusive": inconclusive,
         "queries": run.query_events,
         "outcomes": run.outcomes,
         "provider_calls": merge_calls(&run.system_calls, &run.other_calls),
@@ -123,7 +129,16 @@ pub fn junit_xml(run: &RunData) -> String {
                     escape(v.detail.as_str())
                 ));
             }
-            (Status::Pass, false) => {}
+            (Status::Pass, false) => {
+                // A pass that proves nothing is reported as one.
+                if let Some(why) = v.inconclusive() {
+                    skipped += 1;
+                    cases.push_str(&format!(
+                        "      <skipped message=\"{}\"/>\n",
+                        escape(why.as_str())
+                    ));
+                }
+            }
         }
         cases.push_str("    </testcase>\n");
     }
@@ -142,7 +157,7 @@ pub fn junit_xml(run: &RunData) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::VerdictRow;
+    use crate::run::{Sometimes, VerdictRow};
 
     fn row(name: &str, status: Status, expected: bool) -> VerdictRow {
         VerdictRow {
@@ -176,5 +191,30 @@ mod tests {
             vec!["a violated", "c expected to be violated, but held"]
         );
         assert_eq!(results_json(&run)["as_expected"], json!(false));
+        assert!(results_json(&run)["inconclusive"]["d"].is_string());
+    }
+
+    #[test]
+    fn a_pass_never_reached_is_inconclusive_unless_the_scenario_says_why() {
+        let mut run = RunData::default();
+        let mut vacuous = row("v", Status::Pass, false);
+        vacuous.sometimes = Some(Sometimes {
+            state: "a region came back".into(),
+            reached: false,
+        });
+        let mut explained = vacuous.clone();
+        explained.name = "e".into();
+        explained.unreached_why = Some("no outage here".into());
+        run.verdicts = vec![vacuous, explained, row("p", Status::Pass, false)];
+        let results = results_json(&run);
+        let inconclusive = results["inconclusive"].as_object().unwrap();
+        assert_eq!(inconclusive.keys().collect::<Vec<_>>(), ["v"]);
+        assert!(
+            inconclusive["v"]
+                .as_str()
+                .unwrap()
+                .contains("a region came back")
+        );
+        assert!(junit_xml(&run).contains("skipped=\"1\""));
     }
 }

@@ -150,6 +150,23 @@ impl VerdictRow {
         }
     }
 
+    /// Why the row decides nothing, when it does not: unknown, or a pass whose state was never
+    /// reached with no reason in the scenario (`expect.unreached`). Such a run is inconclusive:
+    /// `stampede run` exits 3 on it, and a sweep counts it apart.
+    pub fn inconclusive(&self) -> Option<String> {
+        match self.status {
+            Status::Unknown => Some(format!("unknown: {}", self.detail)),
+            Status::Pass if self.unreached_why.is_none() => {
+                let state = self.sometimes.as_ref().filter(|s| !s.reached)?;
+                Some(format!(
+                    "passed without its state being reached ({}), and the scenario gives no reason under `expect.unreached`",
+                    state.state
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// The cell a table shows: `✓ pass`, `✗ fail`, `✗ fail (expected)`, `? unknown`, or
     /// `✓ pass (never reached)`.
     pub fn cell(&self) -> String {

@@ -170,6 +170,62 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn inconclusive_runs_are_counted_apart_or_failed_on_request() {
+    let dir = scratch("inconclusive");
+    // smoke, listing `never_frozen` with no reason for its never being reached, and
+    // `failback_ramp`, which no outage lets decide.
+    let text = format!(
+        "name: undecided\nseed: 7\nduration: 3m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 50, shared: true }}\ntraffic:\n  replay: {}\ninvariants: [no_lost_queries, never_frozen, failback_ramp]\n",
+        crate::scenario("traces/smoke.jsonl").display()
+    );
+    std::fs::write(dir.join("undecided.yaml"), text).unwrap();
+    let args = ["undecided.yaml", "--seeds", "1..2", "--shrink-budget", "0"];
+    let (code, text) = sweep(&dir, &[&args[..], &["--out", "apart"]].concat());
+    assert_eq!(code, 0, "counted apart, not failed: {text}");
+    assert!(
+        text.contains("0 passed, 0 failed (0 crashed or timed out), 2 inconclusive"),
+        "{text}"
+    );
+    let s = read_json(&dir.join("apart/sweep.json"));
+    let undecided = &s["records"][0]["inconclusive"];
+    assert!(
+        undecided["failback_ramp"]
+            .as_str()
+            .unwrap()
+            .contains("no region came back")
+    );
+    assert!(
+        undecided["never_frozen"]
+            .as_str()
+            .unwrap()
+            .contains("without its state being reached")
+    );
+    assert!(undecided.get("no_lost_queries").is_none());
+    let summary = std::fs::read_to_string(dir.join("apart/summary.md")).unwrap();
+    assert!(
+        summary.contains("| undecided | never_frozen | 1, 2 |"),
+        "{summary}"
+    );
+    let junit = std::fs::read_to_string(dir.join("apart/junit.xml")).unwrap();
+    // Both undecided invariants, and determinism (no seed re-checked).
+    assert!(junit.contains("skipped=\"3\""), "{junit}");
+    assert!(
+        junit.contains("<skipped message=\"inconclusive on every seed: passed without its state"),
+        "{junit}"
+    );
+    let (code, text) = sweep(
+        &dir,
+        &[&args[..], &["--out", "failed", "--fail-inconclusive"]].concat(),
+    );
+    assert_eq!(code, 1, "{text}");
+    let junit = std::fs::read_to_string(dir.join("failed/junit.xml")).unwrap();
+    assert!(
+        junit.contains("2/2 seeds were inconclusive on it: 1, 2"),
+        "{junit}"
+    );
+}
+
 /// A record without what differs between machines and directories.
 fn comparable(mut r: Value) -> Value {
     r.as_object_mut().unwrap().remove("wall_s");
@@ -288,6 +344,7 @@ fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
         replay_prefix: "stampede".into(),
         keep_logs: false,
         shrink_budget: 5,
+        fail_inconclusive: false,
     };
     let stop = std::sync::atomic::AtomicBool::new(false);
     let panics = fake_exe(

@@ -40,6 +40,11 @@ pub struct SweepArgs {
     /// scenario that still fails, in DIR/shrunk/); 0 shrinks nothing.
     #[arg(long, default_value_t = 100)]
     shrink_budget: u32,
+    /// Fail the sweep on an inconclusive run: a listed invariant unknown, or passed without
+    /// reaching its state when the file gives no reason under `expect.unreached`. By default
+    /// such runs are counted apart (sweep.json, summary.md, skipped in JUnit).
+    #[arg(long)]
+    fail_inconclusive: bool,
 }
 
 /// `stampede sweep`: every (scenario, seed) run, reported, its exit code.
@@ -93,6 +98,7 @@ pub fn sweep_command(a: SweepArgs) -> ExitCode {
         replay_prefix: replay_prefix(),
         keep_logs: a.keep_logs,
         shrink_budget: a.shrink_budget,
+        fail_inconclusive: a.fail_inconclusive,
     };
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     on_ctrl_c(&STOP);
@@ -119,7 +125,8 @@ pub fn sweep_command(a: SweepArgs) -> ExitCode {
     sweep_exit(&sweep)
 }
 
-/// A sweep's exit code: 0 when every run was as expected, else 1.
+/// A sweep's exit code: 0 when every run was as expected (inconclusive runs too, unless the
+/// sweep fails those), else 1.
 pub fn sweep_exit(sweep: &crate::commands::sweep::Sweep) -> ExitCode {
     if sweep.interrupted {
         ExitCode::from(130)

@@ -52,6 +52,8 @@ pub struct Options {
     pub keep_logs: bool,
     /// The most runs shrinking one failure may take; 0 shrinks nothing.
     pub shrink_budget: u32,
+    /// Whether an inconclusive run fails the sweep.
+    pub fail_inconclusive: bool,
 }
 
 /// What `sweep.json` says about the sweep itself; its records follow.
@@ -69,6 +71,10 @@ pub struct Header {
     pub shard: Shard,
     /// The share of runs re-checked.
     pub recheck: f64,
+    /// Whether an inconclusive run fails the sweep (`--fail-inconclusive`); counted apart
+    /// otherwise.
+    #[serde(default)]
+    pub fail_inconclusive: bool,
 }
 
 /// A sweep's outcome: its header, its records in canonical order, and whether Ctrl-C cut it
@@ -89,9 +95,15 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// Whether any run failed.
+    /// Whether any run failed, or was inconclusive when the sweep fails those.
     pub fn failed(&self) -> bool {
-        self.records.iter().any(Record::failed)
+        self.records.iter().any(|r| self.fails(r))
+    }
+
+    /// Whether this run fails the sweep: it failed, or it was inconclusive and the sweep fails
+    /// those.
+    pub fn fails(&self, r: &Record) -> bool {
+        r.failed() || (self.header.fail_inconclusive && r.is_inconclusive())
     }
 }
 
@@ -220,6 +232,7 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
         unexpected: Vec::new(),
         held_unexpectedly: Vec::new(),
         witnesses: Default::default(),
+        inconclusive: Default::default(),
         faults: serde_json::Value::Null,
         wall_s,
         virtual_s: 0.0,
@@ -279,6 +292,7 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
             record.held_unexpectedly = held;
             record.verdicts = run.verdicts;
             record.witnesses = run.witnesses;
+            record.inconclusive = run.inconclusive;
             record.faults = run.faults;
             record.virtual_s = run.virtual_s;
         }
@@ -609,6 +623,7 @@ pub fn sweep(opts: &Options, stop: &AtomicBool) -> std::io::Result<Sweep> {
             seeds: opts.seeds.to_string(),
             shard: opts.shard,
             recheck: opts.recheck,
+            fail_inconclusive: opts.fail_inconclusive,
         },
         interrupted: stop.load(Ordering::Relaxed) && records.len() < jobs.len(),
         wall_s: timer.elapsed().as_secs_f64(),

@@ -54,6 +54,10 @@ pub struct Record {
     pub held_unexpectedly: Vec<String>,
     /// The witness summary of each failed invariant.
     pub witnesses: BTreeMap<String, String>,
+    /// The listed invariants the run did not decide, and why: unknown, or passed without
+    /// reaching its state and the scenario gives no reason (`stampede run` exits 3 on these).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inconclusive: BTreeMap<String, String>,
     /// The concrete fault schedule the run had.
     pub faults: Value,
     /// Wall time of the run, in seconds (the one field that differs between machines).
@@ -88,6 +92,11 @@ impl Record {
             || self.nondeterministic()
     }
 
+    /// Whether it ran, did not fail, and left some listed invariant undecided.
+    pub fn is_inconclusive(&self) -> bool {
+        self.ending == Ending::Ran && !self.failed() && !self.inconclusive.is_empty()
+    }
+
     /// Whether its re-check gave another log.
     pub fn nondeterministic(&self) -> bool {
         self.recheck.as_ref().is_some_and(|r| !r.matches)
@@ -110,6 +119,8 @@ pub struct RunDir {
     pub verdicts: BTreeMap<String, String>,
     /// Failed-invariant witness summaries.
     pub witnesses: BTreeMap<String, String>,
+    /// Undecided invariants and why.
+    pub inconclusive: BTreeMap<String, String>,
     /// The invariants the scenario expects to fail.
     pub expected: Vec<String>,
     /// The faults it ran with.
@@ -143,6 +154,12 @@ impl RunDir {
                     out.witnesses.insert(name.clone(), summary.to_string());
                 }
                 out.verdicts.insert(name.clone(), word);
+            }
+        }
+        if let Some(undecided) = results["inconclusive"].as_object() {
+            for (name, why) in undecided {
+                let why = why.as_str().unwrap_or_default().to_string();
+                out.inconclusive.insert(name.clone(), why);
             }
         }
         out.expected = results["expected_violations"]

@@ -93,8 +93,9 @@ fn failure(what: &str, bad: &[&Record], runs: usize, first: String) -> (String, 
     (message, body)
 }
 
-/// The cases of one scenario's suite.
-fn cases(records: &[&Record]) -> Vec<Case> {
+/// The cases of one scenario's suite; `strict`: an inconclusive seed fails its invariant's
+/// case.
+fn cases(records: &[&Record], strict: bool) -> Vec<Case> {
     let names: BTreeSet<&String> = records
         .iter()
         .flat_map(|r| r.verdicts.keys().chain(&r.held_unexpectedly))
@@ -127,6 +128,14 @@ fn cases(records: &[&Record]) -> Vec<Case> {
                 )
             }),
         };
+        // Seeds that ran, did not fail it, and left it undecided.
+        let undecided: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.ending == Ending::Ran && !r.failed_invariants().any(|n| n == name))
+            .filter(|r| r.inconclusive.contains_key(name))
+            .copied()
+            .collect();
+        let why = |r: &Record| r.inconclusive.get(name).cloned().unwrap_or_default();
         if let Some(head) = bad.first() {
             let first = head
                 .witnesses
@@ -139,8 +148,24 @@ fn cases(records: &[&Record]) -> Vec<Case> {
                 "held it though the scenario expects a violation"
             };
             case.failure = Some(failure(what, &bad, records.len(), first));
-        } else if !decided {
-            case.skipped = Some("unknown on every seed: no run could decide it".into());
+        } else if let (true, Some(head)) = (strict, undecided.first()) {
+            let what = "were inconclusive on it";
+            case.failure = Some(failure(what, &undecided, records.len(), why(head)));
+        } else if !decided || (!undecided.is_empty() && undecided.len() == records.len()) {
+            let first = undecided.first().map_or_else(String::new, |r| why(r));
+            case.skipped = Some(format!("inconclusive on every seed: {first}"));
+        } else if let Some(head) = undecided.first() {
+            let note = format!(
+                "inconclusive on {} of {} seeds ({}): {}",
+                undecided.len(),
+                records.len(),
+                seed_list(&undecided),
+                why(head)
+            );
+            case.out = Some(match case.out.take() {
+                Some(out) => format!("{out}\n{note}"),
+                None => note,
+            });
         }
         out.push(case);
     }
@@ -240,7 +265,7 @@ pub fn junit_xml(sweep: &Sweep) -> String {
         if records.is_empty() || !seen.insert(name) {
             continue;
         }
-        let cases = cases(&records);
+        let cases = cases(&records, sweep.header.fail_inconclusive);
         let failed = cases.iter().filter(|c| c.failure.is_some()).count();
         let skipped = cases.iter().filter(|c| c.skipped.is_some()).count();
         let time: f64 = records.iter().map(|r| r.wall_s).sum();
@@ -296,7 +321,12 @@ pub fn junit_xml(sweep: &Sweep) -> String {
 pub fn summary(sweep: &Sweep) -> String {
     let h = &sweep.header;
     let runs = sweep.records.len();
-    let failed = sweep.records.iter().filter(|r| r.failed()).count();
+    let failed = sweep.records.iter().filter(|r| sweep.fails(r)).count();
+    let undecided: Vec<&Record> = sweep
+        .records
+        .iter()
+        .filter(|r| r.is_inconclusive())
+        .collect();
     let broken = sweep
         .records
         .iter()
@@ -318,10 +348,20 @@ pub fn summary(sweep: &Sweep) -> String {
     };
     let _ = writeln!(
         out,
-        "{runs} runs of {} scenarios on seeds {}{shard}: {} passed, {failed} failed ({broken} crashed or timed out); {rechecked} re-checked for determinism, {mismatched} differed.",
+        "{runs} runs of {} scenarios on seeds {}{shard}: {} passed, {failed} failed ({broken} crashed or timed out){}; {rechecked} re-checked for determinism, {mismatched} differed.",
         h.scenarios.iter().collect::<BTreeSet<_>>().len(),
         h.seeds,
-        runs - failed,
+        runs - failed
+            - if h.fail_inconclusive {
+                0
+            } else {
+                undecided.len()
+            },
+        match (undecided.len(), h.fail_inconclusive) {
+            (0, _) => String::new(),
+            (n, false) => format!(", {n} inconclusive"),
+            (n, true) => format!(", {n} of them inconclusive"),
+        },
     );
     let _ = writeln!(
         out,
@@ -352,9 +392,18 @@ pub fn summary(sweep: &Sweep) -> String {
             "\nStopped by Ctrl-C: the {runs} runs that finished are kept; the rest did not run."
         );
     }
+    inconclusive_table(&mut out, sweep, &undecided);
+    failures_table(&mut out, sweep);
+    out
+}
+
+/// The failures by scenario and what failed, with their seeds, the first one's replay command
+/// and report, and each group's first witness.
+fn failures_table(out: &mut String, sweep: &Sweep) {
+    let h = &sweep.header;
     // (scenario, what failed) → records.
     let mut groups: BTreeMap<(usize, String), Vec<&Record>> = BTreeMap::new();
-    for r in sweep.records.iter().filter(|r| r.failed()) {
+    for r in sweep.records.iter().filter(|r| sweep.fails(r)) {
         let order = h
             .scenarios
             .iter()
@@ -362,6 +411,12 @@ pub fn summary(sweep: &Sweep) -> String {
             .unwrap_or(usize::MAX);
         for name in r.failed_invariants() {
             groups.entry((order, name.clone())).or_default().push(r);
+        }
+        if h.fail_inconclusive && r.is_inconclusive() {
+            for name in r.inconclusive.keys() {
+                let what = format!("{name} (inconclusive)");
+                groups.entry((order, what)).or_default().push(r);
+            }
         }
         if r.nondeterministic() {
             groups
@@ -378,7 +433,7 @@ pub fn summary(sweep: &Sweep) -> String {
     }
     if groups.is_empty() {
         let _ = writeln!(out, "\nNo failures.");
-        return out;
+        return;
     }
     let _ = writeln!(
         out,
@@ -433,7 +488,51 @@ pub fn summary(sweep: &Sweep) -> String {
             );
         }
     }
-    out
+}
+
+/// The inconclusive runs by scenario and invariant: their seeds and the first one's reason.
+fn inconclusive_table(out: &mut String, sweep: &Sweep, undecided: &[&Record]) {
+    if undecided.is_empty() {
+        return;
+    }
+    let mut groups: BTreeMap<(usize, &str, &str), Vec<&Record>> = BTreeMap::new();
+    for r in undecided {
+        let order = sweep.header.scenarios.iter().position(|s| s == &r.scenario);
+        for name in r.inconclusive.keys() {
+            let key = (
+                order.unwrap_or(usize::MAX),
+                r.scenario.as_str(),
+                name.as_str(),
+            );
+            groups.entry(key).or_default().push(r);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "
+Inconclusive: a listed invariant undecided (unknown, or passed without reaching its state and no reason under `expect.unreached`){}.
+",
+        if sweep.header.fail_inconclusive {
+            "; `--fail-inconclusive` counts these as failures"
+        } else {
+            "; counted apart (`--fail-inconclusive` fails them)"
+        }
+    );
+    let _ = writeln!(out, "| scenario | invariant | seeds | why (first seed) |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for ((_, scenario, name), records) in &groups {
+        let why = records[0]
+            .inconclusive
+            .get(*name)
+            .cloned()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {scenario} | {name} | {} | {} |",
+            seed_list(records),
+            why.replace('|', "\\|")
+        );
+    }
 }
 
 /// Writes `sweep.json`, `junit.xml` and `summary.md` into `dir`, each whole or not at all.
