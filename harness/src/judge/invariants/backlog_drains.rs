@@ -39,6 +39,27 @@ fn thaw(log: &EventLog, account: &str) -> Option<u64> {
     }
 }
 
+/// The sometimes state: `account` thawed while a query of the system was still open, so there
+/// was a backlog to drain (a freeze of another account, or one with nothing waiting, is not it).
+pub fn sometimes(log: &EventLog, account: &str) -> (bool, &'static str) {
+    const STATE: &str = "the system's account thawed with queries still open";
+    let Some(t1) = thaw(log, account) else {
+        return (false, STATE);
+    };
+    let mut open = BTreeSet::new();
+    for e in log.of(QUERY_TARGET).filter(|e| e.t_us < t1) {
+        let Some(id) = e.str("query_id") else {
+            continue;
+        };
+        if e.name == "accepted" {
+            open.insert(id);
+        } else if TERMINAL.contains(&e.name.as_str()) {
+            open.remove(id);
+        }
+    }
+    (!open.is_empty(), STATE)
+}
+
 /// Checks the drain after the first thaw of `account`, with `usable_per_s` lakes per second.
 pub fn backlog_drains(
     log: &EventLog,
@@ -267,6 +288,24 @@ mod tests {
             backlog_drains(&refrozen, SYS, Some(10.0), SLACK).word(),
             "fail"
         );
+    }
+
+    #[test]
+    fn the_state_is_a_thaw_with_queries_open() {
+        let mut open = vec![query(10, "q", "accepted", 5)];
+        open.extend(freeze(20, 60));
+        assert!(sometimes(&EventLog::from_events(open.clone()), SYS).0);
+        let mut done = open;
+        done.insert(1, query(15, "q", "succeeded", 5));
+        assert!(!sometimes(&EventLog::from_events(sort(done)), SYS).0);
+        let mut other = vec![query(10, "q", "accepted", 5)];
+        other.extend(fault_window(
+            0,
+            "account.freeze",
+            (20, Some(80)),
+            &[("account", json!("200000000001"))],
+        ));
+        assert!(!sometimes(&EventLog::from_events(other), SYS).0);
     }
 
     #[test]

@@ -47,6 +47,24 @@ fn is_credential_fetch(e: &Event) -> bool {
         && (e.str("api") == Some("AssumeRole") || e.str("service") == Some("imds"))
 }
 
+/// The sometimes state: a region came back and the system's nodes there fetched credentials
+/// within the ramp window (the injected return alone is not it).
+pub fn sometimes(log: &EventLog, ramp_us: u64) -> (bool, &'static str) {
+    const STATE: &str = "a region came back and the system fetched credentials there";
+    let reached = super::faults::of_kind(log, "region.outage")
+        .iter()
+        .filter_map(|w| w.end)
+        .any(|up| {
+            let region = up.str("region");
+            log.of(PROVIDER_TARGET).any(|e| {
+                is_credential_fetch(e)
+                    && (region.is_none() || e.str("region") == region)
+                    && (up.t_us..up.t_us.saturating_add(ramp_us)).contains(&started(e))
+            })
+        });
+    (reached, STATE)
+}
+
 /// Checks credential fetches per second after every region's return.
 pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
     // Each return, with when its region went down.
@@ -315,6 +333,14 @@ mod tests {
         assert!(why.contains("1 nodes (worker-r1-1 first)"), "{why}");
         // At exactly the window's end it is closed.
         assert_eq!(outage_until(None, 90).word(), "fail");
+    }
+
+    #[test]
+    fn the_state_is_a_return_the_system_fetched_after() {
+        let mut events = up(30 * S, "r1");
+        assert!(!sometimes(&EventLog::from_events(events.clone()), RAMP_US).0);
+        events.extend(fetches(1, 31 * S, S, "r1"));
+        assert!(sometimes(&EventLog::from_events(events), RAMP_US).0);
     }
 
     #[test]

@@ -23,13 +23,6 @@ fn any_call(log: &EventLog, pred: impl Fn(&crate::events::Event) -> bool) -> boo
     log.of(PROVIDER_TARGET).any(|e| e.name == "call" && pred(e))
 }
 
-/// Whether a fault of `kind` ended within the run.
-fn any_ended(log: &EventLog, kind: &str) -> bool {
-    super::faults::of_kind(log, kind)
-        .iter()
-        .any(|w| w.end.is_some())
-}
-
 /// The sometimes check of invariant `name`, if it has one.
 pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
     use InvariantName as N;
@@ -45,9 +38,13 @@ pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
             }),
             "the metadata fleet ran at half its capacity or more",
         ),
+        // The system's call: a throttle of another account's proves nothing of the system.
         N::ThrottleRate => (
-            any_call(log, |e| e.str("outcome") == Some("throttled")),
-            "the provider throttled a call",
+            any_call(log, |e| {
+                e.str("outcome") == Some("throttled")
+                    && e.str("account").is_some_and(|a| !is_background(a))
+            }),
+            "the provider throttled a call of the system's",
         ),
         N::CollateralDamage => (
             any_call(log, |e| e.str("account").is_some_and(is_background))
@@ -76,12 +73,10 @@ pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
             }),
             "a lake's bucket was read",
         ),
-        N::FailbackRamp => (any_ended(log, "region.outage"), "a region came back"),
-        N::BacklogDrains => (
-            any_ended(log, "account.freeze")
-                || log.of(PROVIDER_TARGET).any(|e| e.name == "account_thawed"),
-            "a frozen account thawed",
-        ),
+        N::FailbackRamp => super::failback_ramp::sometimes(log, super::failback_ramp::RAMP_US),
+        N::BacklogDrains => {
+            super::backlog_drains::sometimes(log, super::vocabulary::SYSTEM_ACCOUNT)
+        }
         N::Recovers => super::recovers::sometimes(log),
         N::InvalidSqlCostsNothing => (
             super::invalid_sql_costs_nothing::reached(log),
