@@ -190,7 +190,7 @@ fn p3_fragments(c: &mut Criterion) {
 }
 
 /// Every checker over the log of the naive incident replay (incident 1: a freeze, throttling,
-/// retries, about 10⁵ events): how long a verdict takes per event.
+/// retries, about 10⁵ events): how long a verdict and its sometimes state take per event.
 fn checkers(c: &mut Criterion) {
     use stampede::input::scenario::{InvariantName, InvariantSpec};
 
@@ -211,7 +211,7 @@ fn checkers(c: &mut Criterion) {
         }
         let spec = InvariantSpec::named(name);
         group.bench_function(name.as_str(), |b| {
-            b.iter(|| stampede::judge::checks::check_log(&spec, &log, &scenario))
+            b.iter(|| stampede::judge::checks::judge(&spec, &log, &scenario))
         });
     }
     group.finish();

@@ -321,19 +321,15 @@ pub fn judge(
     let mut verdicts = BTreeMap::new();
     let mut sometimes = BTreeMap::new();
     for spec in &prepared.scenario.invariants {
-        let verdict = match spec.name {
-            InvariantName::Deterministic => {
-                let second = simulate_with(&prepared, seed, &Recorder::new(), None, options)?;
-                deterministic(&first.log, &second.log)
-            }
-            _ => crate::judge::checks::check_log(spec, &first.log, &prepared.scenario)
-                .unwrap_or_else(|| Verdict::Unknown {
-                    why: "no checker in this build".into(),
-                }),
-        };
-        verdicts.insert(spec.name.as_str().to_string(), verdict);
-        if let Some(s) = crate::judge::checks::sometimes_of(spec, &first.log, &prepared.scenario) {
-            sometimes.insert(spec.name.as_str().to_string(), s);
+        let name = spec.name.as_str().to_string();
+        if spec.name == InvariantName::Deterministic {
+            let second = simulate_with(&prepared, seed, &Recorder::new(), None, options)?;
+            verdicts.insert(name, deterministic(&first.log, &second.log));
+        } else if let Some((verdict, state)) =
+            crate::judge::checks::judge(spec, &first.log, &prepared.scenario)
+        {
+            verdicts.insert(name.clone(), verdict);
+            sometimes.insert(name, state);
         }
     }
     Ok(RunReport {

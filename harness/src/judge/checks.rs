@@ -16,94 +16,202 @@ use crate::judge::invariants::{
     tenant_fairness, tenant_isolation, throttle_rate,
 };
 
-/// The checkers that read only the log, with the scenario's parameters. `deterministic` needs
-/// two runs and lives in [`crate::commands::run`].
-pub fn check_log(spec: &InvariantSpec, log: &EventLog, scenario: &Scenario) -> Option<Verdict> {
-    let verdict = match spec.name {
-        N::NoLostQueries => no_lost_queries(log),
-        N::NeverFrozen => never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
+/// The verdict of `spec` on `log` and its sometimes state (whether the run reached the state
+/// that gives the verdict meaning), with the scenario's parameters: one arm per invariant, each
+/// giving both, so that an invariant lacking either does not compile. `None` for
+/// `deterministic`, which needs two runs and lives in [`crate::commands::run`].
+pub fn judge(
+    spec: &InvariantSpec,
+    log: &EventLog,
+    scenario: &Scenario,
+) -> Option<(Verdict, sometimes::Sometimes)> {
+    let (verdict, (reached, state)) = match spec.name {
+        N::NoLostQueries => (no_lost_queries(log), sometimes::no_lost_queries(log)),
+        N::NeverFrozen => (
+            never_frozen(log, &[stampede_fakes::iam::SYSTEM_ACCOUNT]),
+            sometimes::never_frozen(log),
+        ),
         // Background accounts are other customers; every other account is the system's own
         // or a lake's, which the system calls as.
-        N::ProviderQuota => provider_quota(log, &quotas(scenario), |a| !is_background(a)),
+        N::ProviderQuota => {
+            let system = |a: &str| !is_background(a);
+            (
+                provider_quota(log, &quotas(scenario), system),
+                provider_quota::sometimes(log, &quotas(scenario), system),
+            )
+        }
         N::ThrottleRate => {
             let p: params::ThrottleRate = spec.params();
-            throttle_rate(log, p.max_share, micros(p.window))
+            (
+                throttle_rate(log, p.max_share, micros(p.window)),
+                sometimes::throttle_rate(log),
+            )
         }
         N::CollateralDamage => {
             let p: params::CollateralDamage = spec.params();
-            collateral_damage(log, p.max_share, micros(p.window), p.min_calls)
-        }
-        N::AttemptCap => attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
-        N::RetryHygiene => retry_hygiene(log, &spec.params()),
-        N::ProgressVisible => {
-            let p: params::ProgressVisible = spec.params();
-            progress_visible(log, micros(p.first_within), micros(p.every))
-        }
-        N::ExplicitBackpressure => explicit_backpressure(log),
-        N::Coalesced => coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
-        N::TenantIsolation => tenant_isolation(
-            log,
-            crate::judge::invariants::tenant_isolation::Tenancy {
-                tenants: scenario.world.lakes.tenants,
-                shared: scenario.world.lakes.shared,
-            },
-        ),
-        N::BlastRadius => blast_radius(log, &spec.params()),
-        N::FailbackRamp => {
-            let p: params::FailbackRamp = spec.params();
-            // R_max from the provider's quota on credentials, as the catalogue has it.
-            let r_max = p.max_per_s.unwrap_or_else(|| {
-                quotas(scenario)
-                    .get("AssumeRole")
-                    .map_or(crate::judge::invariants::R_MAX, |q| {
-                        q.rate_per_s.ceil() as u64
-                    })
-            });
-            failback_ramp(log, r_max, micros(p.ramp))
-        }
-        N::TenantFairness => tenant_fairness(log, &spec.params()),
-        N::BoundedQueues => {
-            let (max_running, max_queued) = queue_limits(spec, scenario);
-            bounded_queues::bounded_queues(log, max_running, max_queued)
-        }
-        N::BacklogDrains => {
-            let usable = quotas(scenario).get("AssumeRole").map(|q| q.rate_per_s);
-            backlog_drains::backlog_drains(
-                log,
-                stampede_fakes::iam::SYSTEM_ACCOUNT,
-                usable,
-                spec.params::<params::BacklogDrains>().slack,
+            (
+                collateral_damage(log, p.max_share, micros(p.window), p.min_calls),
+                sometimes::collateral_damage(log),
             )
         }
+        N::AttemptCap => (
+            attempt_cap(log, spec.params::<params::AttemptCap>().max_attempts),
+            attempt_cap::sometimes(log),
+        ),
+        N::RetryHygiene => by_params(spec, log, retry_hygiene, retry_hygiene::sometimes),
+        N::ProgressVisible => {
+            let p: params::ProgressVisible = spec.params();
+            (
+                progress_visible(log, micros(p.first_within), micros(p.every)),
+                progress_visible::sometimes(log, progress_visible::PROGRESS_EVERY_US),
+            )
+        }
+        N::ExplicitBackpressure => (
+            explicit_backpressure(log),
+            sometimes::explicit_backpressure(log),
+        ),
+        N::Coalesced => (
+            coalesced(log, spec.params::<params::Coalesced>().max_in_flight),
+            coalesced::sometimes(log),
+        ),
+        N::TenantIsolation => (
+            tenant_isolation(
+                log,
+                crate::judge::invariants::tenant_isolation::Tenancy {
+                    tenants: scenario.world.lakes.tenants,
+                    shared: scenario.world.lakes.shared,
+                },
+            ),
+            sometimes::tenant_isolation(log),
+        ),
+        N::BlastRadius => by_params(spec, log, blast_radius, blast_radius::sometimes),
+        N::FailbackRamp => failback(spec, log, scenario),
+        N::TenantFairness => by_params(spec, log, tenant_fairness, tenant_fairness::sometimes),
+        N::BoundedQueues => {
+            let (max_running, max_queued) = queue_limits(spec, scenario);
+            (
+                bounded_queues::bounded_queues(log, max_running, max_queued),
+                bounded_queues::sometimes(log, max_running),
+            )
+        }
+        N::BacklogDrains => backlog(spec, log, scenario),
         N::RetryAmplification => {
             let p: params::RetryAmplification = spec.params();
-            retry_amplification(log, p.max_ratio, micros(p.window), p.min_calls)
+            (
+                retry_amplification(log, p.max_ratio, micros(p.window), p.min_calls),
+                attempt_cap::sometimes(log),
+            )
         }
-        N::Recovers => recovers(log),
-        N::InvalidSqlCostsNothing => invalid_sql_costs_nothing(log),
-        N::PriorityOrder => priority_order::priority_order(log, &spec.params()),
-        N::FanoutBound => fanout_bound::fanout_bound(log, &spec.params()),
-        N::SingleRetryLayer => single_retry_layer::single_retry_layer(log, &spec.params()),
+        N::Recovers => (recovers(log), recovers::sometimes(log)),
+        N::InvalidSqlCostsNothing => (invalid_sql_costs_nothing(log), sometimes::invalid_sql(log)),
+        N::PriorityOrder => by_params(
+            spec,
+            log,
+            priority_order::priority_order,
+            priority_order::sometimes,
+        ),
+        N::FanoutBound => by_params(
+            spec,
+            log,
+            fanout_bound::fanout_bound,
+            fanout_bound::sometimes,
+        ),
+        N::SingleRetryLayer => by_params(
+            spec,
+            log,
+            single_retry_layer::single_retry_layer,
+            single_retry_layer::sometimes,
+        ),
         N::RetriesOffPeak => {
-            retries_off_peak::retries_off_peak(log, &retries_off_peak_params(spec, scenario))
+            let p = retries_off_peak_params(spec, scenario);
+            (
+                retries_off_peak::retries_off_peak(log, &p),
+                retries_off_peak::sometimes(log, &p),
+            )
         }
-        N::BacksOffAfterThrottle => {
-            backs_off_after_throttle::backs_off_after_throttle(log, &spec.params())
-        }
-        N::AlertFires => alert_fires::alert_fires(log, &spec.params()),
-        N::LittlesLaw => littles_law::littles_law(log, &spec.params()),
-        N::GoodputUnderOverload => {
-            goodput_under_overload::goodput_under_overload(log, &spec.params())
-        }
-        N::FlatLatencyUnderOverload => {
-            flat_latency_under_overload::flat_latency_under_overload(log, &spec.params())
-        }
-        N::NoMetastability => no_metastability::no_metastability(log, &spec.params()),
-        N::QueueCostFlat => queue_cost_flat::queue_cost_flat(log, &spec.params()),
+        N::BacksOffAfterThrottle => by_params(
+            spec,
+            log,
+            backs_off_after_throttle::backs_off_after_throttle,
+            backs_off_after_throttle::sometimes,
+        ),
+        N::AlertFires => by_params(spec, log, alert_fires::alert_fires, alert_fires::sometimes),
+        N::LittlesLaw => by_params(spec, log, littles_law::littles_law, littles_law::sometimes),
+        N::GoodputUnderOverload => by_params(
+            spec,
+            log,
+            goodput_under_overload::goodput_under_overload,
+            goodput_under_overload::sometimes,
+        ),
+        N::FlatLatencyUnderOverload => by_params(
+            spec,
+            log,
+            flat_latency_under_overload::flat_latency_under_overload,
+            flat_latency_under_overload::sometimes,
+        ),
+        N::NoMetastability => by_params(
+            spec,
+            log,
+            no_metastability::no_metastability,
+            no_metastability::sometimes,
+        ),
+        N::QueueCostFlat => by_params(
+            spec,
+            log,
+            queue_cost_flat::queue_cost_flat,
+            queue_cost_flat::sometimes,
+        ),
         // Two runs, not one log: `crate::commands::run` judges it.
         N::Deterministic => return None,
     };
-    Some(verdict)
+    Some((verdict, sometimes::Sometimes { reached, state }))
+}
+
+/// `failback_ramp`, with R_max from the provider's quota on credentials, as the catalogue has
+/// it, unless the spec gives one.
+fn failback(
+    spec: &InvariantSpec,
+    log: &EventLog,
+    scenario: &Scenario,
+) -> (Verdict, sometimes::State) {
+    let p: params::FailbackRamp = spec.params();
+    let r_max = p.max_per_s.unwrap_or_else(|| {
+        quotas(scenario)
+            .get("AssumeRole")
+            .map_or(crate::judge::invariants::R_MAX, |q| {
+                q.rate_per_s.ceil() as u64
+            })
+    });
+    (
+        failback_ramp(log, r_max, micros(p.ramp)),
+        failback_ramp::sometimes(log, micros(p.ramp)),
+    )
+}
+
+/// `backlog_drains` of the system's account, at the rate its AssumeRole quota allows.
+fn backlog(
+    spec: &InvariantSpec,
+    log: &EventLog,
+    scenario: &Scenario,
+) -> (Verdict, sometimes::State) {
+    let usable = quotas(scenario).get("AssumeRole").map(|q| q.rate_per_s);
+    let account = stampede_fakes::iam::SYSTEM_ACCOUNT;
+    let slack = spec.params::<params::BacklogDrains>().slack;
+    (
+        backlog_drains::backlog_drains(log, account, usable, slack),
+        backlog_drains::sometimes(log, account),
+    )
+}
+
+/// The verdict and the state of a checker whose parameters are the spec's own.
+fn by_params<P: serde::de::DeserializeOwned + Default>(
+    spec: &InvariantSpec,
+    log: &EventLog,
+    check: fn(&EventLog, &P) -> Verdict,
+    state: fn(&EventLog, &P) -> sometimes::State,
+) -> (Verdict, sometimes::State) {
+    let p: P = spec.params();
+    (check(log, &p), state(log, &p))
 }
 
 /// `retries_off_peak`'s parameters, its capacities taken from the provider's quotas where the
@@ -146,55 +254,6 @@ pub(crate) fn quotas(scenario: &Scenario) -> BTreeMap<String, Quota> {
         .collect()
 }
 
-/// The sometimes check of `spec`: whether the run reached the state that gives its verdict
-/// meaning, for the invariants that have one.
-pub fn sometimes_of(
-    spec: &InvariantSpec,
-    log: &EventLog,
-    scenario: &Scenario,
-) -> Option<sometimes::Sometimes> {
-    let (reached, state) = match spec.name {
-        N::FanoutBound => fanout_bound::sometimes(log, &spec.params()),
-        N::SingleRetryLayer => single_retry_layer::sometimes(log, &spec.params()),
-        N::RetriesOffPeak => {
-            retries_off_peak::sometimes(log, &retries_off_peak_params(spec, scenario))
-        }
-        N::BacksOffAfterThrottle => backs_off_after_throttle::sometimes(log, &spec.params()),
-        N::AlertFires => alert_fires::sometimes(log, &spec.params()),
-        N::LittlesLaw => littles_law::sometimes(log, &spec.params()),
-        N::GoodputUnderOverload => goodput_under_overload::sometimes(log, &spec.params()),
-        N::FlatLatencyUnderOverload => flat_latency_under_overload::sometimes(log, &spec.params()),
-        N::NoMetastability => no_metastability::sometimes(log, &spec.params()),
-        N::QueueCostFlat => queue_cost_flat::sometimes(log, &spec.params()),
-        N::PriorityOrder => priority_order::sometimes(log, &spec.params()),
-        N::TenantFairness => tenant_fairness::sometimes(log, &spec.params()),
-        N::BlastRadius => blast_radius::sometimes(log, &spec.params()),
-        N::RetryHygiene => retry_hygiene::sometimes(log, &spec.params()),
-        N::ProviderQuota => {
-            provider_quota::sometimes(log, &quotas(scenario), |a| !is_background(a))
-        }
-        N::BoundedQueues => bounded_queues::sometimes(log, queue_limits(spec, scenario).0),
-        N::NoLostQueries
-        | N::NeverFrozen
-        | N::Deterministic
-        | N::ThrottleRate
-        | N::CollateralDamage
-        | N::AttemptCap
-        | N::ProgressVisible
-        | N::ExplicitBackpressure
-        | N::Coalesced
-        | N::TenantIsolation
-        | N::FailbackRamp
-        | N::BacklogDrains
-        | N::RetryAmplification
-        | N::Recovers
-        | N::InvalidSqlCostsNothing => {
-            return sometimes::sometimes(spec.name, log);
-        }
-    };
-    Some(sometimes::Sometimes { reached, state })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,23 +265,16 @@ mod tests {
     }
 
     #[test]
-    fn every_invariant_has_a_checker_and_a_sometimes_check() {
+    fn every_invariant_but_deterministic_is_judged_with_a_state_unreached_on_an_empty_log() {
         let (log, scenario) = (EventLog::default(), scenario());
         for name in InvariantName::ALL {
+            let judged = judge(&InvariantSpec::named(name), &log, &scenario);
             if name == InvariantName::Deterministic {
+                assert!(judged.is_none());
                 continue;
             }
-            let spec = InvariantSpec::named(name);
-            assert!(
-                check_log(&spec, &log, &scenario).is_some(),
-                "{} has no checker",
-                name.as_str()
-            );
-            assert!(
-                sometimes_of(&spec, &log, &scenario).is_some_and(|s| !s.reached),
-                "{} has no sometimes check, or one reached on an empty log",
-                name.as_str()
-            );
+            let (_, state) = judged.expect("judged");
+            assert!(!state.reached, "{} reached on an empty log", name.as_str());
         }
     }
 }

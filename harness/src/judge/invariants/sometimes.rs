@@ -2,11 +2,13 @@
 //! its verdict mean something (after Antithesis and Jepsen). `never_frozen` passing in a run
 //! whose fleet never carried real load proves little; the report says so next to the verdict.
 //!
-//! Each is a predicate over the log; it does not change the verdict.
+//! Each is a predicate over the log; it does not change the verdict. A checker with its own file
+//! keeps its state there (its `sometimes`); the states of the checkers whose rule is a few lines
+//! are here. `judge::checks::judge` pairs every invariant's verdict with its state in one
+//! exhaustive match, so an invariant without either does not compile.
 
 use serde::Serialize;
 
-use super::InvariantName;
 use super::vocabulary::{PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background};
 use crate::events::EventLog;
 
@@ -23,85 +25,78 @@ fn any_call(log: &EventLog, pred: impl Fn(&crate::events::Event) -> bool) -> boo
     log.of(PROVIDER_TARGET).any(|e| e.name == "call" && pred(e))
 }
 
-/// The sometimes check of invariant `name`, if it has one.
-pub fn sometimes(name: InvariantName, log: &EventLog) -> Option<Sometimes> {
-    use InvariantName as N;
-    let (reached, state) = match name {
-        N::NoLostQueries => (
-            log.of(QUERY_TARGET).any(|e| e.name == "accepted"),
-            "a query was accepted",
-        ),
-        // By the system's own load: a freeze injected by the scenario does not count.
-        N::NeverFrozen => (
-            log.of(PROVIDER_TARGET).any(|e| {
-                e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
-            }),
-            "the metadata fleet ran at half its capacity or more",
-        ),
-        // The system's call: a throttle of another account's proves nothing of the system.
-        N::ThrottleRate => (
-            any_call(log, |e| {
-                e.str("outcome") == Some("throttled")
-                    && e.str("account").is_some_and(|a| !is_background(a))
-            }),
-            "the provider throttled a call of the system's",
-        ),
-        N::CollateralDamage => (
-            any_call(log, |e| e.str("account").is_some_and(is_background))
-                && log.of(PROVIDER_TARGET).any(|e| {
-                    e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500)
-                }),
-            "other accounts called while the fleet ran at half its capacity or more",
-        ),
-        N::AttemptCap => super::attempt_cap::sometimes(log),
-        N::RetryAmplification => super::attempt_cap::sometimes(log),
-        N::ProgressVisible => {
-            super::progress_visible::sometimes(log, super::progress_visible::PROGRESS_EVERY_US)
-        }
-        // The client's view: it was refused, whatever the reason, or a query had to wait.
-        N::ExplicitBackpressure => (
-            log.of(TRAFFIC_TARGET).any(|e| e.name == "refused")
-                || log.of(QUERY_TARGET).any(|e| e.name == "queued"),
-            "a query was refused or made to wait",
-        ),
-        N::Coalesced => super::coalesced::sometimes(log),
-        N::TenantIsolation => (
-            any_call(log, |e| {
-                e.str("service") == Some("s3")
-                    && e.str("resource")
-                        .is_some_and(|r| r.starts_with("arn:aws:s3:::lake-"))
-            }),
-            "a lake's bucket was read",
-        ),
-        N::FailbackRamp => super::failback_ramp::sometimes(log, super::failback_ramp::RAMP_US),
-        N::BacklogDrains => {
-            super::backlog_drains::sometimes(log, super::vocabulary::SYSTEM_ACCOUNT)
-        }
-        N::Recovers => super::recovers::sometimes(log),
-        N::InvalidSqlCostsNothing => (
-            super::invalid_sql_costs_nothing::reached(log),
-            "the client submitted a query whose SQL was invalid",
-        ),
-        // Judged with the scenario's parameters (`checks::sometimes_of`), or with no state to reach.
-        N::ProviderQuota
-        | N::Deterministic
-        | N::RetryHygiene
-        | N::BlastRadius
-        | N::TenantFairness
-        | N::BoundedQueues
-        | N::PriorityOrder
-        | N::FanoutBound
-        | N::SingleRetryLayer
-        | N::RetriesOffPeak
-        | N::BacksOffAfterThrottle
-        | N::AlertFires
-        | N::LittlesLaw
-        | N::GoodputUnderOverload
-        | N::FlatLatencyUnderOverload
-        | N::NoMetastability
-        | N::QueueCostFlat => return None,
-    };
-    Some(Sometimes { reached, state })
+/// A sometimes state: whether it was reached, and what it is.
+pub type State = (bool, &'static str);
+
+/// `no_lost_queries`: a query was accepted.
+pub fn no_lost_queries(log: &EventLog) -> State {
+    (
+        log.of(QUERY_TARGET).any(|e| e.name == "accepted"),
+        "a query was accepted",
+    )
+}
+
+/// `never_frozen`, by the system's own load: a freeze injected by the scenario does not count.
+pub fn never_frozen(log: &EventLog) -> State {
+    (
+        fleet_at_half(log),
+        "the metadata fleet ran at half its capacity or more",
+    )
+}
+
+fn fleet_at_half(log: &EventLog) -> bool {
+    log.of(PROVIDER_TARGET)
+        .any(|e| e.name == "fleet" && e.u64("utilisation_permille").is_some_and(|u| u >= 500))
+}
+
+/// `throttle_rate`: the system's call; a throttle of another account's proves nothing of the
+/// system.
+pub fn throttle_rate(log: &EventLog) -> State {
+    (
+        any_call(log, |e| {
+            e.str("outcome") == Some("throttled")
+                && e.str("account").is_some_and(|a| !is_background(a))
+        }),
+        "the provider throttled a call of the system's",
+    )
+}
+
+/// `collateral_damage`: other accounts called while the fleet was loaded.
+pub fn collateral_damage(log: &EventLog) -> State {
+    (
+        any_call(log, |e| e.str("account").is_some_and(is_background)) && fleet_at_half(log),
+        "other accounts called while the fleet ran at half its capacity or more",
+    )
+}
+
+/// `explicit_backpressure`, from the client's view: it was refused, whatever the reason, or a
+/// query had to wait.
+pub fn explicit_backpressure(log: &EventLog) -> State {
+    (
+        log.of(TRAFFIC_TARGET).any(|e| e.name == "refused")
+            || log.of(QUERY_TARGET).any(|e| e.name == "queued"),
+        "a query was refused or made to wait",
+    )
+}
+
+/// `tenant_isolation`: a lake's bucket was read.
+pub fn tenant_isolation(log: &EventLog) -> State {
+    (
+        any_call(log, |e| {
+            e.str("service") == Some("s3")
+                && e.str("resource")
+                    .is_some_and(|r| r.starts_with("arn:aws:s3:::lake-"))
+        }),
+        "a lake's bucket was read",
+    )
+}
+
+/// `invalid_sql_costs_nothing`: the client submitted invalid SQL.
+pub fn invalid_sql(log: &EventLog) -> State {
+    (
+        super::invalid_sql_costs_nothing::reached(log),
+        "the client submitted a query whose SQL was invalid",
+    )
 }
 
 #[cfg(test)]
@@ -120,11 +115,7 @@ mod tests {
             "fleet",
             &[("utilisation_permille", json!(70))],
         )]);
-        assert!(
-            !sometimes(InvariantName::NeverFrozen, &idle)
-                .unwrap()
-                .reached
-        );
+        assert!(!never_frozen(&idle).0);
         let loaded = EventLog::from_events(vec![ev(
             1,
             "p",
@@ -132,16 +123,7 @@ mod tests {
             "fleet",
             &[("utilisation_permille", json!(900))],
         )]);
-        assert!(
-            sometimes(InvariantName::NeverFrozen, &loaded)
-                .unwrap()
-                .reached
-        );
-        assert!(
-            !sometimes(InvariantName::AttemptCap, &loaded)
-                .unwrap()
-                .reached
-        );
-        assert_eq!(sometimes(InvariantName::Deterministic, &loaded), None);
+        assert!(never_frozen(&loaded).0);
+        assert!(!super::super::attempt_cap::sometimes(&loaded).0);
     }
 }
