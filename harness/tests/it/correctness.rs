@@ -105,3 +105,51 @@ fn the_system_validates_against_the_schema_the_lakes_have() {
         stampede_fakes::lakes::telemetry_schema()
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_client_judges_sql_without_the_systems_validator_and_they_agree_on_the_traces() {
+    use stampede::world::traffic::sql_is_valid;
+    assert!(sql_is_valid("SELECT domain, count(*) FROM telemetry GROUP BY domain").await);
+    assert!(
+        !sql_is_valid("SELECT domian FROM telemetry").await,
+        "no such column"
+    );
+    assert!(
+        !sql_is_valid("SELECT * FROM nowhere").await,
+        "no such table"
+    );
+    assert!(!sql_is_valid("SELEC 1").await, "not SQL");
+    assert!(
+        !sql_is_valid("CREATE TABLE t (a INT)").await,
+        "not read-only"
+    );
+    // Every SQL of the shipped traces: the client's check and the system's validator agree,
+    // except where the system refuses valid SQL that reads no lake.
+    let mut checked = 0;
+    for trace in [
+        "smoke",
+        "invalid-sql",
+        "tenants",
+        "priorities",
+        "fanout-all",
+    ] {
+        let text =
+            std::fs::read_to_string(crate::scenario(&format!("traces/{trace}.jsonl"))).unwrap();
+        for line in text.lines().skip(1) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let sql = v["sql"].as_str().unwrap();
+            let client = sql_is_valid(sql).await;
+            let system = stampede_system::engine::validate(sql).await;
+            let reads_no_lake = system
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.message.contains("reads no lake"));
+            assert!(
+                client == system.is_ok() || (client && reads_no_lake),
+                "{trace}: {sql}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "{checked}");
+}

@@ -1,8 +1,9 @@
 //! `invalid_sql_costs_nothing`: a query whose SQL is invalid causes no provider call.
 //!
 //! Evidence, none of it the system's word: which queries were invalid comes from the replay
-//! client (`submitted` carries `sql_valid`, the client's own check of the SQL it sends against
-//! the telemetry schema); which query id each got comes from the client too (`accepted`, or
+//! client (`submitted` carries `sql_valid`, the client's own check of the SQL it sends: planned
+//! by a DataFusion session of its own against the schema the lakes' data is written with, not
+//! by the system's validator, `world::traffic::sql_is_valid`); which query id each got comes from the client too (`accepted`, or
 //! `answered`, with `query_id`); and what each cost comes from the provider's log, where every
 //! system call carries the `query_id` the system's guard sent with it.
 //!
