@@ -226,6 +226,47 @@ fn inconclusive_runs_are_counted_apart_or_failed_on_request() {
     );
 }
 
+#[test]
+fn shrinking_returns_drawn_tuning_to_the_files_values_and_names_what_it_keeps() {
+    let dir = scratch("tuning");
+    // GetObject failing for a minute: four attempts (the drawn `max_attempts`) break
+    // `attempt_cap`'s three, the preset's three do not; the drawn `task_concurrency` plays
+    // no part.
+    let text = "name: knob\nseed: 7\nduration: 2m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 20, shared: true }\nsystem:\n  preset: hardened\n  workers_per_region: 2\ntraffic:\n  generate: { poisson: { rate_per_s: 0.5, duration: 90s } }\n  query: { tenant: tenant-00, user: analyst, sql: \"SELECT count(*) AS n FROM telemetry\", lakes: all }\nswarm:\n  faults:\n    - { action: api.errors, p: 1, at: 10s, for: 60s, api: GetObject, fraction: 0.7 }\n  tuning:\n    max_attempts: 4\n    task_concurrency: 8\ninvariants: [attempt_cap]\n";
+    std::fs::write(dir.join("knob.yaml"), text).unwrap();
+    let args = [
+        "knob.yaml",
+        "--seeds",
+        "1..1",
+        "--out",
+        "out",
+        "--shrink-budget",
+        "5",
+    ];
+    let (code, text) = sweep(&dir, &args);
+    assert_eq!(code, 1, "{text}");
+    let s = read_json(&dir.join("out/sweep.json"));
+    let record = &s["records"][0];
+    assert_eq!(
+        record["shrink"]["kept_tuning"],
+        serde_json::json!({"max_attempts": 4})
+    );
+    let shrunk = dir.join("out").join(record["shrunk"].as_str().unwrap());
+    let yaml = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(
+        yaml.contains(
+            "# Drawn tuning it still needs (the file's own value made it pass): max_attempts: 4."
+        ),
+        "{yaml}"
+    );
+    let small = stampede::input::scenario::load(&shrunk).unwrap();
+    assert_eq!(
+        small.system.tuning.get("max_attempts"),
+        Some(&serde_json::json!(4))
+    );
+    assert_eq!(small.system.tuning.get("task_concurrency"), None, "{yaml}");
+}
+
 /// A record without what differs between machines and directories.
 fn comparable(mut r: Value) -> Value {
     r.as_object_mut().unwrap().remove("wall_s");

@@ -412,9 +412,19 @@ fn shrink_one(
         Path::new(&r.file).parent().unwrap_or(Path::new(".")),
         dir,
     );
+    // The tuning knobs the swarm drew, each with the file's own value.
+    let file = crate::input::scenario::load(Path::new(&r.file)).ok()?;
+    let drawn: std::collections::BTreeMap<String, Option<serde_json::Value>> =
+        run["swarm"]["tuning"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| (k.clone(), file.system.tuning.get(k).cloned()))
+            .collect();
     let stem = format!("{slug}-seed-{}", r.seed);
     let (small, done) = shrink::shrink(
         &s,
+        &drawn,
         invariant,
         r.seed,
         &opts.exe,
@@ -425,9 +435,23 @@ fn shrink_one(
         stop,
     )?;
     let name = format!("{stem}.yaml");
+    let kept = if done.kept_tuning.is_empty() {
+        String::new()
+    } else {
+        let knobs: Vec<String> = done
+            .kept_tuning
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        format!(
+            "# Drawn tuning it still needs (the file's own value made it pass): {}.\n",
+            knobs.join(", ")
+        )
+    };
     let header = format!(
         "# Shrunk by `stampede sweep` from {} with seed {}: `{invariant}` fails.\n\
          # {} faults and operator actions before, {} after; {} runs{}.\n\
+         {kept}\
          # Replay: {} run {} --seed {}\n",
         r.file,
         r.seed,

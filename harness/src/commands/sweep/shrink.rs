@@ -1,6 +1,7 @@
 //! Shrinking a failure to a small scenario that still fails the same invariant: delta
-//! debugging (Zeller and Hildebrandt, 2002) over the concrete fault schedule, then each fault
-//! made shorter, milder and earlier, then less traffic and a shorter run.
+//! debugging (Zeller and Hildebrandt, 2002) over the concrete fault schedule, then each tuning
+//! knob a swarm drew back to the file's own value, then each fault made shorter, milder and
+//! earlier, then less traffic and a shorter run.
 //!
 //! Every candidate is a plain scenario file (no `swarm`, concrete faults, the one invariant)
 //! run once with the failing seed, in its own process. A candidate is kept only when that
@@ -31,6 +32,10 @@ pub struct Shrunk {
     pub runs: u32,
     /// Whether the budget ran out before nothing more could be taken away.
     pub budget_spent: bool,
+    /// The swarm's drawn tuning knobs the failure still needs, at their drawn values: each
+    /// other drawn knob went back to the file's value and the invariant kept failing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept_tuning: BTreeMap<String, serde_json::Value>,
 }
 
 /// How one candidate did.
@@ -262,11 +267,14 @@ fn round_s(d: Duration) -> Duration {
 }
 
 /// Shrinks `s` (concrete, failing `invariant` with `seed`) within `budget` runs. Candidates
-/// are written in `dir` (their relative paths resolve as the result's will). Returns the
-/// smallest failing scenario found, or `None` when the failure did not come back at all.
+/// are written in `dir` (their relative paths resolve as the result's will). `drawn` names the
+/// tuning knobs a swarm drew, each with the file's own value (`None`: the file left it to the
+/// preset): each goes back to it, one at a time, when the failure stays. Returns the smallest
+/// failing scenario found, or `None` when the failure did not come back at all.
 #[allow(clippy::too_many_arguments)]
 pub fn shrink(
     s: &Scenario,
+    drawn: &BTreeMap<String, Option<serde_json::Value>>,
     invariant: &str,
     seed: u64,
     exe: &Path,
@@ -306,6 +314,20 @@ pub fn shrink(
         let base = best.clone();
         let kept = ddmin(units(&best), |u| t.test(&with_units(&base, u)));
         best = with_units(&best, &kept);
+        // Drawn tuning back to the file's, one knob at a time.
+        for (knob, file) in drawn {
+            if t.spent() || best.system.tuning.get(knob) == file.as_ref() {
+                continue;
+            }
+            let mut c = best.clone();
+            match file {
+                Some(v) => c.system.tuning.insert(knob.clone(), v.clone()),
+                None => c.system.tuning.remove(knob),
+            };
+            if t.test(&c) == Outcome::Fails {
+                best = c;
+            }
+        }
         // Each fault milder, one change at a time, while it still fails.
         let mut i = 0;
         while i < kept.len() && !t.spent() {
@@ -353,6 +375,11 @@ pub fn shrink(
         faults_after: best.faults.len() + best.operator.len(),
         runs: t.runs,
         budget_spent: t.spent(),
+        kept_tuning: drawn
+            .iter()
+            .filter(|(knob, file)| best.system.tuning.get(*knob) != file.as_ref())
+            .filter_map(|(knob, _)| Some((knob.clone(), best.system.tuning.get(knob)?.clone())))
+            .collect(),
     };
     Some((best, shrunk))
 }
