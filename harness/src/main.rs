@@ -241,7 +241,8 @@ enum TraceCommand {
     /// a background account at its recorded time. Replay it with
     /// `world.provider.background.replay`.
     Import {
-        /// CloudTrail files: `{"Records": [...]}` or one record per line, gzipped or not.
+        /// CloudTrail files: `{"Records": [...]}`, a JSON array of records, one record per
+        /// line, or `aws cloudtrail lookup-events` output; gzipped or not.
         #[arg(long, required = true, num_args = 1..)]
         cloudtrail: Vec<PathBuf>,
         /// The provider trace to write (JSON Lines).

@@ -2,8 +2,10 @@
 //! call becomes a call by another customer of the region, at its recorded time, so a noisy
 //! neighbour or a recorded burst of AssumeRole calls can be replayed against the shared fleet.
 //!
-//! Reads CloudTrail's own files (`{"Records": [...]}`), exports with one record per line, and
-//! either gzipped; the time is `eventTime`, or `@timestamp` where an export renamed it.
+//! Reads CloudTrail's own files (`{"Records": [...]}`), a JSON array of records, exports with
+//! one record per line, the output of `aws cloudtrail lookup-events` (`{"Events": [...]}`,
+//! each with its record in `CloudTrailEvent`), any of them gzipped; the time is `eventTime`,
+//! or `@timestamp` where an export renamed it.
 //!
 //! The result is a provider trace, JSON Lines:
 //!
@@ -72,18 +74,52 @@ fn time_of(record: &Value) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok()
 }
 
+/// The record of one event of `aws cloudtrail lookup-events`: its `CloudTrailEvent`, the whole
+/// record as a JSON string.
+fn lookup_event(event: &Value) -> Result<Value, String> {
+    let id = event.get("EventId").and_then(Value::as_str).unwrap_or("?");
+    let text = event
+        .get("CloudTrailEvent")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("lookup-events event {id} has no `CloudTrailEvent`"))?;
+    serde_json::from_str(text)
+        .map_err(|e| format!("lookup-events event {id}: `CloudTrailEvent` is not a record: {e}"))
+}
+
 /// (time, account, service, api) of every record in `path`, with the line it came from.
 fn records_of(path: &Path) -> Result<Vec<(SystemTime, String, String, String)>, InputError> {
     let text = text_of(path)?;
     let trimmed = text.trim_start();
     let mut values: Vec<(u64, Value)> = Vec::new();
     let whole = serde_json::from_str::<Value>(trimmed).ok();
-    match whole.as_ref().and_then(|v| v.get("Records")) {
-        Some(Value::Array(records)) => values.extend(records.iter().cloned().map(|r| (1, r))),
-        Some(_) => {
+    let events = whole.as_ref().and_then(|v| v.get("Events"));
+    match (
+        whole.as_ref(),
+        whole.as_ref().and_then(|v| v.get("Records")),
+    ) {
+        // A JSON array of records, as a query tool exports them.
+        (Some(Value::Array(records)), _) => {
+            values.extend(records.iter().cloned().map(|r| (1, r)));
+        }
+        (_, Some(Value::Array(records))) => {
+            values.extend(records.iter().cloned().map(|r| (1, r)));
+        }
+        (_, Some(_)) => {
             return Err(InputError::whole_file(path, "`Records` is not an array"));
         }
-        None => {
+        // `aws cloudtrail lookup-events`: each event carries its whole record as a string.
+        (Some(_), None) if events.is_some() => {
+            let Some(Value::Array(events)) = events else {
+                return Err(InputError::whole_file(path, "`Events` is not an array"));
+            };
+            for e in events {
+                values.push((
+                    1,
+                    lookup_event(e).map_err(|m| InputError::whole_file(path, m))?,
+                ));
+            }
+        }
+        _ => {
             for (i, line) in text.lines().enumerate() {
                 if line.trim().is_empty() {
                     continue;
@@ -292,7 +328,16 @@ mod tests {
                 api: "AssumeRole".into(),
             },
         ];
-        for f in [lines, records, gzipped] {
+        let array = dir.write("array.json", format!("[{A},{B}]").as_bytes());
+        // As `aws cloudtrail lookup-events --output json` prints it: newest first, each record
+        // a string.
+        let event = |r: &str, id: &str| {
+            serde_json::json!({"EventId": id, "EventName": "x", "ReadOnly": "true",
+                "EventTime": "2020-09-14T00:44:25+00:00", "CloudTrailEvent": r})
+        };
+        let lookup = serde_json::json!({"Events": [event(A, "a"), event(B, "b")]});
+        let lookup = dir.write("lookup.json", lookup.to_string().as_bytes());
+        for f in [lines, records, gzipped, array, lookup] {
             assert_eq!(
                 import(std::slice::from_ref(&f)).unwrap(),
                 want,
@@ -303,6 +348,20 @@ mod tests {
         let text = to_jsonl(&want);
         let back = dir.write("trace.jsonl", text.as_bytes());
         assert_eq!(load(&back).unwrap(), want);
+    }
+
+    #[test]
+    fn a_lookup_event_without_its_record_is_named() {
+        let dir = Dir::new("lookup");
+        let f = dir.write(
+            "l.json",
+            br#"{"Events": [{"EventId": "e-1", "EventName": "X"}]}"#,
+        );
+        let e = import(&[f]).unwrap_err();
+        assert!(
+            e.message.contains("e-1") && e.message.contains("CloudTrailEvent"),
+            "{e}"
+        );
     }
 
     #[test]
