@@ -47,9 +47,6 @@ pub fn is_frozen_answer(code: Option<&str>, body: &[u8]) -> bool {
     }
 }
 
-/// The window of the retry budget.
-pub const BUDGET_WINDOW: Duration = Duration::from_secs(10);
-
 tokio::task_local! {
     /// The deadline of the work the current task does, on tokio's clock.
     pub static DEADLINE: tokio::time::Instant;
@@ -345,7 +342,7 @@ impl Guard {
             RetryBudget::new(
                 t.retry_budget_ratio,
                 t.retry_budget_min_per_s,
-                BUDGET_WINDOW,
+                t.retry_budget_cap,
             )
         });
         f(budget, now)
@@ -589,7 +586,6 @@ impl Guard {
             Some(d) if switches.one_retry_layer && d.receive > 1 => 1,
             _ => tuning.max_attempts.max(1),
         };
-        self.budget(&api, |b, now| b.deposit(now));
         loop {
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
@@ -600,6 +596,11 @@ impl Guard {
                 return Err(GuardError::BreakerOpen(api));
             }
             self.acquire(&api).await;
+            if attempt == 1 {
+                // Only a first attempt that is sent earns retries: one the breaker refused
+                // never reached the dependency.
+                self.budget(&api, |b, now| b.deposit(now));
+            }
             // The attempt runs to its end in its own task, so its outcome reaches the breaker
             // even when the caller gives up on it (DataFusion drops sibling reads on an error;
             // a half-open breaker would otherwise wait forever for its probe).

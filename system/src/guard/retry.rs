@@ -1,8 +1,7 @@
 //! Retries: which errors may be retried, the delay before each attempt (full jitter or fixed),
-//! and a retry budget over a sliding window (Finagle's, tower's `TpsBudget`):
-//! `retries ≤ ratio · requests + min_per_s · window`.
+//! and a retry budget: a token bucket earning `ratio` of a retry per first attempt, spending one
+//! per retry, holding at most a few.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use rand::Rng;
@@ -38,51 +37,56 @@ pub fn delay(n: u32, base: Duration, cap: Duration, jitter: bool, rng: &mut impl
     })
 }
 
-/// A retry budget over a sliding window.
+/// A retry budget as a token bucket: each first attempt sent earns `ratio` of a retry, each
+/// second earns `min_per_s`, a retry spends one, and the balance never exceeds `cap`.
+///
+/// Why a bucket and not a sliding window of requests (Finagle's `RetryBudget`, tower's
+/// `TpsBudget`): a window lets a node spend, the moment a dependency starts failing, what its
+/// calls of the window before earned, so the retries of the failure's first seconds are a
+/// tenth of the calls before it, not of the calls beside them. Measured at the provider on the
+/// retry-budget pair, a 10 s window gave 1.18 to 1.21 attempts per operation at the onset
+/// (seeds 1 to 5), over the catalogue's 1.1. A bucket holding at most `cap` saved retries
+/// keeps every span of time within `cap + ratio × its first attempts` (gRPC's retry throttling
+/// caps its tokens the same way).
 #[derive(Debug, Clone)]
 pub struct RetryBudget {
     ratio: f64,
     min_per_s: f64,
-    window: Duration,
-    requests: VecDeque<Duration>,
-    retries: VecDeque<Duration>,
+    cap: f64,
+    balance: f64,
+    last: Duration,
 }
 
 impl RetryBudget {
-    /// A budget of `ratio` retries per request plus `min_per_s` per second, over `window`.
-    pub fn new(ratio: f64, min_per_s: f64, window: Duration) -> Self {
+    /// A budget of `ratio` retries per first attempt plus `min_per_s` per second, saving at
+    /// most `cap`; it starts full.
+    pub fn new(ratio: f64, min_per_s: f64, cap: f64) -> Self {
         Self {
             ratio,
             min_per_s,
-            window,
-            requests: VecDeque::new(),
-            retries: VecDeque::new(),
+            cap,
+            balance: cap,
+            last: Duration::ZERO,
         }
     }
 
-    fn expire(&mut self, now: Duration) {
-        let start = now.saturating_sub(self.window);
-        while self.requests.front().is_some_and(|&t| t < start) {
-            self.requests.pop_front();
-        }
-        while self.retries.front().is_some_and(|&t| t < start) {
-            self.retries.pop_front();
-        }
+    fn earn(&mut self, now: Duration, amount: f64) {
+        let elapsed = now.saturating_sub(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.balance = (self.balance + amount + self.min_per_s * elapsed).min(self.cap);
     }
 
-    /// Records a first attempt at `now`.
+    /// Records a first attempt sent at `now`.
     pub fn deposit(&mut self, now: Duration) {
-        self.expire(now);
-        self.requests.push_back(now);
+        self.earn(now, self.ratio);
     }
 
     /// Takes a retry from the budget at `now`, if there is one left.
     pub fn withdraw(&mut self, now: Duration) -> bool {
-        self.expire(now);
-        let allowed =
-            self.ratio * self.requests.len() as f64 + self.min_per_s * self.window.as_secs_f64();
-        if (self.retries.len() as f64) < allowed.floor() {
-            self.retries.push_back(now);
+        self.earn(now, 0.0);
+        // A tenth added ten times is 0.999…: what was earned in full counts as one.
+        if self.balance >= 1.0 - 1e-9 {
+            self.balance = (self.balance - 1.0).max(0.0);
             true
         } else {
             false
@@ -115,19 +119,36 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_allows_a_tenth_of_requests_plus_a_floor() {
-        let mut b = RetryBudget::new(0.1, 1.0, Duration::from_secs(10));
+    fn the_budget_is_a_tenth_of_first_attempts_and_saves_at_most_its_cap() {
+        let mut b = RetryBudget::new(0.1, 0.0, 1.0);
         let t = Duration::from_secs(5);
+        // It starts full: one retry at once.
+        assert!(b.withdraw(t));
+        assert!(!b.withdraw(t));
+        // A hundred first attempts earn ten retries, but one at a time: nothing is saved
+        // beyond the cap, so a burst of failures after quiet success gets one retry.
         for _ in 0..100 {
             b.deposit(t);
         }
-        let granted = (0..100).filter(|_| b.withdraw(t)).count();
-        assert_eq!(granted, 20, "0.1 × 100 + 1/s × 10 s");
-        // Once the window has passed, the old requests no longer count.
-        assert!(b.withdraw(Duration::from_secs(16)));
-        let later = (0..100)
-            .filter(|_| b.withdraw(Duration::from_secs(16)))
+        assert_eq!((0..100).filter(|_| b.withdraw(t)).count(), 1);
+        // Interleaved, every tenth first attempt pays for a retry: 100 calls, 10 retries.
+        let granted = (0..100)
+            .filter(|_| {
+                b.deposit(t);
+                b.withdraw(t)
+            })
             .count();
-        assert_eq!(later, 9);
+        assert_eq!(granted, 10);
+    }
+
+    #[test]
+    fn the_floor_earns_by_the_second_up_to_the_cap() {
+        let mut b = RetryBudget::new(0.1, 0.2, 1.0);
+        assert!(b.withdraw(Duration::ZERO));
+        assert!(!b.withdraw(Duration::from_secs(4)), "0.8 earned");
+        assert!(b.withdraw(Duration::from_secs(5)));
+        // A long quiet spell saves no more than the cap.
+        assert!(b.withdraw(Duration::from_secs(100)));
+        assert!(!b.withdraw(Duration::from_secs(100)));
     }
 }
