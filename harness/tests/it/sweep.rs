@@ -113,14 +113,14 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
     assert!(junit.contains("name=\"no_lost_queries\"/>"), "{junit}");
     // Each shrunk file replays the failure, and the latency fault did not survive.
     for r in records {
-        let shrunk = dir.join("out").join(r["shrunk"].as_str().unwrap());
+        let shrunk = dir.join("out").join(r["shrunk"][0].as_str().unwrap());
         let yaml = std::fs::read_to_string(&shrunk).unwrap();
         assert!(
             !yaml.contains("swarm:") && !yaml.contains("action: latency"),
             "{yaml}"
         );
-        assert_eq!(r["shrink"]["faults_before"], 1);
-        assert_eq!(r["shrink"]["faults_after"], 0);
+        assert_eq!(r["shrink"][0]["faults_before"], 1);
+        assert_eq!(r["shrink"][0]["faults_after"], 0);
         let run = Command::new(env!("CARGO_BIN_EXE_stampede"))
             .arg("run")
             .arg(&shrunk)
@@ -146,7 +146,9 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
         "{summary}"
     );
     // Promoted into a corpus, a shrunk file expects its failure, and passes while it lasts.
-    let shrunk = dir.join("out").join(records[0]["shrunk"].as_str().unwrap());
+    let shrunk = dir
+        .join("out")
+        .join(records[0]["shrunk"][0].as_str().unwrap());
     let promote = Command::new(env!("CARGO_BIN_EXE_stampede"))
         .args(["sweep", "promote"])
         .arg(&shrunk)
@@ -226,13 +228,9 @@ fn inconclusive_runs_are_counted_apart_or_failed_on_request() {
     );
 }
 
-#[test]
-fn shrinking_returns_drawn_tuning_to_the_files_values_and_names_what_it_keeps() {
-    let dir = scratch("tuning");
-    // GetObject failing for a minute: four attempts (the drawn `max_attempts`) break
-    // `attempt_cap`'s three, the preset's three do not; the drawn `task_concurrency` plays
-    // no part. Without the retry budget, which would rarely grant one operation three retries.
-    let text = "name: knob\nseed: 7\nduration: 2m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 20, shared: true }\nsystem:\n  preset: hardened\n  workers_per_region: 2\n  switches: { retry_budget: false }\ntraffic:\n  generate: { poisson: { rate_per_s: 0.5, duration: 90s } }\n  query: { tenant: tenant-00, user: analyst, sql: \"SELECT count(*) AS n FROM telemetry\", lakes: all }\nswarm:\n  faults:\n    - { action: api.errors, p: 1, at: 10s, for: 60s, api: GetObject, fraction: 0.7 }\n  tuning:\n    max_attempts: 4\n    task_concurrency: 8\ninvariants: [attempt_cap]\n";
+/// Sweeps `text` as `knob.yaml` on seed 1, shrinking within `budget` runs, and returns
+/// `sweep.json`; the sweep must fail.
+fn failing_sweep_of(dir: &Path, text: &str, budget: &str) -> Value {
     std::fs::write(dir.join("knob.yaml"), text).unwrap();
     let args = [
         "knob.yaml",
@@ -241,17 +239,31 @@ fn shrinking_returns_drawn_tuning_to_the_files_values_and_names_what_it_keeps() 
         "--out",
         "out",
         "--shrink-budget",
-        "5",
+        budget,
     ];
-    let (code, text) = sweep(&dir, &args);
+    let (code, text) = sweep(dir, &args);
     assert_eq!(code, 1, "{text}");
-    let s = read_json(&dir.join("out/sweep.json"));
+    read_json(&dir.join("out/sweep.json"))
+}
+
+/// GetObject failing for a minute under a swarm that draws `max_attempts: 4`, without the
+/// retry budget: `attempt_cap` and `retry_amplification` both fail.
+const KNOB: &str = "name: knob\nseed: 7\nduration: 2m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: { count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 20, shared: true }\nsystem:\n  preset: hardened\n  workers_per_region: 2\n  switches: { retry_budget: false }\ntraffic:\n  generate: { poisson: { rate_per_s: 0.5, duration: 90s } }\n  query: { tenant: tenant-00, user: analyst, sql: \"SELECT count(*) AS n FROM telemetry\", lakes: all }\nswarm:\n  faults:\n    - { action: api.errors, p: 1, at: 10s, for: 60s, api: GetObject, fraction: 0.7 }\n  tuning:\n    max_attempts: 4\n    task_concurrency: 8\ninvariants: [attempt_cap, retry_amplification]\n";
+
+#[test]
+fn shrinking_returns_drawn_tuning_to_the_files_values_and_names_what_it_keeps() {
+    let dir = scratch("tuning");
+    // GetObject failing for a minute: four attempts (the drawn `max_attempts`) break
+    // `attempt_cap`'s three, the preset's three do not; the drawn `task_concurrency` plays
+    // no part. Without the retry budget, which would rarely grant one operation three retries.
+    let text = KNOB.replace("[attempt_cap, retry_amplification]", "[attempt_cap]");
+    let s = failing_sweep_of(&dir, &text, "5");
     let record = &s["records"][0];
     assert_eq!(
-        record["shrink"]["kept_tuning"],
+        record["shrink"][0]["kept_tuning"],
         serde_json::json!({"max_attempts": 4})
     );
-    let shrunk = dir.join("out").join(record["shrunk"].as_str().unwrap());
+    let shrunk = dir.join("out").join(record["shrunk"][0].as_str().unwrap());
     let yaml = std::fs::read_to_string(&shrunk).unwrap();
     assert!(
         yaml.contains(
@@ -402,7 +414,7 @@ fn a_run_that_panics_or_hangs_is_a_failed_record_and_the_sweep_goes_on() {
             "{error}"
         );
         assert!(error.contains("a host ran away"), "{error}");
-        assert!(r.failed() && r.shrunk.is_none());
+        assert!(r.failed() && r.shrunk.is_empty());
     }
     let junit = stampede::commands::sweep::report::junit_xml(&s);
     assert!(
@@ -512,4 +524,41 @@ fn the_nightly_ci_files_run_every_shard_once() {
         assert!(nightly.contains(glob), "{glob}");
     }
     assert!(nightly.contains("SEEDS:-1..20"));
+}
+
+#[test]
+fn a_run_failing_two_invariants_is_shrunk_for_each() {
+    let dir = scratch("two");
+    let s = failing_sweep_of(&dir, KNOB, "2");
+    let r = &s["records"][0];
+    assert_eq!(
+        r["unexpected"],
+        serde_json::json!(["attempt_cap", "retry_amplification"])
+    );
+    assert_eq!(
+        r["shrunk"],
+        serde_json::json!([
+            "shrunk/knob-seed-1-attempt_cap.yaml",
+            "shrunk/knob-seed-1-retry_amplification.yaml"
+        ])
+    );
+    for (k, invariant) in ["attempt_cap", "retry_amplification"].iter().enumerate() {
+        assert_eq!(r["shrink"][k]["invariant"], *invariant);
+        let file = dir.join("out").join(r["shrunk"][k].as_str().unwrap());
+        let yaml = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            yaml.contains(&format!("invariants:\n- {invariant}\n")),
+            "{yaml}"
+        );
+    }
+    // The summary points each invariant's row at its own shrunk file.
+    let summary = std::fs::read_to_string(dir.join("out/summary.md")).unwrap();
+    let row = summary
+        .lines()
+        .find(|l| l.starts_with("| knob | retry_amplification |"))
+        .unwrap();
+    assert!(
+        row.contains("shrunk/knob-seed-1-retry_amplification.yaml"),
+        "{row}"
+    );
 }

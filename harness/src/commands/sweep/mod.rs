@@ -245,8 +245,8 @@ fn run_job(opts: &Options, slugs: &[String], job: &Job, stop: &AtomicBool) -> Op
         run_dir: rel.clone(),
         error: None,
         recheck: None,
-        shrunk: None,
-        shrink: None,
+        shrunk: Vec::new(),
+        shrink: Vec::new(),
     };
     let forget = |dir: &Path| {
         let _ = std::fs::remove_dir_all(dir);
@@ -342,8 +342,11 @@ fn shrink_failures(opts: &Options, slugs: &[String], records: &mut [Record], sto
     if opts.shrink_budget == 0 {
         return;
     }
-    let todo: Vec<usize> = (0..records.len())
-        .filter(|&i| records[i].ending == Ending::Ran && !records[i].unexpected.is_empty())
+    // Each failed invariant of each failed run, shrunk apart: a run that failed two
+    // invariants may fail them for two causes.
+    let todo: Vec<(usize, usize)> = (0..records.len())
+        .filter(|&i| records[i].ending == Ending::Ran)
+        .flat_map(|i| (0..records[i].unexpected.len()).map(move |k| (i, k)))
         .collect();
     if todo.is_empty() {
         return;
@@ -354,7 +357,9 @@ fn shrink_failures(opts: &Options, slugs: &[String], records: &mut [Record], sto
     }
     let progress = std::sync::Mutex::new(Progress::with_unit(todo.len(), "failures shrunk"));
     let next = AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<(usize, String, shrink::Shrunk)>> = Default::default();
+    // (record, which of its failed invariants), the shrunk file, the shrinking.
+    type Done = ((usize, usize), String, shrink::Shrunk);
+    let results: std::sync::Mutex<Vec<Done>> = Default::default();
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1).min(todo.len()) {
             let (todo, next, records, dir) = (&todo, &next, &*records, &dir);
@@ -362,18 +367,21 @@ fn shrink_failures(opts: &Options, slugs: &[String], records: &mut [Record], sto
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&i) = todo.get(k) else { break };
+                    let Some(&(i, which)) = todo.get(k) else {
+                        break;
+                    };
                     let r = &records[i];
                     let slug = &slugs[plan_position(opts, r)];
-                    let done = shrink_one(opts, r, slug, dir, stop);
+                    let done = shrink_one(opts, r, which, slug, dir, stop);
                     if let Ok(mut p) = progress.lock() {
                         p.shrunk(r, done.as_ref().map(|(_, s)| s));
                     }
                     if let Some((file, s)) = done {
-                        results
-                            .lock()
-                            .expect("no panics under the lock")
-                            .push((i, file, s));
+                        results.lock().expect("no panics under the lock").push((
+                            (i, which),
+                            file,
+                            s,
+                        ));
                     }
                 }
             });
@@ -382,9 +390,11 @@ fn shrink_failures(opts: &Options, slugs: &[String], records: &mut [Record], sto
     if let Ok(p) = progress.lock() {
         p.close();
     }
-    for (i, file, s) in results.into_inner().unwrap_or_default() {
-        records[i].shrunk = Some(file);
-        records[i].shrink = Some(s);
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(at, _, _)| *at);
+    for ((i, _), file, s) in results {
+        records[i].shrunk.push(file);
+        records[i].shrink.push(s);
     }
 }
 
@@ -393,15 +403,17 @@ fn plan_position(opts: &Options, r: &Record) -> usize {
     (r.index / opts.seeds.list().len().max(1) as u64) as usize
 }
 
-/// Shrinks one failed run; returns the shrunk file (relative to the sweep's directory).
+/// Shrinks one failed run for its `which`th failed invariant; returns the shrunk file
+/// (relative to the sweep's directory).
 fn shrink_one(
     opts: &Options,
     r: &Record,
+    which: usize,
     slug: &str,
     dir: &Path,
     stop: &AtomicBool,
 ) -> Option<(String, shrink::Shrunk)> {
-    let invariant = r.unexpected.first()?;
+    let invariant = r.unexpected.get(which)?;
     let run_json = std::fs::read_to_string(opts.out.join(&r.run_dir).join("run.json")).ok()?;
     let run: serde_json::Value = serde_json::from_str(&run_json).ok()?;
     let mut s: crate::input::scenario::Scenario =
@@ -421,7 +433,12 @@ fn shrink_one(
             .flatten()
             .map(|(k, _)| (k.clone(), file.system.tuning.get(k).cloned()))
             .collect();
-    let stem = format!("{slug}-seed-{}", r.seed);
+    // One invariant keeps the name it always had; several are told apart by theirs.
+    let stem = if r.unexpected.len() > 1 {
+        format!("{slug}-seed-{}-{invariant}", r.seed)
+    } else {
+        format!("{slug}-seed-{}", r.seed)
+    };
     let (small, done) = shrink::shrink(
         &s,
         &drawn,

@@ -74,15 +74,25 @@ pub struct Record {
     /// Its determinism re-check, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recheck: Option<Recheck>,
-    /// The shrunk scenario that still fails, relative to the sweep's directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shrunk: Option<String>,
-    /// What shrinking did: the invariant, faults before and after, runs taken.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shrink: Option<super::shrink::Shrunk>,
+    /// The shrunk scenarios that still fail, one per invariant that failed (in the order of
+    /// `unexpected`), relative to the sweep's directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shrunk: Vec<String>,
+    /// What each shrinking did: the invariant, faults before and after, runs taken.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shrink: Vec<super::shrink::Shrunk>,
 }
 
 impl Record {
+    /// The shrunk file and its shrinking for `invariant`, else the first there is.
+    pub fn shrunk_for(&self, invariant: &str) -> Option<(&String, &super::shrink::Shrunk)> {
+        let mut pairs = self.shrunk.iter().zip(&self.shrink);
+        let all = pairs.clone();
+        pairs
+            .find(|(_, s)| s.invariant == invariant)
+            .or_else(|| all.into_iter().next())
+    }
+
     /// Whether the run failed: it did not end, an invariant failed unexpectedly, an expected
     /// failure did not happen, or its re-check gave another log.
     pub fn failed(&self) -> bool {

@@ -75,14 +75,14 @@ fn failure(what: &str, bad: &[&Record], runs: usize, first: String) -> (String, 
         seed_list(bad),
         head.seed
     );
-    if let Some(shrunk) = &head.shrunk {
-        let _ = write!(message, "; shrunk: {shrunk}");
+    if !head.shrunk.is_empty() {
+        let _ = write!(message, "; shrunk: {}", head.shrunk.join(", "));
     }
     let mut body = String::new();
     for r in bad.iter().take(LISTED_SEEDS) {
         let _ = write!(body, "seed {}: {}", r.seed, r.replay);
-        if let Some(s) = &r.shrunk {
-            let _ = write!(body, " (shrunk: {s})");
+        if !r.shrunk.is_empty() {
+            let _ = write!(body, " (shrunk: {})", r.shrunk.join(", "));
         }
         body.push('\n');
     }
@@ -371,11 +371,8 @@ pub fn summary(sweep: &Sweep) -> String {
         sweep.jobs,
         runs as f64 / (sweep.wall_s / 60.0).max(1e-9)
     );
-    let shrunk: Vec<&super::shrink::Shrunk> = sweep
-        .records
-        .iter()
-        .filter_map(|r| r.shrink.as_ref())
-        .collect();
+    let shrunk: Vec<&super::shrink::Shrunk> =
+        sweep.records.iter().flat_map(|r| &r.shrink).collect();
     if !shrunk.is_empty() {
         let runs: u32 = shrunk.iter().map(|s| s.runs).sum();
         let left: usize = shrunk.iter().map(|s| s.faults_after).sum();
@@ -442,8 +439,8 @@ fn failures_table(out: &mut String, sweep: &Sweep) {
     let _ = writeln!(out, "|---|---|---|---|---|");
     for ((_, what), records) in &groups {
         let head = records[0];
-        let replay = match (&head.shrunk, &head.shrink) {
-            (Some(file), Some(s)) => format!(
+        let replay = match head.shrunk_for(what) {
+            Some((file, s)) => format!(
                 "`{}` (shrunk to `{file}`: {} of {} faults left, {} runs{})",
                 head.replay,
                 s.faults_after,
