@@ -176,9 +176,10 @@ fn a_failing_naive_scenario_comes_back_as_seeds_replay_commands_and_shrunk_files
 fn inconclusive_runs_are_counted_apart_or_failed_on_request() {
     let dir = scratch("inconclusive");
     // smoke, listing `never_frozen` with no reason for its never being reached, and
-    // `failback_ramp`, which no outage lets decide.
+    // `failback_ramp`, which no outage lets decide; `no_lost_queries` is not reached either
+    // (nothing goes wrong), but the file says why.
     let text = format!(
-        "name: undecided\nseed: 7\nduration: 3m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 50, shared: true }}\ntraffic:\n  replay: {}\ninvariants: [no_lost_queries, never_frozen, failback_ramp]\n",
+        "name: undecided\nseed: 7\nduration: 3m\ntick: 20ms\nworld:\n  regions: [eu-west-1]\n  lakes: {{ count: 20, tenants: 4, files_per_lake: 1, rows_per_file: 50, shared: true }}\ntraffic:\n  replay: {}\ninvariants: [no_lost_queries, never_frozen, failback_ramp]\nexpect:\n  unreached:\n    no_lost_queries: a quiet run\n",
         crate::scenario("traces/smoke.jsonl").display()
     );
     std::fs::write(dir.join("undecided.yaml"), text).unwrap();

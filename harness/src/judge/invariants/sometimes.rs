@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::vocabulary::{PROVIDER_TARGET, QUERY_TARGET, TRAFFIC_TARGET, is_background};
+use super::vocabulary::{PROVIDER_TARGET, QUERY_TARGET, TERMINAL, TRAFFIC_TARGET, is_background};
 use crate::events::EventLog;
 
 /// Whether the interesting state was reached, and what that state is.
@@ -28,12 +28,59 @@ fn any_call(log: &EventLog, pred: impl Fn(&crate::events::Event) -> bool) -> boo
 /// A sometimes state: whether it was reached, and what it is.
 pub type State = (bool, &'static str);
 
-/// `no_lost_queries`: a query was accepted.
+/// `no_lost_queries`: a query was open (accepted, not yet ended) while the system met trouble:
+/// a fault's window was open, or one of the system's provider calls failed (throttled, frozen,
+/// timed out, or an error other than a lookup of something absent), or the system queued,
+/// shed or failed work, took a config push, or re-planned a query after a restart. A query
+/// accepted and answered on a quiet day loses nothing by construction and proves little.
 pub fn no_lost_queries(log: &EventLog) -> State {
-    (
-        log.of(QUERY_TARGET).any(|e| e.name == "accepted"),
-        "a query was accepted",
-    )
+    const STATE: &str = "a query was open while a fault was, a system call failed, or the system queued, shed, failed or re-planned work";
+    // Each query's open span, by the client's and coordinator's events.
+    let mut spans: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for e in log.of(QUERY_TARGET) {
+        let Some(id) = e.str("query_id") else {
+            continue;
+        };
+        if e.name == "accepted" {
+            spans.entry(id).or_insert((e.t_us, u64::MAX)).0 = e.t_us;
+        } else if TERMINAL.contains(&e.name.as_str())
+            && let Some(span) = spans.get_mut(id)
+        {
+            span.1 = span.1.min(e.t_us);
+        }
+    }
+    let open_at = |t: u64| spans.values().any(|&(a, z)| a <= t && t < z);
+    let open_over = |from: u64, to: u64| spans.values().any(|&(a, z)| a < to && from < z);
+    let trouble_call = log.of(PROVIDER_TARGET).any(|e| {
+        e.name == "call"
+            && e.str("account").is_some_and(|a| !is_background(a))
+            && e.str("outcome").is_some_and(|o| o != "ok")
+            // A lookup of something absent (NoSuchKey, EntityNotFoundException) is an answer.
+            && !e
+                .str("code")
+                .is_some_and(|c| c.starts_with("NoSuch") || c.contains("NotFound"))
+            && open_at(e.t_us)
+    });
+    let in_fault = super::faults::windows(log)
+        .iter()
+        .any(|w| open_over(w.start.t_us, w.end.map_or(u64::MAX, |e| e.t_us)));
+    // The system's own signs of trouble, seen on its coordinators and workers: load it made
+    // wait or refused, work that failed, a config pushed, a query re-planned after a restart.
+    const TROUBLE: [&str; 8] = [
+        "queued",
+        "shed",
+        "task_failed",
+        "enqueue_waiting",
+        "failed",
+        "deadline_exceeded",
+        "recovered",
+        "config_pushed",
+    ];
+    let signs = log
+        .events()
+        .iter()
+        .any(|e| TROUBLE.contains(&e.name.as_str()) && open_at(e.t_us));
+    (trouble_call || in_fault || signs, STATE)
 }
 
 /// `never_frozen`, by the system's own load: a freeze injected by the scenario does not count.
@@ -125,5 +172,58 @@ mod tests {
         )]);
         assert!(never_frozen(&loaded).0);
         assert!(!super::super::attempt_cap::sometimes(&loaded).0);
+    }
+
+    #[test]
+    fn no_lost_queries_needs_trouble_while_a_query_is_open() {
+        let q = |t: u64, name: &str| ev(t, "c", QUERY_TARGET, name, &[("query_id", json!("q1"))]);
+        let call = |t: u64, outcome: &str, code: &str| {
+            ev(
+                t,
+                "p",
+                PROVIDER_TARGET,
+                "call",
+                &[
+                    ("account", json!("100000000001")),
+                    ("outcome", json!(outcome)),
+                    ("code", json!(code)),
+                ],
+            )
+        };
+        let log = |mut events: Vec<crate::events::Event>| {
+            events.sort_by_key(|e| e.t_us);
+            EventLog::from_events(events)
+        };
+        // A quiet query, and a lookup of something absent while it runs: not reached.
+        let quiet = log(vec![
+            q(10, "accepted"),
+            call(15, "error", "NoSuchKey"),
+            q(20, "succeeded"),
+        ]);
+        assert!(!no_lost_queries(&quiet).0);
+        // A throttle after the query ended: not reached.
+        let after = log(vec![
+            q(10, "accepted"),
+            q(20, "succeeded"),
+            call(25, "throttled", "Throttling"),
+        ]);
+        assert!(!no_lost_queries(&after).0);
+        // A throttle while it runs, another query queued, or a fault open over it: reached.
+        let throttled = log(vec![
+            q(10, "accepted"),
+            call(15, "throttled", "Throttling"),
+            q(20, "succeeded"),
+        ]);
+        assert!(no_lost_queries(&throttled).0);
+        let queued = log(vec![q(10, "accepted"), q(12, "queued"), q(20, "succeeded")]);
+        assert!(no_lost_queries(&queued).0);
+        let mut faulted = vec![q(10, "accepted"), q(20, "succeeded")];
+        faulted.extend(super::super::test_support::fault_window(
+            0,
+            "api.throttle",
+            (0, None),
+            &[],
+        ));
+        assert!(no_lost_queries(&log(faulted)).0);
     }
 }
