@@ -228,28 +228,43 @@ impl Effects<'_, '_> {
             // Only the alert engine reads the log pipeline, and it knows the stalls from the
             // scenario; the traffic makes its burst: the events mark them on the timeline.
             FaultKind::LogsStall | FaultKind::TrafficBurst { .. } => {}
+            // Between steps no host runs, so the provider's clock cannot be read: the
+            // simulation's time is the same clock.
             provider => {
-                // Between steps no host runs, so the provider's clock cannot be read: the
-                // simulation's time is the same clock.
-                let Some(p) = self.providers.get(region) else {
-                    return false;
-                };
-                let mut model = p.model();
-                match provider {
-                    FaultKind::AccountFreeze { account } => {
-                        let account = account.as_deref().unwrap_or(SYSTEM_ACCOUNT);
-                        model.freeze(account, until.unwrap_or(now + Duration::MAX / 4));
+                return self.on_model(region, |model| {
+                    match provider {
+                        FaultKind::AccountFreeze { account } => {
+                            let account = account.as_deref().unwrap_or(SYSTEM_ACCOUNT);
+                            model.freeze(account, until.unwrap_or(now + Duration::MAX / 4));
+                        }
+                        FaultKind::ApiThrottle { api, rate_per_s } => {
+                            model.throttle(api, *rate_per_s);
+                        }
+                        FaultKind::ApiErrors { api, fraction } => model.set_errors(api, *fraction),
+                        FaultKind::Latency { extra } => model.set_extra_latency(extra.0),
+                        FaultKind::FleetCapacity { fraction } => {
+                            model.set_fleet_available(*fraction);
+                        }
+                        // Operator actions reach the system as requests.
+                        _ => return false,
                     }
-                    FaultKind::ApiThrottle { api, rate_per_s } => model.throttle(api, *rate_per_s),
-                    FaultKind::ApiErrors { api, fraction } => model.set_errors(api, *fraction),
-                    FaultKind::Latency { extra } => model.set_extra_latency(extra.0),
-                    FaultKind::FleetCapacity { fraction } => model.set_fleet_available(*fraction),
-                    // Operator actions reach the system as requests.
-                    _ => return false,
-                }
+                    true
+                });
             }
         }
         true
+    }
+
+    /// Runs `f` on `region`'s provider model; `false` when the region has no provider or `f`
+    /// had nothing to do.
+    fn on_model(
+        &self,
+        region: &str,
+        f: impl FnOnce(&mut stampede_fakes::provider::RegionModel) -> bool,
+    ) -> bool {
+        self.providers
+            .get(region)
+            .is_some_and(|p| f(&mut p.model()))
     }
 
     /// Ends a fault; `still` is the latest fault still open on the same knob, which then
@@ -272,17 +287,16 @@ impl Effects<'_, '_> {
                 if let Some(next) = still {
                     return self.start(region, next, now, None);
                 }
-                let Some(p) = self.providers.get(region) else {
-                    return false;
-                };
-                let mut model = p.model();
-                match provider {
-                    FaultKind::ApiThrottle { api, .. } => model.lift_throttle(api),
-                    FaultKind::ApiErrors { api, .. } => model.set_errors(api, 0.0),
-                    FaultKind::Latency { .. } => model.set_extra_latency(Duration::ZERO),
-                    FaultKind::FleetCapacity { .. } => model.set_fleet_available(1.0),
-                    _ => return false,
-                }
+                return self.on_model(region, |model| {
+                    match provider {
+                        FaultKind::ApiThrottle { api, .. } => model.lift_throttle(api),
+                        FaultKind::ApiErrors { api, .. } => model.set_errors(api, 0.0),
+                        FaultKind::Latency { .. } => model.set_extra_latency(Duration::ZERO),
+                        FaultKind::FleetCapacity { .. } => model.set_fleet_available(1.0),
+                        _ => return false,
+                    }
+                    true
+                });
             }
         }
         true
