@@ -9,7 +9,7 @@
 //!    the guard's own report: the provider's log does not say what an answer's headers were.
 //!    And no fake sends `Retry-After` (the AWS services they imitate do not on throttles), so
 //!    in every scenario today the clause is never reached: `with_retry_after` is 0 in the
-//!    counts, and a pass says nothing about it.
+//!    counts, a pass says nothing about it, and it is left out of the sometimes state.
 //! 2. No retry after a non-retryable error: the system's provider `call`s (non-empty `op`, the
 //!    same on every retry of one logical operation) grouped by `op`. A call is non-retryable
 //!    when its outcome is `frozen`, or `error` with a `code` not in `retryable_codes`
@@ -359,16 +359,26 @@ pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
     }
 }
 
-/// Whether the run reached the state that gives the verdict meaning: a call was retried (a
-/// `retry` event, or a system call of attempt 2 or more), or a query with a deadline made calls.
-pub fn sometimes(log: &EventLog, _p: &Params) -> (bool, &'static str) {
-    let retried = log.of(MECHANISM_TARGET).any(|e| e.name == "retry")
-        || log
-            .of(PROVIDER_TARGET)
-            .any(|e| is_system_call(e) && attempt(e).is_some_and(|a| a >= 2));
+/// Whether the run reached the state that gives the verdict meaning: each clause that can
+/// judge something here had something to judge. One of the system's attempts ended in an
+/// error that retrying cannot cure (clause 2), and a query with a deadline made calls (clause
+/// 3). Clause 1 is left out of the state, since no fake sends `Retry-After`; a retry alone,
+/// which any injected fault makes, no longer reaches it.
+pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
+    // Clause 2 had something to judge: one of the system's attempts ended in an error that
+    // retrying cannot cure (a lookup of something absent is an answer, not such an error).
+    let refused = log.of(PROVIDER_TARGET).any(|e| {
+        is_system_call(e)
+            && attempt(e).is_some()
+            && non_retryable(e, p)
+            && !e
+                .str("code")
+                .is_some_and(|c| c.starts_with("NoSuch") || c.contains("NotFound"))
+    });
+    // Clause 1 is not part of the state: no service the fakes imitate sends `Retry-After`.
     (
-        retried || !deadline_calls(log).is_empty(),
-        "a call was retried, or a query with a deadline made calls",
+        refused && !deadline_calls(log).is_empty(),
+        "one of the system's attempts ended in an error retrying cannot cure, and a query with a deadline made calls",
     )
 }
 
@@ -646,20 +656,39 @@ mod tests {
     }
 
     #[test]
-    fn sometimes_needs_a_retry_or_a_deadline_with_calls() {
+    fn sometimes_needs_an_incurable_error_and_a_deadline_with_calls() {
         let p = Params::default();
         let reached = |events: Vec<Event>| sometimes(&EventLog::from_events(events), &p).0;
+        let deadline = || {
+            vec![
+                accepted(S, "q", 1_000),
+                call(S, MS, "w#1.1", 1, "q", "ok", ""),
+            ]
+        };
         assert!(!reached(vec![]));
-        assert!(!reached(vec![
-            accepted(S, "q", 1_000),
-            call(S, MS, "w#1.1", 1, "", "ok", ""),
-        ]));
-        assert!(reached(vec![retry(1, 10, 0)]));
-        assert!(reached(vec![call(S, MS, "w#1.1", 2, "", "ok", "")]));
-        assert!(reached(vec![
-            accepted(S, "q", 1_000),
-            call(S, MS, "w#1.1", 1, "q", "ok", ""),
-        ]));
+        // A deadline alone, or with retries (which any fault makes), judges two clauses of
+        // three at most: not reached.
+        assert!(!reached(deadline()));
+        let mut retried = deadline();
+        retried.extend([retry(1, 10, 0), call(2 * S, MS, "w#1.2", 2, "", "ok", "")]);
+        assert!(!reached(retried));
+        // A lookup of something absent is an answer, not an incurable error.
+        let mut absent = deadline();
+        absent.push(call(2 * S, MS, "w#1.3", 1, "", "error", "NoSuchKey"));
+        assert!(!reached(absent));
+        // Access denied with a deadline's calls: both judged clauses have something.
+        let mut denied = deadline();
+        denied.push(call(2 * S, MS, "w#1.3", 1, "", "error", "AccessDenied"));
+        assert!(reached(denied));
+        assert!(!reached(vec![call(
+            2 * S,
+            MS,
+            "w#1.3",
+            1,
+            "",
+            "error",
+            "AccessDenied"
+        )]));
     }
 
     #[test]
