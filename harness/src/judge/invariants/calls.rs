@@ -5,6 +5,13 @@ use crate::events::Event;
 
 use super::vocabulary::PROVIDER_TARGET;
 
+/// Whether a call's error is a lookup of something absent (`NoSuchKey`,
+/// `EntityNotFoundException`, ...): an answer, not a failure.
+pub fn is_absent(e: &Event) -> bool {
+    e.str("code")
+        .is_some_and(|c| c.starts_with("NoSuch") || c.contains("NotFound"))
+}
+
 /// Whether `e` is a provider `call`.
 pub fn is_call(e: &Event) -> bool {
     e.is(PROVIDER_TARGET, "call")

@@ -371,9 +371,7 @@ pub fn sometimes(log: &EventLog, p: &Params) -> (bool, &'static str) {
         is_system_call(e)
             && attempt(e).is_some()
             && non_retryable(e, p)
-            && !e
-                .str("code")
-                .is_some_and(|c| c.starts_with("NoSuch") || c.contains("NotFound"))
+            && !super::calls::is_absent(e)
     });
     // Clause 1 is not part of the state: no service the fakes imitate sends `Retry-After`.
     (

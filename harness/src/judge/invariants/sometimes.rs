@@ -55,10 +55,7 @@ pub fn no_lost_queries(log: &EventLog) -> State {
         e.name == "call"
             && e.str("account").is_some_and(|a| !is_background(a))
             && e.str("outcome").is_some_and(|o| o != "ok")
-            // A lookup of something absent (NoSuchKey, EntityNotFoundException) is an answer.
-            && !e
-                .str("code")
-                .is_some_and(|c| c.starts_with("NoSuch") || c.contains("NotFound"))
+            && !super::calls::is_absent(e)
             && open_at(e.t_us)
     });
     let in_fault = super::faults::windows(log)
