@@ -9,12 +9,18 @@
 //! nothing of a tenant's, unless the world's [`LakePolicies`] say the tenants' resource
 //! policies also trust the system account (the confused deputy of the isolation scenarios).
 //!
+//! A tenant may revoke the system's access to its lake ([`Iam::revoke`]: the fault
+//! `access.revoke`): its role's trust policy no longer admits the system, and the role's
+//! permissions and the lake's resource policies no longer let anyone but the tenant's own
+//! principals read the lake. Sessions already issued for the role are refused too, as an
+//! explicit deny in a bucket policy refuses them on AWS.
+//!
 //! Policy evaluation follows IAM's rule for cross-account access: a principal may act on a
 //! resource of its own account when its identity policy allows it (here: every principal of
 //! an account but a lake's read-only role), and on another account's resource only when that
 //! resource's policy names it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -118,6 +124,8 @@ struct IamState {
     identities: BTreeMap<String, Identity>,
     /// Keys issued so far, for deterministic names.
     issued: u64,
+    /// Lakes whose tenant revoked the system's access.
+    revoked: BTreeSet<u32>,
 }
 
 /// The region's identity store, shared by IMDS, STS and the data services.
@@ -144,6 +152,7 @@ impl Iam {
             state: Arc::new(Mutex::new(IamState {
                 identities,
                 issued: 0,
+                revoked: BTreeSet::new(),
             })),
         }
     }
@@ -244,7 +253,10 @@ impl Iam {
         let trusted = caller.account == SYSTEM_ACCOUNT
             && (caller.role_arn.is_none()
                 || caller.role_arn.as_deref() == Some(system_role_arn().as_str()));
-        if trusted && external_id == Some(self.lakes.external_id(lake).as_str()) {
+        if trusted
+            && external_id == Some(self.lakes.external_id(lake).as_str())
+            && !self.is_revoked(lake)
+        {
             Ok(lake)
         } else {
             Err(AssumeError::NotTrusted {
@@ -252,6 +264,22 @@ impl Iam {
                 role: role_arn.to_string(),
             })
         }
+    }
+
+    /// The tenant of lake `lake` revokes the system's access to it (`revoked`), or grants it
+    /// again. Whether that changed anything.
+    pub fn revoke(&self, lake: u32, revoked: bool) -> bool {
+        let mut state = self.lock();
+        if revoked {
+            state.revoked.insert(lake)
+        } else {
+            state.revoked.remove(&lake)
+        }
+    }
+
+    /// Whether the tenant of `lake` revoked the system's access to it.
+    pub fn is_revoked(&self, lake: u32) -> bool {
+        self.lock().revoked.contains(&lake)
     }
 
     /// The lake whose role this is.
@@ -273,7 +301,9 @@ impl Iam {
         access: BucketAccess,
     ) -> bool {
         if let Some(lake) = who.role_arn.as_deref().and_then(|r| self.lake_of_role(r)) {
-            return access == BucketAccess::Read && self.lakes.bucket(lake) == bucket;
+            return access == BucketAccess::Read
+                && self.lakes.bucket(lake) == bucket
+                && !self.is_revoked(lake);
         }
         if who.account == owner {
             return true;
@@ -281,16 +311,27 @@ impl Iam {
         access == BucketAccess::Read
             && self.policies.trust_system
             && who.account == SYSTEM_ACCOUNT
-            && self.lakes.lake_of_bucket(bucket).is_some()
+            && self
+                .lakes
+                .lake_of_bucket(bucket)
+                .is_some_and(|lake| !self.is_revoked(lake))
     }
 
     /// Whether `who` may read the catalog of `account`: its own account's, or a lake's where
     /// the tenants' policies trust the system's account.
     pub fn may_read_catalog(&self, who: &Identity, account: &str) -> bool {
-        who.account == account
+        let revoked = self
+            .lake_of_account(account)
+            .is_some_and(|lake| self.is_revoked(lake));
+        let lake_role = who
+            .role_arn
+            .as_deref()
+            .is_some_and(|r| self.lake_of_role(r).is_some());
+        (who.account == account && !(lake_role && revoked))
             || (self.policies.trust_system
                 && who.account == SYSTEM_ACCOUNT
-                && self.lake_of_account(account).is_some())
+                && self.lake_of_account(account).is_some()
+                && !revoked)
     }
 
     /// The lake whose account this is.
@@ -368,6 +409,46 @@ mod tests {
         assert!(trusting.may_use_bucket(&system, "lake-00001", &owner1, read));
         assert!(!trusting.may_use_bucket(&system, "lake-00001", &owner1, BucketAccess::Write));
         assert!(trusting.may_read_catalog(&system, &owner1));
+    }
+
+    #[test]
+    fn a_tenant_that_revokes_access_refuses_new_and_issued_sessions_until_it_grants_again() {
+        let iam = iam();
+        let read = BucketAccess::Read;
+        let system = iam.issue(&system_role_arn(), "i-0", Duration::ZERO, hour());
+        let lake1 = iam.issue(&lake_role_arn(1), "q", Duration::ZERO, hour());
+        let owner1 = lake_account(1);
+        let id = lakes().external_id(1);
+        let trusting = iam
+            .clone()
+            .with_lake_policies(LakePolicies { trust_system: true });
+        assert!(iam.revoke(1, true));
+        assert!(!iam.revoke(1, true), "already revoked");
+        assert!(matches!(
+            iam.may_assume(&system, &lake_role_arn(1), Some(&id)),
+            Err(AssumeError::NotTrusted { .. })
+        ));
+        assert!(!iam.may_use_bucket(&lake1, "lake-00001", &owner1, read));
+        assert!(!iam.may_read_catalog(&lake1, &owner1));
+        assert!(!trusting.may_use_bucket(&system, "lake-00001", &owner1, read));
+        assert!(!trusting.may_read_catalog(&system, &owner1));
+        // Other lakes are untouched, and the tenant's own account still owns its bucket.
+        let id2 = lakes().external_id(2);
+        assert_eq!(
+            iam.may_assume(&system, &lake_role_arn(2), Some(&id2)),
+            Ok(2)
+        );
+        let tenant = Identity {
+            role_arn: None,
+            account: owner1.clone(),
+            ..system.clone()
+        };
+        assert!(iam.may_use_bucket(&tenant, "lake-00001", &owner1, read));
+        assert!(iam.may_read_catalog(&tenant, &owner1));
+        assert!(iam.revoke(1, false));
+        assert_eq!(iam.may_assume(&system, &lake_role_arn(1), Some(&id)), Ok(1));
+        assert!(iam.may_use_bucket(&lake1, "lake-00001", &owner1, read));
+        assert!(iam.may_read_catalog(&lake1, &owner1));
     }
 
     #[test]

@@ -53,9 +53,10 @@ pub struct Switches {
     /// system did on the day.
     pub validate_sql: bool,
     /// One retry layer: the AWS SDK clients' own retries are off and the guard alone retries
-    /// calls; a task the guard retried in is not handed out again by the queue when it fails,
-    /// and a task the queue does hand out again (its worker died, or it failed without a retry)
-    /// gets one attempt per call. Off, the SDK's standard retries (3 attempts, its default) run
+    /// calls; a task the guard retried in, or one of whose calls was denied access (not by a
+    /// freeze), is not handed out again by the queue when it fails, and a task the queue does
+    /// hand out again (its worker died, or it failed without a retry) gets one attempt per
+    /// call. Off, the SDK's standard retries (3 attempts, its default) run
     /// above the guard's, each SDK attempt a new guard operation with its own retries, as with
     /// the SDK's defaults, and every failed task goes back to the queue until `task_receives`.
     pub one_retry_layer: bool,

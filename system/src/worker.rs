@@ -215,10 +215,11 @@ impl Worker {
             Err(e) => {
                 let e = without_wall_times(&e);
                 // Under one retry layer, a task the guard already retried in is not handed out
-                // again: the queue would retry what the guard retried.
+                // again: the queue would retry what the guard retried; nor is one denied
+                // access, which another delivery would only be denied again.
                 let last = receives >= tuning.task_receives.max(1)
                     || e.starts_with("deadline exceeded")
-                    || (switches.one_retry_layer && delivery.retried());
+                    || (switches.one_retry_layer && (delivery.retried() || delivery.refused()));
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
                 if last {
                     (self.reply(&task, Err(e)).await, true)

@@ -54,6 +54,14 @@ pub enum FaultKind {
         /// The share of its calls that fail, above 0 and at most 1.
         fraction: f64,
     },
+    /// `access.revoke`: the tenant of a lake revokes the system's access to it (its role's
+    /// trust, the role's permissions, its bucket and catalog policies) until `for` has passed
+    /// (for ever when absent): every call for the lake is refused with `AccessDenied`, even
+    /// with credentials issued before.
+    AccessRevoke {
+        /// The lake, from 0 (its bucket is `lake-NNNNN`).
+        lake: u32,
+    },
     /// `region.outage`: the region goes down, every host in it, and comes back after `for`
     /// (the failback).
     RegionOutage,
@@ -120,6 +128,7 @@ impl FaultKind {
             Self::AccountFreeze { .. } => "account.freeze",
             Self::ApiThrottle { .. } => "api.throttle",
             Self::ApiErrors { .. } => "api.errors",
+            Self::AccessRevoke { .. } => "access.revoke",
             Self::RegionOutage => "region.outage",
             Self::HostCrash { .. } => "host.crash",
             Self::Latency { .. } => "latency",
@@ -176,6 +185,7 @@ impl FaultKind {
                 vec![("api", json!(api)), ("fraction", json!(fraction))]
             }
             Self::HostCrash { host } => vec![("host", json!(host))],
+            Self::AccessRevoke { lake } => vec![("lake", json!(lake))],
             Self::Latency { extra } => vec![("extra_ms", json!(extra.0.as_millis() as u64))],
             Self::FleetCapacity { fraction } | Self::DrainRate { fraction } => {
                 vec![("fraction", json!(fraction))]
@@ -200,6 +210,7 @@ impl FaultKind {
             Self::ApiThrottle { api, rate_per_s } => vec![api.clone(), format!("{rate_per_s}/s")],
             Self::ApiErrors { api, fraction } => vec![api.clone(), format!("{fraction}")],
             Self::HostCrash { host } => vec![host.clone()],
+            Self::AccessRevoke { lake } => vec![format!("lake {lake}")],
             Self::Latency { extra } => vec![format!("+{}", humantime::format_duration(extra.0))],
             Self::FleetCapacity { fraction } | Self::DrainRate { fraction } => {
                 vec![format!("{fraction}")]
@@ -244,11 +255,14 @@ pub struct FaultSpec {
     between: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     document: Option<ConfigDocument>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lake: Option<u32>,
 }
 
 /// The actions a file may write, with the keys each takes beyond `at`, `for` and `region`.
-pub const ACTIONS: [(&str, &[&str]); 15] = [
+pub const ACTIONS: [(&str, &[&str]); 16] = [
     ("account.freeze", &["account"]),
+    ("access.revoke", &["lake"]),
     ("api.throttle", &["api", "rate_per_s"]),
     ("api.errors", &["api", "fraction"]),
     ("region.outage", &[]),
@@ -308,6 +322,7 @@ impl FaultSpec {
             ("host", self.host.is_some()),
             ("between", self.between.is_some()),
             ("document", self.document.is_some()),
+            ("lake", self.lake.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, given)| given.then_some(k))
@@ -349,6 +364,9 @@ impl TryFrom<FaultSpec> for Fault {
                 api: f.api.ok_or_else(|| need("api"))?,
                 fraction: share(f.fraction, true)
                     .ok_or_else(|| need("fraction (above 0, at most 1)"))?,
+            },
+            "access.revoke" => FaultKind::AccessRevoke {
+                lake: f.lake.ok_or_else(|| need("lake"))?,
             },
             "region.outage" => {
                 f.lasts.ok_or_else(|| need("for"))?;
@@ -409,6 +427,7 @@ impl From<Fault> for FaultSpec {
             host: None,
             between: None,
             document: None,
+            lake: None,
         };
         match f.kind {
             FaultKind::AccountFreeze { account } => spec.account = account,
@@ -421,6 +440,7 @@ impl From<Fault> for FaultSpec {
                 spec.fraction = Some(fraction);
             }
             FaultKind::HostCrash { host } => spec.host = Some(host),
+            FaultKind::AccessRevoke { lake } => spec.lake = Some(lake),
             FaultKind::Latency { extra } => spec.extra = Some(extra),
             FaultKind::FleetCapacity { fraction } | FaultKind::DrainRate { fraction } => {
                 spec.fraction = Some(fraction)
@@ -455,6 +475,7 @@ mod tests {
             "{ at: 1m, action: account.freeze, for: 10m }",
             "{ at: 1m, action: network.partition, between: [a, b], for: 10s }",
             "{ at: 1m, action: latency, extra: 250ms, region: eu }",
+            "{ at: 1m, action: access.revoke, lake: 3, for: 2m }",
         ] {
             let f = read(yaml).unwrap();
             let back = serde_json::to_value(&f).unwrap();

@@ -993,6 +993,12 @@ pub(crate) fn check_fault(s: &Scenario, operator: bool, f: &Fault) -> Result<(),
                 return Err(unknown(h));
             }
         }
+        FaultKind::AccessRevoke { lake } if *lake >= s.world.lakes.count => {
+            return Err(format!(
+                "no lake {lake} in this world: world.lakes.count is {}, lakes are numbered from 0",
+                s.world.lakes.count
+            ));
+        }
         FaultKind::Failover if s.world.regions.len() < 2 => {
             return Err("`failover` needs a second region in world.regions to fail over to".into());
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use stampede_fakes::ProviderRegion;
-use stampede_fakes::iam::SYSTEM_ACCOUNT;
+use stampede_fakes::iam::{Iam, SYSTEM_ACCOUNT};
 
 use crate::events::Recorder;
 use crate::input::fault::{Fault, FaultKind};
@@ -176,6 +176,7 @@ fn same_knob(a: &FaultKind, b: &FaultKind) -> bool {
     match (a, b) {
         (FaultKind::ApiThrottle { api: x, .. }, FaultKind::ApiThrottle { api: y, .. })
         | (FaultKind::ApiErrors { api: x, .. }, FaultKind::ApiErrors { api: y, .. }) => x == y,
+        (FaultKind::AccessRevoke { lake: x }, FaultKind::AccessRevoke { lake: y }) => x == y,
         (FaultKind::Latency { .. }, FaultKind::Latency { .. })
         | (FaultKind::FleetCapacity { .. }, FaultKind::FleetCapacity { .. }) => true,
         _ => false,
@@ -188,6 +189,8 @@ pub struct Effects<'a, 's> {
     pub sim: &'a mut turmoil::Sim<'s>,
     /// Each region's provider.
     pub providers: &'a BTreeMap<String, ProviderRegion>,
+    /// The identity store, global as on the real provider.
+    pub iam: &'a Iam,
     /// The system's hosts in each region.
     pub region_hosts: &'a BTreeMap<String, Vec<String>>,
 }
@@ -225,6 +228,10 @@ impl Effects<'_, '_> {
             FaultKind::NetworkPartition { a, b } => self.sim.partition(a.as_str(), b.as_str()),
             // A region's outage takes down every host in it, the system's included.
             FaultKind::RegionOutage => return self.region(region, false),
+            // IAM is global: a tenant's revocation holds in every region.
+            FaultKind::AccessRevoke { lake } => {
+                self.iam.revoke(*lake, true);
+            }
             // Only the alert engine reads the log pipeline, and it knows the stalls from the
             // scenario; the traffic makes its burst: the events mark them on the timeline.
             FaultKind::LogsStall | FaultKind::TrafficBurst { .. } => {}
@@ -280,6 +287,12 @@ impl Effects<'_, '_> {
             FaultKind::HostCrash { host } => self.sim.bounce(host.as_str()),
             FaultKind::NetworkPartition { a, b } => self.sim.repair(a.as_str(), b.as_str()),
             FaultKind::RegionOutage => return self.region(region, true),
+            // Another revocation of the lake still open keeps it revoked.
+            FaultKind::AccessRevoke { lake } => {
+                if still.is_none() {
+                    self.iam.revoke(*lake, false);
+                }
+            }
             FaultKind::LogsStall | FaultKind::TrafficBurst { .. } => {}
             // The provider thaws the account itself when its freeze runs out, now.
             FaultKind::AccountFreeze { .. } => {}

@@ -267,6 +267,7 @@ impl Builder {
             sim,
             recorder,
             providers,
+            iam,
             region_hosts,
             timeline: Timeline::new(plan.controls),
             operator_queue,
@@ -434,6 +435,7 @@ pub struct World<'r> {
     sim: turmoil::Sim<'static>,
     recorder: &'r Recorder,
     providers: BTreeMap<String, ProviderRegion>,
+    iam: Iam,
     region_hosts: BTreeMap<String, Vec<String>>,
     /// Controls not yet applied, and faults open.
     timeline: Timeline,
@@ -500,6 +502,7 @@ impl World<'_> {
             let mut effects = Effects {
                 sim: &mut self.sim,
                 providers: &self.providers,
+                iam: &self.iam,
                 region_hosts: &self.region_hosts,
             };
             self.timeline

@@ -141,6 +141,7 @@ fn every_kind() -> Vec<FaultKind> {
     let document = serde_json::from_str(r#"{"version": 1}"#).unwrap();
     let all = vec![
         FaultKind::AccountFreeze { account: None },
+        FaultKind::AccessRevoke { lake: 0 },
         FaultKind::ApiThrottle {
             api: s(),
             rate_per_s: 1.0,
@@ -168,6 +169,7 @@ fn every_kind() -> Vec<FaultKind> {
     for k in &all {
         match k {
             FaultKind::AccountFreeze { .. }
+            | FaultKind::AccessRevoke { .. }
             | FaultKind::ApiThrottle { .. }
             | FaultKind::ApiErrors { .. }
             | FaultKind::RegionOutage
@@ -220,7 +222,7 @@ fn every_kind_of_fault_with_a_window_is_in_events_md_and_only_those() {
         .filter(|k| !k.is_operator())
         .map(|k| k.name().to_string())
         .collect();
-    assert_eq!(windows.len(), 10, "{windows:?}");
+    assert_eq!(windows.len(), 11, "{windows:?}");
     assert_eq!(table_after("Kinds of fault"), windows);
 }
 

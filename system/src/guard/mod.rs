@@ -47,6 +47,16 @@ pub fn is_frozen_answer(code: Option<&str>, body: &[u8]) -> bool {
     }
 }
 
+/// Whether an error answer denies access in a way no retry or redelivery can cure: an
+/// `AccessDenied` (S3, STS, SQS) or `AccessDeniedException` (the catalog) that is not a frozen
+/// account's (a freeze ends by itself; the drain controller waits for it).
+pub fn is_denied_answer(code: Option<&str>, body: &[u8]) -> bool {
+    code.is_some_and(|c| c.starts_with("AccessDenied")) && !is_frozen_answer(code, body)
+}
+
+/// How long after a frozen answer a bodiless 403 is still taken for the freeze's.
+const FREEZE_MEMORY: Duration = Duration::from_secs(60);
+
 tokio::task_local! {
     /// The deadline of the work the current task does, on tokio's clock.
     pub static DEADLINE: tokio::time::Instant;
@@ -59,16 +69,20 @@ tokio::task_local! {
     pub static DELIVERY: Delivery;
 }
 
-/// One delivery of a task's message, and whether the guard retried a call while working on it.
+/// One delivery of a task's message, whether the guard retried a call while working on it, and
+/// whether a call was denied access.
 ///
 /// Under `one_retry_layer`, the guard and the queue's redelivery never both retry one task:
 /// a task the guard retried in is not handed out again when it fails ([`Delivery::retried`]),
-/// and in a delivery after the first the guard makes one attempt per call.
+/// nor one a call of which was denied access ([`Delivery::refused`]: handing it out again
+/// would only be refused again), and in a delivery after the first the guard makes one attempt
+/// per call.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     id: Arc<str>,
     receive: u32,
     retried: Arc<std::sync::atomic::AtomicBool>,
+    refused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Delivery {
@@ -78,7 +92,13 @@ impl Delivery {
             id: format!("{message_id}#{receive}").into(),
             receive,
             retried: Arc::default(),
+            refused: Arc::default(),
         }
+    }
+
+    /// Whether a call of this delivery was denied access (`Guard::denied`).
+    pub fn refused(&self) -> bool {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the guard retried some call of this delivery.
@@ -396,6 +416,16 @@ impl Guard {
             .is_some_and(|t| self.now().saturating_sub(t) < within)
     }
 
+    /// Whether an answer denies access for good ([`is_denied_answer`]). S3 answers a `HEAD`
+    /// with a bare 403, which a frozen account gets too: taken for a denial unless the node saw
+    /// the account frozen within the last minute.
+    fn denied(&self, status: StatusCode, body: &[u8]) -> bool {
+        if body.is_empty() {
+            return status == StatusCode::FORBIDDEN && !self.frozen_within(FREEZE_MEMORY);
+        }
+        is_denied_answer(error_code(body).as_deref(), body)
+    }
+
     /// Forgets the last freeze (a probe went through).
     pub fn clear_frozen(&self) {
         self.state().frozen_seen = None;
@@ -619,6 +649,12 @@ impl Guard {
                 ),
             };
             let Retry::Yes { after, .. } = retry else {
+                if let (Some(d), Ok(resp)) = (&delivery, &answer)
+                    && let Body::Read(bytes) = resp.body()
+                    && self.denied(resp.status(), bytes)
+                {
+                    d.refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 return answer;
             };
             if attempt >= max_attempts {

@@ -60,7 +60,7 @@ impl Logical<'_> {
 }
 
 /// The delivery a call works on: its message id and receive count, when it names one.
-fn delivery(e: &Event) -> Option<(&str, u64)> {
+pub fn delivery(e: &Event) -> Option<(&str, u64)> {
     let message = e.str("task_message").filter(|m| !m.is_empty())?;
     Some((message, e.u64("receive").unwrap_or(0)))
 }

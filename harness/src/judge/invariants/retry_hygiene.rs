@@ -17,6 +17,15 @@
 //!    non-retryable, a call of a higher `attempt` began (`t_us − latency_us`) at or after that
 //!    end: an attempt sent before the error came back (its predecessor timed out at the client)
 //!    did not retry the error. Calls without an `attempt` (0) are not judged.
+//!    The queue's redelivery is a retry too, of the whole task: across the deliveries of one
+//!    task message, the same logical operation ([`logical_operations`]: the k-th call on one
+//!    api and resource in each delivery) fails when, after it ended non-retryable in delivery
+//!    n, a later delivery (a higher `receive`) tried it again, beginning at or after that end.
+//!    A redelivery may cure what the guard may not retry, and is not judged on it: a frozen
+//!    account (the freeze ends by itself, and the drain controller holds the backlog until it
+//!    does), a lookup of something absent (the next delivery reads the table afresh), and the
+//!    codes in `redeliverable_codes` (credentials or a signature too old: the next delivery
+//!    brings new ones).
 //! 3. No attempt after the deadline: each system call with a `query_id` whose `stampede::query`
 //!    `accepted` carries `deadline_ms > 0` must begin by the deadline (`accepted` time +
 //!    `deadline_ms`) plus `grace`. A call that began in time may end after it. Queries without
@@ -33,8 +42,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 
-use super::calls::{is_system_call, started};
+use super::calls::{is_absent, is_system_call, started};
 use super::obj;
+use super::operations::{delivery, logical_operations};
 use super::time::{micros, secs};
 use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET, QUERY_TARGET};
 use super::{Verdict, WITNESS_EVENTS, Witness};
@@ -52,6 +62,10 @@ pub struct Params {
     pub retryable_codes: Vec<String>,
     /// How long after a query's deadline an attempt may still begin. Default `0s`.
     pub grace: Span,
+    /// Error codes that end a call non-retryable but that a later delivery of its task may
+    /// cure, bringing fresh credentials and a fresh signature. Default: `ExpiredToken`,
+    /// `ExpiredTokenException`, `RequestExpired`.
+    pub redeliverable_codes: Vec<String>,
 }
 
 impl Default for Params {
@@ -73,6 +87,9 @@ impl Default for Params {
             .map(String::from)
             .to_vec(),
             grace: Span(std::time::Duration::ZERO),
+            redeliverable_codes: ["ExpiredToken", "ExpiredTokenException", "RequestExpired"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -171,6 +188,52 @@ fn no_retry<'a>(log: &'a EventLog, p: &Params) -> NoRetry<'a> {
     }
 }
 
+/// Whether a call's end forbids a redelivery of its task: non-retryable, and not something a
+/// later delivery may cure (a freeze, something absent, `redeliverable_codes`).
+fn incurable(e: &Event, p: &Params) -> bool {
+    e.str("outcome") == Some("error")
+        && non_retryable(e, p)
+        && !is_absent(e)
+        && !p
+            .redeliverable_codes
+            .iter()
+            .any(|c| Some(c.as_str()) == e.str("code"))
+}
+
+/// The queue's receive count of the delivery a call works on.
+fn receive(e: &Event) -> Option<u64> {
+    delivery(e).map(|(_, r)| r)
+}
+
+/// Clause 2 across the queue: per logical operation of a task, the first call that ended
+/// incurably and a call of a later delivery that tried it again after that end; by the
+/// retry's time.
+fn redelivered<'a>(log: &'a EventLog, p: &Params) -> Vec<(&'a Event, &'a Event)> {
+    let mut out = Vec::new();
+    for l in logical_operations(log).values() {
+        if !l.queue_retried() {
+            continue;
+        }
+        let first = l
+            .calls
+            .iter()
+            .copied()
+            .filter(|c| incurable(c, p))
+            .find_map(|c| {
+                let n = receive(c)?;
+                l.calls
+                    .iter()
+                    .copied()
+                    .filter(|r| receive(r).is_some_and(|m| m > n) && started(r) >= c.t_us)
+                    .min_by_key(|r| (started(r), r.t_us))
+                    .map(|r| (c, r))
+            });
+        out.extend(first);
+    }
+    out.sort_by_key(|(c, r)| (r.t_us, c.t_us));
+    out
+}
+
 /// The first `accepted` of each query that has a deadline, with the deadline's instant.
 fn deadlines(log: &EventLog) -> BTreeMap<&str, (&Event, u64)> {
     let mut out = BTreeMap::new();
@@ -266,6 +329,7 @@ fn witness_events(clauses: Vec<Vec<Offence<'_>>>) -> Vec<Event> {
 pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
     let ra = retry_after(log);
     let nr = no_retry(log, p);
+    let rd = redelivered(log, p);
     let dl = deadline(log, p);
     let mut counts = obj(json!({
         "retries": ra.retries,
@@ -275,7 +339,7 @@ pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
         "deadline_calls": dl.calls,
         "queries_with_deadline": dl.queries,
     }));
-    if ra.early.is_empty() && nr.retried.is_empty() && dl.late.is_empty() {
+    if ra.early.is_empty() && nr.retried.is_empty() && rd.is_empty() && dl.late.is_empty() {
         return Verdict::Pass { counts };
     }
     let mut summary = Vec::new();
@@ -306,6 +370,21 @@ pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
             secs(started(retry))
         ));
     }
+    if let Some((call, retry)) = rd.first() {
+        summary.push(format!(
+            "{} operations were tried again by a redelivery of their task after a non-retryable error, the first {} on {} (message {}): delivery {} ended {} {} at t={}, delivery {} began it again at t={}",
+            rd.len(),
+            call.str("api").unwrap_or("?"),
+            call.str("resource").unwrap_or("?"),
+            delivery(call).map_or("?", |(m, _)| m),
+            receive(call).unwrap_or(0),
+            call.str("outcome").unwrap_or("?"),
+            call.str("code").unwrap_or(""),
+            secs(call.t_us),
+            receive(retry).unwrap_or(0),
+            secs(started(retry))
+        ));
+    }
     if let Some((call, accepted, at)) = dl.late.first() {
         summary.push(format!(
             "{} of {} calls for queries with a deadline began after it, the first {} ({} api, attempt {}) of query {} at t={}, {} after its deadline at t={} (accepted at t={})",
@@ -326,6 +405,7 @@ pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
         "retried_after_non_retryable".into(),
         nr.retried.len().into(),
     );
+    counts.insert("redelivered_after_non_retryable".into(), rd.len().into());
     counts.insert("late_attempts".into(), dl.late.len().into());
     let events = witness_events(vec![
         ra.early
@@ -337,6 +417,12 @@ pub fn retry_hygiene(log: &EventLog, p: &Params) -> Verdict {
             .collect(),
         nr.retried
             .iter()
+            .map(|(c, r)| Offence {
+                at_us: r.t_us,
+                events: vec![*c, *r],
+            })
+            .collect(),
+        rd.iter()
             .map(|(c, r)| Offence {
                 at_us: r.t_us,
                 events: vec![*c, *r],
@@ -583,6 +669,70 @@ mod tests {
         assert!(retry_hygiene(&log, &lenient).is_fail());
     }
 
+    /// A call of guard operation `op` on AssumeRole of lake 1's role, in delivery `receive` of
+    /// message `m-1`, ended at `t_us` after 1 ms.
+    fn delivered(t_us: u64, op: &str, receive: u64, outcome: &str, code: &str) -> Event {
+        let mut e = call(t_us, MS, op, 1, "", outcome, code);
+        e.fields.insert("api".into(), json!("AssumeRole"));
+        e.fields.insert(
+            "resource".into(),
+            json!("arn:aws:iam::300000000001:role/stampede-lake-reader"),
+        );
+        e.fields.insert("task_message".into(), json!("m-1"));
+        e.fields.insert("receive".into(), json!(receive));
+        e
+    }
+
+    #[test]
+    fn a_task_handed_out_again_after_an_access_denial_fails() {
+        // Delivery 1 was denied; 60 s later the queue handed the task out again and its
+        // worker asked again.
+        let Verdict::Fail { witness } = check(vec![
+            delivered(S, "w0#1.1", 1, "error", "AccessDenied"),
+            delivered(61 * S, "w1#1.7", 2, "error", "AccessDenied"),
+        ]) else {
+            panic!("must fail")
+        };
+        assert_eq!(witness.counts["redelivered_after_non_retryable"], json!(1));
+        assert_eq!(witness.counts["retried_after_non_retryable"], json!(0));
+        assert!(
+            witness.summary.contains("redelivery") && witness.summary.contains("message m-1"),
+            "{}",
+            witness.summary
+        );
+        let shown: Vec<u64> = witness.events.iter().map(|e| e.t_us).collect();
+        assert_eq!(shown, vec![S, 61 * S]);
+    }
+
+    #[test]
+    fn a_redelivery_after_what_it_may_cure_passes() {
+        for (outcome, code) in [
+            // A freeze ends by itself; the next delivery reads the table afresh; and it
+            // brings fresh credentials.
+            ("frozen", "AccessDenied"),
+            ("error", "NoSuchKey"),
+            ("error", "ExpiredToken"),
+            // A retryable error may be retried by any layer (how many is another invariant's).
+            ("throttled", "Throttling"),
+        ] {
+            let v = check(vec![
+                delivered(S, "w0#1.1", 1, outcome, code),
+                delivered(61 * S, "w1#1.7", 2, "ok", ""),
+            ]);
+            assert_eq!(v.word(), "pass", "{outcome} {code}");
+        }
+        // A delivery already under way when the denial came back (its visibility ran out
+        // first) did not retry it.
+        assert_eq!(
+            check(vec![
+                delivered(10 * S, "w0#1.1", 1, "error", "AccessDenied"),
+                delivered(5 * S, "w1#1.7", 2, "ok", ""),
+            ])
+            .word(),
+            "pass"
+        );
+    }
+
     #[test]
     fn attempts_by_the_deadline_pass() {
         // Query q has 1 s from its acceptance at 1 s: its deadline is at 2 s. A call begun at
@@ -696,6 +846,9 @@ mod tests {
         assert_eq!(p.retryable_codes, vec!["X".to_string()]);
         assert_eq!(micros(p.grace), 250 * MS);
         assert!(serde_json::from_value::<Params>(json!({ "graces": "1s" })).is_err());
+        let p: Params =
+            serde_json::from_value(json!({ "redeliverable_codes": ["InvalidToken"] })).unwrap();
+        assert_eq!(p.redeliverable_codes, vec!["InvalidToken".to_string()]);
         assert_eq!(
             serde_json::from_value::<Params>(json!({})).unwrap(),
             Params::default()
