@@ -3,9 +3,11 @@
 //! fragments workers send back, and merges them with DataFusion.
 //!
 //! Durable state lives outside the process, in a [`Journal`]: the audit log (every submission,
-//! in the native trace format) and the query journal (accepted, ended). A coordinator that
-//! restarts re-plans every query the journal has accepted and not ended; the fragments are
-//! keyed by (query, lake), so redelivered work is harmless.
+//! in the native trace format) and the query journal (accepted, ended with the outcome and the
+//! answer). A coordinator that restarts re-plans every query the journal has accepted and not
+//! ended, and answers status polls of those that ended from the journal, so a client that
+//! polls after the restart still gets the answer its query finished with before the crash;
+//! the fragments are keyed by (query, lake), so redelivered work is harmless.
 //!
 //! Events (target [`QUERY_EVENTS`]): `accepted`, `queued`, `started`, `progress`, and exactly one
 //! of `succeeded`, `failed`, `cancelled`, `deadline_exceeded` per accepted query; `refused`
@@ -74,6 +76,14 @@ enum Entry {
     },
     Ended {
         query_id: String,
+        /// How it ended, the error and the answer: a restarted coordinator still answers
+        /// the client's polls with them. Absent in journals written before they were kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<Phase>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<engine::Answer>,
     },
 }
 
@@ -227,7 +237,8 @@ impl Coordinator {
             .await
     }
 
-    /// Re-plans every query the journal accepted and did not end (after a crash), then serves.
+    /// Re-plans every query the journal accepted and did not end (after a crash), and keeps
+    /// the outcome of each that ended for its client's polls; then serves.
     pub async fn recover(self: &Arc<Self>) {
         let mut open: BTreeMap<String, Entry> = BTreeMap::new();
         for line in self.setup.journal.lines() {
@@ -237,8 +248,30 @@ impl Coordinator {
                         open.insert(query_id.clone(), e.clone());
                     }
                 }
-                Ok(Entry::Ended { query_id }) => {
-                    open.remove(&query_id);
+                Ok(Entry::Ended {
+                    query_id,
+                    phase,
+                    error,
+                    answer,
+                }) => {
+                    let accepted = open.remove(&query_id);
+                    if let (
+                        Some(phase),
+                        Some(Entry::Accepted {
+                            record,
+                            lakes,
+                            plan,
+                            deadline_unix_ms,
+                            ..
+                        }),
+                    ) = (phase, accepted)
+                    {
+                        let mut q = Query::new(*record, plan, lakes, deadline_unix_ms);
+                        q.phase = phase;
+                        q.error = error;
+                        q.answer = answer;
+                        self.inner().queries.insert(query_id, q);
+                    }
                 }
                 Err(_) => {}
             }
@@ -637,6 +670,9 @@ impl Coordinator {
             self.setup.journal.append(
                 serde_json::to_string(&Entry::Ended {
                     query_id: id.to_string(),
+                    phase: Some(phase),
+                    error: error.clone(),
+                    answer: q.answer.clone(),
                 })
                 .unwrap_or_default(),
             );

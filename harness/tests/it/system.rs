@@ -205,6 +205,56 @@ fn a_coordinator_crash_mid_query_loses_no_accepted_query() {
     cleanup(&dir);
 }
 
+#[test]
+fn an_answer_finished_before_its_coordinator_crashed_still_reaches_the_client() {
+    // The recorded hour, seed 5, lost one this way: the query succeeded, the coordinator went
+    // down before the client's next poll, and came back knowing nothing of it.
+    let (prepared, dir) = world(
+        "answer-kept",
+        10,
+        &[(1_000, "SELECT count(*) AS n FROM telemetry")],
+    );
+    let calm = simulate_with(&prepared, &[]);
+    let at = |log: &EventLog, target: &str, name: &str| {
+        log.of(target)
+            .find(|e| e.name == name)
+            .map(|e| (e.t_us, e.str("rows_digest").map(str::to_string)))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let (succeeded, _) = at(&calm, "stampede::query", "succeeded");
+    let (answered, digest) = at(&calm, "stampede::traffic", "answered");
+    assert!(
+        answered >= succeeded + 200_000,
+        "the crash must fit between the answer and the next poll: {succeeded} {answered}"
+    );
+    // The coordinator crashes between the two, for 20 s.
+    let crash = FaultKind::HostCrash {
+        host: "coordinator-eu-west-1".into(),
+    };
+    let from = Duration::from_micros(succeeded + (answered - succeeded) / 2);
+    let controls = Control::window(
+        0,
+        "eu-west-1",
+        crash,
+        from,
+        Some(from + Duration::from_secs(20)),
+    );
+    let log = simulate_with(&prepared, &controls);
+    assert_eq!(at(&log, "stampede::query", "succeeded").0, succeeded);
+    let (late, got) = at(&log, "stampede::traffic", "answered");
+    assert!(
+        late > from.as_micros() as u64 + 20_000_000,
+        "answered after the restart"
+    );
+    let status = log
+        .of("stampede::traffic")
+        .find(|e| e.name == "answered")
+        .and_then(|e| e.u64("status"));
+    assert_eq!(status, Some(200));
+    assert_eq!(got, digest, "the same rows");
+    cleanup(&dir);
+}
+
 /// A config that validates and breaks everything: every call times out.
 const BAD_CONFIG: &str = r#"{"version":1,"tuning":{"call_timeout":"1ms"}}"#;
 
