@@ -472,6 +472,17 @@ impl SqsFake {
             }
             m.receive_count += 1;
             m.first_receive.get_or_insert(now);
+            // The queue's own record of what it handed out: a delivery after the first is the
+            // queue's retry of the message's work.
+            tracing::info!(
+                target: crate::provider::PROVIDER_EVENTS,
+                account = %q.account,
+                region = %self.region.name(),
+                queue = %q.name,
+                message_id = %m.id,
+                receive = m.receive_count,
+                "delivered"
+            );
             m.visible_at = now + timeout;
             let receipt = format!("{}#{}", m.id, m.receive_count);
             m.receipt = Some(receipt.clone());

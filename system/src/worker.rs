@@ -200,6 +200,9 @@ impl Worker {
                 None => self.compute(&task).await,
             }
         };
+        if receives == 1 {
+            self.cloud.guard().task_delivered();
+        }
         let delivery = Delivery::new(m.message_id().unwrap_or_default(), receives);
         let result = QUERY
             .scope(
@@ -217,9 +220,11 @@ impl Worker {
                 // Under one retry layer, a task the guard already retried in is not handed out
                 // again: the queue would retry what the guard retried; nor is one denied
                 // access, which another delivery would only be denied again.
+                // And under the retry budget, a redelivery spends from the budget as a retry does.
                 let last = receives >= tuning.task_receives.max(1)
                     || e.starts_with("deadline exceeded")
-                    || (switches.one_retry_layer && (delivery.retried() || delivery.refused()));
+                    || (switches.one_retry_layer && (delivery.retried() || delivery.refused()))
+                    || !self.cloud.guard().may_redeliver(receives);
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
                 if last {
                     (self.reply(&task, Err(e)).await, true)

@@ -33,6 +33,9 @@ use retry::{Retry, RetryBudget};
 /// The target of mechanism decisions.
 pub const MECHANISM_EVENTS: &str = "stampede::mechanism";
 
+/// The name the queue's layer of retries goes by in the retry budget and its events.
+pub const REDELIVERY: &str = "redelivery";
+
 /// Error codes of a frozen account: final, but the drain controller backs off on them.
 pub const FROZEN: [&str; 2] = ["AccountProblem", "AllAccessDisabled"];
 
@@ -366,6 +369,28 @@ impl Guard {
             )
         });
         f(budget, now)
+    }
+
+    /// Under the retry budget, a task's first delivery earns the queue's layer of retries its
+    /// share, as a first attempt earns the guard's.
+    pub fn task_delivered(&self) {
+        if self.config().switches.retry_budget {
+            self.budget(REDELIVERY, |b, now| b.deposit(now));
+        }
+    }
+
+    /// Whether a failed task may go back to the queue for another delivery: the queue's
+    /// redelivery is a retry of the whole task, and spends from the same kind of budget as the
+    /// guard's retries (its own bucket, [`REDELIVERY`]). Always, without the retry budget.
+    pub fn may_redeliver(&self, receives: u32) -> bool {
+        if !self.config().switches.retry_budget {
+            return true;
+        }
+        let allowed = self.budget(REDELIVERY, |b, now| b.withdraw(now));
+        if !allowed {
+            tracing::info!(target: MECHANISM_EVENTS, api = REDELIVERY, attempt = receives, "retry_denied");
+        }
+        allowed
     }
 
     /// Attempts that succeeded and that failed, since the node booted.

@@ -1,5 +1,7 @@
-//! `retry_amplification`: per api, in every 10 s window holding at least 20 of the system's
-//! calls of that api, attempts / logical operations ≤ 1.1 (Google SRE: a 10 % retry budget).
+//! `retry_amplification`: per layer, in every 10 s window holding at least 20 of its attempts,
+//! attempts / logical operations ≤ 1.1 (Google SRE: a 10 % retry budget). The layers: the
+//! calls of each api (retried by the guard or the AWS SDK), and the deliveries of each queue
+//! (a task handed out again is the queue's retry of it).
 //!
 //! Checks, from the provider's log alone: attempts are the provider `call` events of that
 //! `api` that name their logical operation (the system's: background accounts and real clients
@@ -12,10 +14,15 @@
 //! window with at least `min_calls` calls fails when `attempts > max_ratio · logical` (or when
 //! it holds no logical operation at all).
 //!
-//! Does not check: amplification by layers that start new operations. A task the queue
-//! redelivers, a query resubmitted by the client, a re-plan after a restart make new operations
-//! here, so they count as fresh work. A retry is counted in the window its call reached the
-//! provider.
+//! The queue's layer, from the queue's own record: its `delivered` events of the system's
+//! account, per queue, placed when the queue handed the message out; a delivery is a retry
+//! when its `receive` is above 1. Its windows are judged as an api's, under the name
+//! `deliveries of {queue}`.
+//!
+//! Does not check: amplification by layers that start new operations and leave no record of
+//! it: a query resubmitted by the client, a re-plan after a restart. A task the queue hands
+//! out again makes new operations at the provider, judged fresh in their api's layer; the
+//! queue's layer counts it. A retry is counted in the window its call reached the provider.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +47,7 @@ pub const AMPLIFICATION_MIN_CALLS: u64 = 20;
 /// The worst window of one api.
 struct Breach<'a> {
     ratio: f64,
-    api: &'a str,
+    api: String,
     start_us: u64,
     end_us: u64,
     calls: u64,
@@ -66,13 +73,29 @@ pub fn retry_amplification(
         .collect();
     system.sort_by_key(|p| p.0);
     let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut calls: BTreeMap<&str, Vec<(u64, &Event, bool)>> = BTreeMap::new();
+    let mut calls: BTreeMap<String, Vec<(u64, &Event, bool)>> = BTreeMap::new();
     for (t, e) in system {
         let (Some(api), Some(op)) = (e.str("api"), operation(e)) else {
             continue;
         };
         let retry = !seen.insert(op);
-        calls.entry(api).or_default().push((t, e, retry));
+        calls
+            .entry(api.to_string())
+            .or_default()
+            .push((t, e, retry));
+    }
+    // The queue's layer: each delivery an attempt of its message's work, in the log's order.
+    for e in log
+        .of(PROVIDER_TARGET)
+        .filter(|e| e.name == "delivered")
+        .filter(|e| e.str("account").is_some_and(|a| !is_background(a)))
+    {
+        let queue = e.str("queue").unwrap_or("?");
+        let retry = e.u64("receive").unwrap_or(1) > 1;
+        calls
+            .entry(format!("deliveries of {queue}"))
+            .or_default()
+            .push((e.t_us, e, retry));
     }
     let end = log_end(log);
     let last_start = end.saturating_sub(window_us);
@@ -120,7 +143,7 @@ pub fn retry_amplification(
             if over && worst.as_ref().is_none_or(|w| ratio > w.ratio) {
                 worst = Some(Breach {
                     ratio,
-                    api,
+                    api: api.clone(),
                     start_us: s,
                     end_us: shown_end,
                     calls: n,
@@ -273,6 +296,57 @@ mod tests {
             panic!("2 attempts per operation")
         };
         assert_eq!(witness.counts["retries_in_window"], json!(50));
+    }
+
+    /// The queue `q` hands out message `m` for the `receive`-th time.
+    fn delivered(t_us: u64, q: &str, m: u64, receive: u64) -> Event {
+        ev(
+            t_us,
+            "provider-r",
+            PROVIDER_TARGET,
+            "delivered",
+            &[
+                ("account", json!("100000000001")),
+                ("queue", json!(q)),
+                ("message_id", json!(format!("m-{m}"))),
+                ("receive", json!(receive)),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_queue_handing_tasks_out_again_is_a_retrying_layer() {
+        // 3 deliveries a second for 60 s; from 20 s to 30 s every third is a redelivery of a
+        // task handed out 60 s before: 30 tasks, 10 of them again, 1.5x in that window.
+        let deliveries = |again: bool| -> Vec<Event> {
+            (0..180u64)
+                .map(|k| {
+                    let redelivery = again && (60..90).contains(&k) && k % 3 == 0;
+                    delivered(
+                        k * 333_333,
+                        "stampede-tasks",
+                        k,
+                        if redelivery { 2 } else { 1 },
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(check(deliveries(false)).word(), "pass");
+        let Verdict::Fail { witness } = check(deliveries(true)) else {
+            panic!("must fail")
+        };
+        assert!(
+            witness.summary.starts_with("deliveries of stampede-tasks"),
+            "{}",
+            witness.summary
+        );
+        assert_eq!(witness.counts["retries_in_window"], json!(10));
+        // A background account's queue is not the system's.
+        let mut background = deliveries(true);
+        for e in &mut background {
+            e.fields.insert("account".into(), json!("200000000001"));
+        }
+        assert_eq!(check(background).word(), "unknown");
     }
 
     #[test]
