@@ -59,7 +59,8 @@ pub struct Switches {
     /// calls; a task the guard retried in, or one of whose calls was denied access (not by a
     /// freeze), is not handed out again by the queue when it fails, and a task the queue does
     /// hand out again (its worker died, or it failed without a retry) gets one attempt per
-    /// call. Off, the SDK's standard retries (3 attempts, its default) run
+    /// call; a worker whose answer did not reach the coordinator keeps it and sends it again,
+    /// holding the task's message hidden, rather than let the queue redo the work. Off, the SDK's standard retries (3 attempts, its default) run
     /// above the guard's, each SDK attempt a new guard operation with its own retries, as with
     /// the SDK's defaults, and every failed task goes back to the queue until `task_receives`.
     pub one_retry_layer: bool,

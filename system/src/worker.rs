@@ -27,6 +27,11 @@ pub const TASK_EVENTS: &str = "stampede::task";
 /// How long a worker waits between probes while its account is frozen.
 const FROZEN_PAUSE: Duration = Duration::from_secs(30);
 
+/// Under one retry layer, how often a worker whose answer did not reach the coordinator tries
+/// again, and for how long at most.
+const REPLY_EVERY: Duration = Duration::from_secs(5);
+const REPLY_PATIENCE: Duration = Duration::from_secs(300);
+
 fn config_switches(cloud: &Cloud) -> crate::config::Switches {
     cloud.guard().config().switches
 }
@@ -210,10 +215,10 @@ impl Worker {
                 DELIVERY.scope(delivery.clone(), work),
             )
             .await;
-        let (reply, last) = match result {
+        let fragment = match result {
             Ok(ipc) => {
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, bytes = ipc.len() as u64, "task_done");
-                (self.reply(&task, Ok(ipc)).await, true)
+                Ok(ipc)
             }
             Err(e) => {
                 let e = without_wall_times(&e);
@@ -226,14 +231,19 @@ impl Worker {
                     || (switches.one_retry_layer && (delivery.retried() || delivery.refused()))
                     || !self.cloud.guard().may_redeliver(receives);
                 tracing::info!(target: TASK_EVENTS, query_id = %task.query_id, lake = task.lake, receives = receives as u64, r#final = last, error = %e, "task_failed");
-                if last {
-                    (self.reply(&task, Err(e)).await, true)
-                } else {
-                    (false, false)
+                if !last {
+                    return;
                 }
+                Err(e)
             }
         };
-        if reply && last {
+        let mut landed = self.reply(&task, fragment.clone()).await;
+        if !landed && switches.one_retry_layer {
+            landed = self
+                .keep_replying(sqs, url, &receipt, &task, &fragment, deadline)
+                .await;
+        }
+        if landed {
             let _ = sqs
                 .delete_message()
                 .queue_url(url)
@@ -279,6 +289,41 @@ impl Worker {
             .map_err(|e| e.strip_backtrace())?;
         let schema = engine::fragment_schema(&task.columns).map_err(|e| e.to_string())?;
         engine::to_ipc(&batches, &schema).map_err(|e| e.to_string())
+    }
+
+    /// Under one retry layer, a worker whose answer did not reach the coordinator keeps it and
+    /// tries again every [`REPLY_EVERY`], holding the task's message hidden meanwhile, rather
+    /// than let the queue hand the task out again to redo work (the guard may have retried in
+    /// it already): until the answer lands, the query's deadline passes, or
+    /// [`REPLY_PATIENCE`]. Whether it landed.
+    async fn keep_replying(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        url: &str,
+        receipt: &str,
+        task: &Task,
+        fragment: &Result<Vec<u8>, String>,
+        deadline: Option<u64>,
+    ) -> bool {
+        let give_up = tokio::time::Instant::now() + REPLY_PATIENCE;
+        let hidden = self.cloud.guard().config().tuning.task_visibility;
+        while tokio::time::Instant::now() + REPLY_EVERY < give_up {
+            tokio::time::sleep(REPLY_EVERY).await;
+            if deadline.is_some_and(|at| at <= self.now_unix_ms()) {
+                return false;
+            }
+            let _ = sqs
+                .change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .visibility_timeout(hidden.as_secs() as i32)
+                .send()
+                .await;
+            if self.reply(task, fragment.clone()).await {
+                return true;
+            }
+        }
+        false
     }
 
     /// Sends the fragment (or the reason there is none) to the coordinator. Whether it landed:
