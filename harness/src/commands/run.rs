@@ -76,7 +76,7 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
     let t = &scenario.traffic;
     let (key, file) = match (&t.replay, &t.arrivals) {
         (Some(replay), _) => ("replay:", replay.clone()),
-        (None, Some(arrivals)) => ("csv:", arrivals.csv.clone()),
+        (None, Some(arrivals)) => arrivals.file(),
         (None, None) => ("generate:", PathBuf::new()),
     };
     let trace_path = base.join(&file);
@@ -94,7 +94,7 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
     let source = match (&t.replay, &t.arrivals, &t.generate, &t.query) {
         (Some(_), ..) => trace::load(&trace_path)?,
         (None, Some(a), _, Some(q)) => {
-            arrivals::from_template(&arrivals::read_csv(&trace_path, &a.column)?, q)
+            arrivals::from_template(&arrivals::read_arrivals(&trace_path, a)?, q)
         }
         (None, None, Some(g), Some(q)) => {
             arrivals::from_template(&arrivals::generate(g, traffic_seed), q)

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::Exit;
 use crate::prepare;
@@ -42,12 +43,21 @@ pub fn validate_command(files: &[PathBuf]) -> ExitCode {
     let mut bad = 0;
     for f in files {
         match prepare(f) {
-            Ok(p) => println!(
-                "ok: {} ({} queries from {})",
-                f.display(),
-                p.trace.records.len(),
-                p.source()
-            ),
+            Ok(p) => {
+                let ms = |t: &Duration| {
+                    humantime::format_duration(Duration::from_millis(t.as_millis() as u64))
+                };
+                let span = match (p.trace.at.first(), p.trace.at.last()) {
+                    (Some(a), Some(b)) => format!(", arriving from {} to {}", ms(a), ms(b)),
+                    _ => String::new(),
+                };
+                println!(
+                    "ok: {} ({} queries from {}{span})",
+                    f.display(),
+                    p.trace.records.len(),
+                    p.source()
+                )
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;

@@ -47,20 +47,138 @@ fn default_user() -> String {
     "replay".into()
 }
 
-/// A CSV file of arrival times.
+/// A file of arrival times, CSV or JSON Lines: one query (from the scenario's `query`) per row
+/// or line, at its time.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsvArrivals {
-    /// The file, relative to the scenario.
-    pub csv: PathBuf,
-    /// The column holding each row's timestamp (`2023-11-16 18:15:46.6805900`, RFC 3339 with a
-    /// space or a `T`, fractions down to nanoseconds). Default: `TIMESTAMP`.
-    #[serde(default = "default_column")]
-    pub column: String,
+    /// A CSV file, relative to the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<PathBuf>,
+    /// A JSON Lines file (an object per line), relative to the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jsonl: Option<PathBuf>,
+    /// The CSV column holding each row's time. Default: `TIMESTAMP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The JSON Lines field holding each line's time. Default: `timestamp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Times are numbers in this unit (`ns`, `us`, `ms`, `s`; decimals allowed). Absent: RFC
+    /// 3339 timestamps (`2023-11-16 18:15:46.6805900`, with a space or a `T`, fractions down to
+    /// nanoseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<TimeUnit>,
+    /// Where time 0 of the run is: `first` (default), the first row's time, whatever it is (a
+    /// Unix time, a timestamp, an offset); `zero`, the numbers' own zero: offsets from the
+    /// recording's start are replayed as they are, the first at its own offset. `zero` needs
+    /// `unit`.
+    #[serde(default, skip_serializing_if = "Origin::is_first")]
+    pub origin: Origin,
 }
 
-fn default_column() -> String {
-    "TIMESTAMP".into()
+/// The unit of numeric arrival times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Nanoseconds.
+    Ns,
+    /// Microseconds.
+    Us,
+    /// Milliseconds.
+    Ms,
+    /// Seconds.
+    S,
+}
+
+impl TimeUnit {
+    fn nanos(self) -> u64 {
+        match self {
+            TimeUnit::Ns => 1,
+            TimeUnit::Us => 1_000,
+            TimeUnit::Ms => 1_000_000,
+            TimeUnit::S => 1_000_000_000,
+        }
+    }
+
+    /// `text` (a whole or decimal number, not negative) as a time in this unit.
+    fn read(self, text: &str) -> Option<Duration> {
+        let text = text.trim();
+        if let Ok(whole) = text.parse::<u64>() {
+            return whole.checked_mul(self.nanos()).map(Duration::from_nanos);
+        }
+        let v: f64 = text.parse().ok()?;
+        (v.is_finite() && v >= 0.0)
+            .then(|| Duration::try_from_secs_f64(v * self.nanos() as f64 / 1e9).ok())
+            .flatten()
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Ns => "ns",
+            TimeUnit::Us => "us",
+            TimeUnit::Ms => "ms",
+            TimeUnit::S => "s",
+        }
+    }
+}
+
+/// Where time 0 of replayed arrivals is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The first row's time.
+    #[default]
+    First,
+    /// The numbers' own zero.
+    Zero,
+}
+
+impl Origin {
+    fn is_first(&self) -> bool {
+        *self == Origin::First
+    }
+}
+
+impl CsvArrivals {
+    /// The file, relative to the scenario, and the key that names it (`csv:` or `jsonl:`).
+    pub fn file(&self) -> (&'static str, PathBuf) {
+        match (&self.csv, &self.jsonl) {
+            (Some(f), _) => ("csv:", f.clone()),
+            (None, Some(f)) => ("jsonl:", f.clone()),
+            (None, None) => ("arrivals:", PathBuf::new()),
+        }
+    }
+
+    /// The keys that go together: one file, its own kind of key, `zero` with numbers. The
+    /// offending key and why, when not.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match (&self.csv, &self.jsonl) {
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(("csv", "needs exactly one of `csv` or `jsonl`".into()));
+            }
+            (Some(_), None) if self.field.is_some() => {
+                return Err((
+                    "field",
+                    "`field` is for `jsonl`; a CSV names its `column`".into(),
+                ));
+            }
+            (None, Some(_)) if self.column.is_some() => {
+                return Err((
+                    "column",
+                    "`column` is for `csv`; JSON Lines name their `field`".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.origin == Origin::Zero && self.unit.is_none() {
+            return Err((
+                "origin",
+                "`origin: zero` is for numeric times: give their `unit` (ns, us, ms or s)".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A synthetic arrival process.
@@ -181,8 +299,103 @@ fn zero() -> Span {
     Span(Duration::ZERO)
 }
 
-/// Arrival times read from a CSV file, relative to the first row.
-pub fn read_csv(path: &Path, column: &str) -> Result<Vec<Duration>, InputError> {
+/// One row's time as written: a point in time, or a number of `unit`s from its own zero.
+enum Stamp {
+    At(std::time::SystemTime),
+    Since(Duration),
+}
+
+/// Reads one time, as `spec` says times are written.
+fn stamp(text: &str, unit: Option<TimeUnit>) -> Result<Stamp, String> {
+    match unit {
+        Some(u) => u.read(text).map(Stamp::Since).ok_or_else(|| {
+            format!(
+                "`{text}` is not a number of {} (not negative; decimals allowed)",
+                u.name()
+            )
+        }),
+        None => humantime::parse_rfc3339_weak(text.trim())
+            .map(Stamp::At)
+            .map_err(|e| {
+                let hint = if text.trim().parse::<f64>().is_ok() {
+                    ": a number needs its `unit` (ns, us, ms or s)"
+                } else {
+                    ""
+                };
+                format!("`{text}` is not an RFC 3339 timestamp ({e}){hint}")
+            }),
+    }
+}
+
+/// A row's place in its file, and its time as written.
+struct Row {
+    line: u64,
+    column: u64,
+    text: String,
+}
+
+/// Arrival offsets of `rows`, each at its time less the origin's, in file order: refuses a row
+/// earlier than the one before.
+fn offsets(
+    path: &Path,
+    name: &str,
+    rows: Vec<Row>,
+    spec: &CsvArrivals,
+) -> Result<Vec<Duration>, InputError> {
+    let mut times: Vec<Duration> = Vec::with_capacity(rows.len());
+    let mut first: Option<Stamp> = None;
+    for row in rows {
+        let fail = |message: String| InputError {
+            file: path.to_path_buf(),
+            line: Some(row.line),
+            column: Some(row.column),
+            field: Some(name.to_string()),
+            message,
+        };
+        let at = stamp(&row.text, spec.unit).map_err(fail)?;
+        let offset = match (
+            &at,
+            first.get_or_insert(match &at {
+                Stamp::At(t) => Stamp::At(*t),
+                Stamp::Since(d) => Stamp::Since(if spec.origin == Origin::Zero {
+                    Duration::ZERO
+                } else {
+                    *d
+                }),
+            }),
+        ) {
+            (Stamp::At(t), Stamp::At(zero)) => t.duration_since(*zero).ok(),
+            (Stamp::Since(d), Stamp::Since(zero)) => d.checked_sub(*zero),
+            _ => None,
+        };
+        let earlier = || {
+            fail(format!(
+                "`{}` is earlier than the row before; arrivals are in time order",
+                row.text.trim()
+            ))
+        };
+        let offset = offset.ok_or_else(earlier)?;
+        if times.last().is_some_and(|last| offset < *last) {
+            return Err(earlier());
+        }
+        times.push(offset);
+    }
+    Ok(times)
+}
+
+/// Arrival times read from a file of arrivals (CSV or JSON Lines), from the origin `spec`
+/// names, in file order.
+pub fn read_arrivals(path: &Path, spec: &CsvArrivals) -> Result<Vec<Duration>, InputError> {
+    if spec.jsonl.is_some() {
+        let name = spec.field.as_deref().unwrap_or("timestamp");
+        return offsets(path, name, jsonl_rows(path, name)?, spec);
+    }
+    let name = spec.column.as_deref().unwrap_or("TIMESTAMP");
+    offsets(path, name, csv_rows(path, name)?, spec)
+}
+
+/// Each CSV row's cell of `column`.
+fn csv_rows(path: &Path, column: &str) -> Result<Vec<Row>, InputError> {
     let mut reader = csv::Reader::from_path(path)
         .map_err(|e| InputError::whole_file(path, format!("cannot read CSV: {e}")))?;
     let headers = reader
@@ -201,8 +414,7 @@ pub fn read_csv(path: &Path, column: &str) -> Result<Vec<Duration>, InputError> 
             ),
         });
     };
-    let mut times = Vec::new();
-    let mut first = None;
+    let mut rows = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let line = i as u64 + 2;
         let row = row.map_err(|e| InputError {
@@ -212,36 +424,70 @@ pub fn read_csv(path: &Path, column: &str) -> Result<Vec<Duration>, InputError> 
             field: None,
             message: format!("bad CSV row: {e}"),
         })?;
-        let cell = row.get(index).unwrap_or("");
-        let at = humantime::parse_rfc3339_weak(cell.trim()).map_err(|e| InputError {
-            file: path.to_path_buf(),
-            line: Some(line),
-            column: Some(1),
-            field: Some(column.to_string()),
-            message: format!("`{cell}` is not a timestamp ({e})"),
-        })?;
-        let first = *first.get_or_insert(at);
-        let offset = at.duration_since(first).map_err(|_| InputError {
-            file: path.to_path_buf(),
-            line: Some(line),
-            column: Some(1),
-            field: Some(column.to_string()),
-            message: format!("`{cell}` is earlier than the first row; arrivals are in time order"),
-        })?;
-        if times.last().is_some_and(|last: &Duration| offset < *last) {
-            return Err(InputError {
-                file: path.to_path_buf(),
-                line: Some(line),
-                column: Some(1),
-                field: Some(column.to_string()),
-                message: format!(
-                    "`{cell}` is earlier than the row before; arrivals are in time order"
-                ),
-            });
-        }
-        times.push(offset);
+        rows.push(Row {
+            line,
+            column: 1,
+            text: row.get(index).unwrap_or("").to_string(),
+        });
     }
-    Ok(times)
+    Ok(rows)
+}
+
+/// Each JSON Lines object's `field`, as its text (a string's contents, a number as written);
+/// blank lines are skipped.
+fn jsonl_rows(path: &Path, field: &str) -> Result<Vec<Row>, InputError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |column: u64, field: Option<&str>, message: String| InputError {
+            file: path.to_path_buf(),
+            line: Some(n),
+            column: Some(column),
+            field: field.map(str::to_string),
+            message,
+        };
+        let value: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| at(e.column().max(1) as u64, None, format!("not JSON: {e}")))?;
+        let Some(object) = value.as_object() else {
+            return Err(at(
+                1,
+                None,
+                "not a JSON object: each line is one arrival".into(),
+            ));
+        };
+        let column = line
+            .find(&format!("\"{field}\""))
+            .map_or(1, |c| c as u64 + 1);
+        let text = match object.get(field) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(v)) => v.to_string(),
+            Some(other) => {
+                return Err(at(
+                    column,
+                    Some(field),
+                    format!("`{other}` is not a time: a string or a number"),
+                ));
+            }
+            None => {
+                return Err(at(
+                    1,
+                    Some(field),
+                    format!("no field `{field}` on this line"),
+                ));
+            }
+        };
+        rows.push(Row {
+            line: n,
+            column,
+            text,
+        });
+    }
+    Ok(rows)
 }
 
 /// Arrival times of a generator, from `seed`.
@@ -500,5 +746,113 @@ mod tests {
             "{first} of {}",
             d.len()
         );
+    }
+
+    /// Writes `text` to a file of its own under the temp dir, named `name`.
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("stampede-arrivals-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn spec(csv: Option<&Path>, jsonl: Option<&Path>) -> CsvArrivals {
+        CsvArrivals {
+            csv: csv.map(Path::to_path_buf),
+            jsonl: jsonl.map(Path::to_path_buf),
+            column: None,
+            field: None,
+            unit: None,
+            origin: Origin::First,
+        }
+    }
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|m| Duration::from_millis(*m)).collect()
+    }
+
+    #[test]
+    fn json_lines_of_millisecond_offsets_replay_at_their_own_milliseconds() {
+        // The shape of a published LLM-serving request trace: offsets in ms from the
+        // recording's start, with other fields beside.
+        let path = file(
+            "offsets.jsonl",
+            "{\"timestamp\": 27, \"input_length\": 6955, \"output_length\": 52}\n\n{\"timestamp\": 27, \"input_length\": 10}\n{\"timestamp\": 3052, \"input_length\": 1}\n",
+        );
+        let mut s = spec(None, Some(&path));
+        s.unit = Some(TimeUnit::Ms);
+        s.origin = Origin::Zero;
+        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[27, 27, 3052]));
+        // From the first line instead.
+        s.origin = Origin::First;
+        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[0, 0, 3025]));
+    }
+
+    #[test]
+    fn numbers_in_each_unit_and_timestamps_read_alike() {
+        let cases = [
+            ("ts\n1700000000\n1700000001.5\n", TimeUnit::S),
+            ("ts\n1700000000000\n1700000001500\n", TimeUnit::Ms),
+            ("ts\n1700000000000000\n1700000001500000\n", TimeUnit::Us),
+            (
+                "ts\n1700000000000000000\n1700000001500000000\n",
+                TimeUnit::Ns,
+            ),
+        ];
+        for (text, unit) in cases {
+            let path = file(&format!("unit-{}.csv", unit.name()), text);
+            let mut s = spec(Some(&path), None);
+            s.column = Some("ts".into());
+            s.unit = Some(unit);
+            assert_eq!(
+                read_arrivals(&path, &s).unwrap(),
+                ms(&[0, 1500]),
+                "{unit:?}"
+            );
+        }
+        let path = file(
+            "rfc.jsonl",
+            "{\"at\": \"2023-11-16T18:15:46Z\"}\n{\"at\": \"2023-11-16 18:15:47.5\"}\n",
+        );
+        let mut s = spec(None, Some(&path));
+        s.field = Some("at".into());
+        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[0, 1500]));
+    }
+
+    #[test]
+    fn bad_times_are_located_and_say_what_was_expected() {
+        let path = file(
+            "bad.jsonl",
+            "{\"timestamp\": 5}\n{\"other\": 1, \"timestamp\": -3}\n",
+        );
+        let mut s = spec(None, Some(&path));
+        // A number without a unit.
+        let e = read_arrivals(&path, &s).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(2)), "{e}");
+        assert!(e.message.contains("needs its `unit`"), "{e}");
+        // A negative one.
+        s.unit = Some(TimeUnit::Ms);
+        let e = read_arrivals(&path, &s).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(14)), "{e}");
+        assert!(e.message.contains("not a number of ms"), "{e}");
+        // Out of order, and not an object.
+        let path = file("order.jsonl", "{\"timestamp\": 5}\n{\"timestamp\": 4}\n");
+        let e = read_arrivals(&path, &s).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("earlier"), "{e}");
+        let path = file("array.jsonl", "[1, 2]\n");
+        let e = read_arrivals(&path, &s).unwrap_err();
+        assert!(e.message.contains("not a JSON object"), "{e}");
+        // Keys that do not go together.
+        let mut both = spec(Some(&path), Some(&path));
+        assert!(both.check().is_err());
+        both.csv = None;
+        both.origin = Origin::Zero;
+        both.unit = None;
+        assert_eq!(both.check().unwrap_err().0, "origin");
+        both.origin = Origin::First;
+        both.column = Some("ts".into());
+        assert_eq!(both.check().unwrap_err().0, "column");
     }
 }

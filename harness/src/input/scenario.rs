@@ -317,7 +317,8 @@ pub struct Traffic {
     /// A trace in the native JSON Lines format, relative to the scenario file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
-    /// A CSV arrival process: one query (from `query`) per row, at the row's time.
+    /// A file of arrivals, CSV or JSON Lines: one query (from `query`) per row, at the row's
+    /// time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<crate::input::arrivals::CsvArrivals>,
     /// A synthetic arrival process: one query (from `query`) per arrival.
@@ -935,6 +936,11 @@ fn check_traffic(s: &Scenario) -> Result<(), Mistake> {
             "traffic",
             "needs exactly one of `replay`, `arrivals` or `generate`".into(),
         ));
+    }
+    if let Some(a) = &t.arrivals
+        && let Err((key, message)) = a.check()
+    {
+        return Err(err(&format!("traffic.arrivals.{key}"), message));
     }
     if (t.arrivals.is_some() || t.generate.is_some()) && t.query.is_none() {
         return Err(err(

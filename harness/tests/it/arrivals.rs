@@ -14,7 +14,15 @@ fn azure_csv() -> std::path::PathBuf {
 
 /// The Azure trace's arrival offsets, from the file itself.
 fn recorded() -> Vec<Duration> {
-    stampede::input::arrivals::read_csv(&azure_csv(), "TIMESTAMP").unwrap()
+    let spec = stampede::input::arrivals::CsvArrivals {
+        csv: Some(azure_csv()),
+        jsonl: None,
+        column: None,
+        field: None,
+        unit: None,
+        origin: Default::default(),
+    };
+    stampede::input::arrivals::read_arrivals(&azure_csv(), &spec).unwrap()
 }
 
 /// When the replay client submitted each query, in the run of a scenario with `timing`.
@@ -32,13 +40,19 @@ fn submitted(timing: &str, window_s: u64) -> Vec<Duration> {
     );
     let path = dir.join("azure.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let prepared = stampede::prepare(&path).unwrap();
+    let got = submissions_of(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    got
+}
+
+/// When the replay client submitted each query in a run of the scenario at `path`, seed 1.
+fn submissions_of(path: &std::path::Path) -> Vec<Duration> {
+    let prepared = stampede::prepare(path).unwrap();
     let recorder = Recorder::new();
     let log = recorder
         .scope(|| simulate(&prepared.scenario, 1, &prepared.trace, &recorder, &[]))
         .unwrap()
         .log;
-    let _ = std::fs::remove_dir_all(&dir);
     log.of("stampede::traffic")
         .filter(|e| e.name == "submitted")
         .map(|e| e.time())
@@ -49,6 +63,23 @@ fn submitted(timing: &str, window_s: u64) -> Vec<Duration> {
 /// fires at the next whole millisecond.
 fn timer(t: Duration) -> Duration {
     Duration::from_millis(t.as_nanos().div_ceil(1_000_000) as u64)
+}
+
+#[test]
+fn a_json_lines_trace_of_millisecond_offsets_replays_each_at_its_millisecond() {
+    let got = submissions_of(&crate::repo("scenarios/traffic/jsonl-offsets.yaml"));
+    let text =
+        std::fs::read_to_string(crate::repo("scenarios/traces/requests-ms-offsets.jsonl")).unwrap();
+    let want: Vec<Duration> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            Duration::from_millis(v["timestamp"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(want.len(), 30);
+    assert_eq!(want[0], Duration::from_millis(412), "the first is not at 0");
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -271,9 +271,13 @@ fn files_ending(dir: &Path, extension: &str) -> Vec<std::path::PathBuf> {
 /// The trace a scenario file replays, read from its `replay:` line, relative to the file.
 fn replayed_trace(scenario: &Path) -> Option<std::path::PathBuf> {
     let text = std::fs::read_to_string(scenario).ok()?;
-    let value = text
-        .lines()
-        .find_map(|line| line.trim_start().strip_prefix("replay:"))?;
+    // `replay: FILE`, or the `jsonl: FILE` of a flow mapping (`arrivals: { jsonl: FILE, ... }`).
+    let value = text.lines().find_map(|line| {
+        line.trim_start().strip_prefix("replay:").or_else(|| {
+            let (_, rest) = line.split_once("jsonl:")?;
+            rest.split([',', '}']).next()
+        })
+    })?;
     Some(scenario.parent()?.join(value.trim()))
 }
 
@@ -451,11 +455,13 @@ fn validate_names_where_the_queries_come_from() {
     assert_eq!(lines.len(), 2, "{stdout}");
     assert!(
         lines[0].starts_with("ok: ")
-            && lines[0].ends_with(" queries from a generated poisson process)"),
+            && lines[0].contains(" queries from a generated poisson process, arriving from "),
         "{stdout}"
     );
+    // The count, the source and when the first and the last query arrive.
     assert!(
-        lines[1].ends_with("/scenarios/traces/smoke.jsonl)") && lines[1].contains("(10 queries"),
+        lines[1].ends_with("/scenarios/traces/smoke.jsonl, arriving from 1s to 5m)")
+            && lines[1].contains("(10 queries"),
         "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();

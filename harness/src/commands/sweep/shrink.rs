@@ -433,7 +433,8 @@ pub fn rebase(s: &mut Scenario, from: &Path, to: &Path) {
         s.traffic.replay = Some(moved(p));
     }
     if let Some(a) = &mut s.traffic.arrivals {
-        a.csv = moved(&a.csv);
+        a.csv = a.csv.as_deref().map(moved);
+        a.jsonl = a.jsonl.as_deref().map(moved);
     }
     if let Some(p) = &s.world.provider.background.replay {
         s.world.provider.background.replay = Some(moved(p));
