@@ -94,7 +94,7 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
     let source = match (&t.replay, &t.arrivals, &t.generate, &t.query) {
         (Some(_), ..) => trace::load(&trace_path)?,
         (None, Some(a), _, Some(q)) => {
-            arrivals::from_template(&arrivals::read_arrivals(&trace_path, a)?, q)
+            arrivals::from_arrivals(&trace_path, arrivals::read_arrivals(&trace_path, a)?, q)?
         }
         (None, None, Some(g), Some(q)) => {
             arrivals::from_template(&arrivals::generate(g, traffic_seed), q)

@@ -75,6 +75,56 @@ pub struct CsvArrivals {
     /// `unit`.
     #[serde(default, skip_serializing_if = "Origin::is_first")]
     pub origin: Origin,
+    /// Fields of each row's query taken from the row's own columns (CSV) or fields (JSON
+    /// Lines), over the scenario's `query`.
+    #[serde(default, skip_serializing_if = "QueryFrom::is_empty")]
+    pub query_from: QueryFrom,
+}
+
+/// Which column (CSV) or field (JSON Lines) gives each field of a row's query; unnamed fields
+/// come from the scenario's `query`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryFrom {
+    /// The tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Who submits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The SQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// The lakes: `all`, lake ids (`3`, `3;7;12`), or a tenant's name (its lakes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lakes: Option<String>,
+    /// `interactive` or `batch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// The deadline in milliseconds (0 or empty: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<String>,
+}
+
+impl QueryFrom {
+    fn is_empty(&self) -> bool {
+        *self == QueryFrom::default()
+    }
+
+    /// (the query's field, the column or field that gives it), for those named.
+    fn named(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("tenant", &self.tenant),
+            ("user", &self.user),
+            ("sql", &self.sql),
+            ("lakes", &self.lakes),
+            ("priority", &self.priority),
+            ("deadline_ms", &self.deadline_ms),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .collect()
+    }
 }
 
 /// The unit of numeric arrival times.
@@ -332,6 +382,17 @@ struct Row {
     line: u64,
     column: u64,
     text: String,
+    /// The values of the columns `query_from` names: (the query's field, the column or field
+    /// of the file, the value, its column on the line).
+    values: Vec<(&'static str, String, String, u64)>,
+}
+
+/// One arrival read from a file: when, where in the file, and the query fields its row gives.
+pub struct Arrival {
+    /// Its offset from the run's start.
+    pub at: Duration,
+    line: u64,
+    values: Vec<(&'static str, String, String, u64)>,
 }
 
 /// Arrival offsets of `rows`, each at its time less the origin's, in file order: refuses a row
@@ -339,7 +400,7 @@ struct Row {
 fn offsets(
     path: &Path,
     name: &str,
-    rows: Vec<Row>,
+    rows: &[Row],
     spec: &CsvArrivals,
 ) -> Result<Vec<Duration>, InputError> {
     let mut times: Vec<Duration> = Vec::with_capacity(rows.len());
@@ -383,37 +444,61 @@ fn offsets(
     Ok(times)
 }
 
-/// Arrival times read from a file of arrivals (CSV or JSON Lines), from the origin `spec`
+/// The arrivals of a file of arrivals (CSV or JSON Lines), their times from the origin `spec`
 /// names, in file order.
-pub fn read_arrivals(path: &Path, spec: &CsvArrivals) -> Result<Vec<Duration>, InputError> {
-    if spec.jsonl.is_some() {
+pub fn read_arrivals(path: &Path, spec: &CsvArrivals) -> Result<Vec<Arrival>, InputError> {
+    let wanted = spec.query_from.named();
+    let (name, rows) = if spec.jsonl.is_some() {
         let name = spec.field.as_deref().unwrap_or("timestamp");
-        return offsets(path, name, jsonl_rows(path, name)?, spec);
-    }
-    let name = spec.column.as_deref().unwrap_or("TIMESTAMP");
-    offsets(path, name, csv_rows(path, name)?, spec)
+        (name, jsonl_rows(path, name, &wanted)?)
+    } else {
+        let name = spec.column.as_deref().unwrap_or("TIMESTAMP");
+        (name, csv_rows(path, name, &wanted)?)
+    };
+    let times = offsets(path, name, &rows, spec)?;
+    Ok(rows
+        .into_iter()
+        .zip(times)
+        .map(|(r, at)| Arrival {
+            at,
+            line: r.line,
+            values: r.values,
+        })
+        .collect())
 }
 
 /// Each CSV row's cell of `column`.
-fn csv_rows(path: &Path, column: &str) -> Result<Vec<Row>, InputError> {
+fn csv_rows(
+    path: &Path,
+    column: &str,
+    wanted: &[(&'static str, &str)],
+) -> Result<Vec<Row>, InputError> {
     let mut reader = csv::Reader::from_path(path)
         .map_err(|e| InputError::whole_file(path, format!("cannot read CSV: {e}")))?;
     let headers = reader
         .headers()
         .map_err(|e| InputError::whole_file(path, format!("cannot read the CSV header: {e}")))?
         .clone();
-    let Some(index) = headers.iter().position(|h| h == column) else {
-        return Err(InputError {
-            file: path.to_path_buf(),
-            line: Some(1),
-            column: Some(1),
-            field: Some(column.to_string()),
-            message: format!(
-                "no column `{column}` (columns: {})",
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
-        });
+    let position = |column: &str| {
+        headers
+            .iter()
+            .position(|h| h == column)
+            .ok_or_else(|| InputError {
+                file: path.to_path_buf(),
+                line: Some(1),
+                column: Some(1),
+                field: Some(column.to_string()),
+                message: format!(
+                    "no column `{column}` (columns: {})",
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                ),
+            })
     };
+    let index = position(column)?;
+    let others = wanted
+        .iter()
+        .map(|(field, column)| Ok((*field, position(column)?)))
+        .collect::<Result<Vec<_>, InputError>>()?;
     let mut rows = Vec::new();
     for (i, row) in reader.records().enumerate() {
         let line = i as u64 + 2;
@@ -428,6 +513,13 @@ fn csv_rows(path: &Path, column: &str) -> Result<Vec<Row>, InputError> {
             line,
             column: 1,
             text: row.get(index).unwrap_or("").to_string(),
+            values: others
+                .iter()
+                .map(|(field, i)| {
+                    let name = headers.get(*i).unwrap_or("").to_string();
+                    (*field, name, row.get(*i).unwrap_or("").to_string(), 1)
+                })
+                .collect(),
         });
     }
     Ok(rows)
@@ -435,7 +527,11 @@ fn csv_rows(path: &Path, column: &str) -> Result<Vec<Row>, InputError> {
 
 /// Each JSON Lines object's `field`, as its text (a string's contents, a number as written);
 /// blank lines are skipped.
-fn jsonl_rows(path: &Path, field: &str) -> Result<Vec<Row>, InputError> {
+fn jsonl_rows(
+    path: &Path,
+    field: &str,
+    wanted: &[(&'static str, &str)],
+) -> Result<Vec<Row>, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::whole_file(path, format!("cannot read: {e}")))?;
     let mut rows = Vec::new();
@@ -460,31 +556,37 @@ fn jsonl_rows(path: &Path, field: &str) -> Result<Vec<Row>, InputError> {
                 "not a JSON object: each line is one arrival".into(),
             ));
         };
-        let column = line
-            .find(&format!("\"{field}\""))
-            .map_or(1, |c| c as u64 + 1);
-        let text = match object.get(field) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(v)) => v.to_string(),
-            Some(other) => {
-                return Err(at(
-                    column,
-                    Some(field),
-                    format!("`{other}` is not a time: a string or a number"),
-                ));
-            }
-            None => {
-                return Err(at(
-                    1,
-                    Some(field),
-                    format!("no field `{field}` on this line"),
-                ));
-            }
+        let column_of = |name: &str| {
+            line.find(&format!("\"{name}\""))
+                .map_or(1, |c| c as u64 + 1)
         };
+        // A field's value as text: a string's contents, a number as written.
+        let text_of = |name: &str| match object.get(name) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(serde_json::Value::Number(v)) => Ok(v.to_string()),
+            Some(other) => Err(at(
+                column_of(name),
+                Some(name),
+                format!("`{other}` is neither a string nor a number"),
+            )),
+            None => Err(at(1, Some(name), format!("no field `{name}` on this line"))),
+        };
+        let values = wanted
+            .iter()
+            .map(|(query_field, name)| {
+                Ok((
+                    *query_field,
+                    (*name).to_string(),
+                    text_of(name)?,
+                    column_of(name),
+                ))
+            })
+            .collect::<Result<Vec<_>, InputError>>()?;
         rows.push(Row {
             line: n,
-            column,
-            text,
+            column: column_of(field),
+            text: text_of(field)?,
+            values,
         });
     }
     Ok(rows)
@@ -557,29 +659,108 @@ pub fn generate(g: &Generator, seed: u64) -> Vec<Duration> {
     }
 }
 
+/// The record of one arrival at `t`, from the template.
+fn record(t: Duration, template: &QueryTemplate) -> Record {
+    Record {
+        t_ms: t.as_millis() as u64,
+        tenant: template.tenant.clone(),
+        user: template.user.clone(),
+        sql: template.sql.clone(),
+        lakes: template
+            .lakes
+            .clone()
+            .unwrap_or_else(|| LakeSelector::Tenant(template.tenant.clone())),
+        priority: template.priority,
+        deadline_ms: template.deadline_ms,
+    }
+}
+
 /// Records for arrival times: one per time, from the template.
 pub fn from_template(times: &[Duration], template: &QueryTemplate) -> Trace {
-    let lakes = template
-        .lakes
-        .clone()
-        .unwrap_or_else(|| LakeSelector::Tenant(template.tenant.clone()));
-    let records = times
-        .iter()
-        .map(|t| Record {
-            t_ms: t.as_millis() as u64,
-            tenant: template.tenant.clone(),
-            user: template.user.clone(),
-            sql: template.sql.clone(),
-            lakes: lakes.clone(),
-            priority: template.priority,
-            deadline_ms: template.deadline_ms,
-        })
-        .collect();
     Trace {
-        records,
+        records: times.iter().map(|t| record(*t, template)).collect(),
         lines: (1..=times.len() as u64).map(|l| l + 1).collect(),
         at: times.to_vec(),
     }
+}
+
+/// A lake selector as a column writes it: `all`, lake ids (`3`, `3;7;12`, or with commas or
+/// spaces), or a tenant's name.
+fn lakes_of(text: &str) -> LakeSelector {
+    let text = text.trim();
+    if text == "all" {
+        return LakeSelector::All;
+    }
+    let ids: Option<Vec<u32>> = text
+        .split([';', ',', ' '])
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().ok())
+        .collect();
+    match ids {
+        Some(ids) if !ids.is_empty() => LakeSelector::Ids(ids),
+        _ => LakeSelector::Tenant(text.to_string()),
+    }
+}
+
+/// Records for the arrivals of `path`: each from the template, with the fields its row gives.
+pub fn from_arrivals(
+    path: &Path,
+    arrivals: Vec<Arrival>,
+    template: &QueryTemplate,
+) -> Result<Trace, InputError> {
+    let mut trace = Trace {
+        records: Vec::with_capacity(arrivals.len()),
+        lines: Vec::with_capacity(arrivals.len()),
+        at: Vec::with_capacity(arrivals.len()),
+    };
+    for a in arrivals {
+        let mut r = record(a.at, template);
+        for (field, name, value, column) in &a.values {
+            let bad = |message: String| InputError {
+                file: path.to_path_buf(),
+                line: Some(a.line),
+                column: Some(*column),
+                field: Some(name.clone()),
+                message: format!("{message} (its query's `{field}`, by `query_from`)"),
+            };
+            match *field {
+                "tenant" => {
+                    // A tenant named by its row reads its own lakes unless the template says
+                    // which (a row's own `lakes` comes after and wins).
+                    if template.lakes.is_none() {
+                        r.lakes = LakeSelector::Tenant(value.clone());
+                    }
+                    r.tenant = value.clone();
+                }
+                "user" => r.user = value.clone(),
+                "sql" => r.sql = value.clone(),
+                "lakes" => r.lakes = lakes_of(value),
+                "priority" => {
+                    r.priority = match value.trim().to_ascii_lowercase().as_str() {
+                        "interactive" => Priority::Interactive,
+                        "batch" => Priority::Batch,
+                        _ => {
+                            return Err(bad(format!(
+                                "`{value}` is not a priority: interactive or batch"
+                            )));
+                        }
+                    }
+                }
+                _ => {
+                    r.deadline_ms = match value.trim() {
+                        "" | "0" => None,
+                        v => Some(v.parse().map_err(|_| {
+                            bad(format!("`{value}` is not a deadline in whole milliseconds"))
+                        })?),
+                    }
+                }
+            }
+        }
+        trace.records.push(r);
+        trace.lines.push(a.line);
+        trace.at.push(a.at);
+    }
+    Ok(trace)
 }
 
 /// Applies the window, the tenant filter, the load multiplier and the timing, in that order.
@@ -765,7 +946,13 @@ mod tests {
             field: None,
             unit: None,
             origin: Origin::First,
+            query_from: QueryFrom::default(),
         }
+    }
+
+    /// The arrival times of `path` as `spec` reads them.
+    fn times(path: &Path, spec: &CsvArrivals) -> Result<Vec<Duration>, InputError> {
+        Ok(read_arrivals(path, spec)?.iter().map(|a| a.at).collect())
     }
 
     fn ms(v: &[u64]) -> Vec<Duration> {
@@ -783,10 +970,10 @@ mod tests {
         let mut s = spec(None, Some(&path));
         s.unit = Some(TimeUnit::Ms);
         s.origin = Origin::Zero;
-        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[27, 27, 3052]));
+        assert_eq!(times(&path, &s).unwrap(), ms(&[27, 27, 3052]));
         // From the first line instead.
         s.origin = Origin::First;
-        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[0, 0, 3025]));
+        assert_eq!(times(&path, &s).unwrap(), ms(&[0, 0, 3025]));
     }
 
     #[test]
@@ -805,11 +992,7 @@ mod tests {
             let mut s = spec(Some(&path), None);
             s.column = Some("ts".into());
             s.unit = Some(unit);
-            assert_eq!(
-                read_arrivals(&path, &s).unwrap(),
-                ms(&[0, 1500]),
-                "{unit:?}"
-            );
+            assert_eq!(times(&path, &s).unwrap(), ms(&[0, 1500]), "{unit:?}");
         }
         let path = file(
             "rfc.jsonl",
@@ -817,7 +1000,7 @@ mod tests {
         );
         let mut s = spec(None, Some(&path));
         s.field = Some("at".into());
-        assert_eq!(read_arrivals(&path, &s).unwrap(), ms(&[0, 1500]));
+        assert_eq!(times(&path, &s).unwrap(), ms(&[0, 1500]));
     }
 
     #[test]
@@ -828,21 +1011,21 @@ mod tests {
         );
         let mut s = spec(None, Some(&path));
         // A number without a unit.
-        let e = read_arrivals(&path, &s).unwrap_err();
+        let e = times(&path, &s).unwrap_err();
         assert_eq!((e.line, e.column), (Some(1), Some(2)), "{e}");
         assert!(e.message.contains("needs its `unit`"), "{e}");
         // A negative one.
         s.unit = Some(TimeUnit::Ms);
-        let e = read_arrivals(&path, &s).unwrap_err();
+        let e = times(&path, &s).unwrap_err();
         assert_eq!((e.line, e.column), (Some(2), Some(14)), "{e}");
         assert!(e.message.contains("not a number of ms"), "{e}");
         // Out of order, and not an object.
         let path = file("order.jsonl", "{\"timestamp\": 5}\n{\"timestamp\": 4}\n");
-        let e = read_arrivals(&path, &s).unwrap_err();
+        let e = times(&path, &s).unwrap_err();
         assert_eq!(e.line, Some(2));
         assert!(e.message.contains("earlier"), "{e}");
         let path = file("array.jsonl", "[1, 2]\n");
-        let e = read_arrivals(&path, &s).unwrap_err();
+        let e = times(&path, &s).unwrap_err();
         assert!(e.message.contains("not a JSON object"), "{e}");
         // Keys that do not go together.
         let mut both = spec(Some(&path), Some(&path));
@@ -854,5 +1037,55 @@ mod tests {
         both.origin = Origin::First;
         both.column = Some("ts".into());
         assert_eq!(both.check().unwrap_err().0, "column");
+    }
+
+    #[test]
+    fn a_rows_own_columns_give_its_query_fields() {
+        let path = file(
+            "fields.csv",
+            "ts,customer,prio,lake,budget\n0,tenant-01,interactive,,\n1,tenant-02,BATCH,3;7,5000\n2,tenant-01,batch,all,0\n",
+        );
+        let mut s = spec(Some(&path), None);
+        s.column = Some("ts".into());
+        s.unit = Some(TimeUnit::S);
+        s.query_from = QueryFrom {
+            tenant: Some("customer".into()),
+            priority: Some("prio".into()),
+            deadline_ms: Some("budget".into()),
+            ..QueryFrom::default()
+        };
+        let t = from_arrivals(&path, read_arrivals(&path, &s).unwrap(), &template()).unwrap();
+        let got: Vec<(&str, Priority, &LakeSelector, Option<u64>)> = t
+            .records
+            .iter()
+            .map(|r| (r.tenant.as_str(), r.priority, &r.lakes, r.deadline_ms))
+            .collect();
+        let own = |t: &str| LakeSelector::Tenant(t.into());
+        assert_eq!(
+            got,
+            vec![
+                ("tenant-01", Priority::Interactive, &own("tenant-01"), None),
+                ("tenant-02", Priority::Batch, &own("tenant-02"), Some(5000)),
+                ("tenant-01", Priority::Batch, &own("tenant-01"), None),
+            ]
+        );
+        assert_eq!(t.lines, vec![2, 3, 4]);
+        // The row's lakes, when a column gives them.
+        s.query_from.lakes = Some("lake".into());
+        let t = from_arrivals(&path, read_arrivals(&path, &s).unwrap(), &template()).unwrap();
+        assert_eq!(t.records[1].lakes, LakeSelector::Ids(vec![3, 7]));
+        assert_eq!(t.records[2].lakes, LakeSelector::All);
+        // A value that is not one, located; a column that is not there, named.
+        let bad = file("bad-prio.jsonl", "{\"t\": 1, \"p\": \"urgent\"}\n");
+        let mut j = spec(None, Some(&bad));
+        j.field = Some("t".into());
+        j.unit = Some(TimeUnit::S);
+        j.query_from.priority = Some("p".into());
+        let e = from_arrivals(&bad, read_arrivals(&bad, &j).unwrap(), &template()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(10)), "{e}");
+        assert!(e.message.contains("interactive or batch"), "{e}");
+        s.query_from.user = Some("who".into());
+        let e = read_arrivals(&path, &s).err().unwrap();
+        assert!(e.message.contains("no column `who`"), "{e}");
     }
 }

@@ -21,8 +21,13 @@ fn recorded() -> Vec<Duration> {
         field: None,
         unit: None,
         origin: Default::default(),
+        query_from: Default::default(),
     };
-    stampede::input::arrivals::read_arrivals(&azure_csv(), &spec).unwrap()
+    stampede::input::arrivals::read_arrivals(&azure_csv(), &spec)
+        .unwrap()
+        .iter()
+        .map(|a| a.at)
+        .collect()
 }
 
 /// When the replay client submitted each query, in the run of a scenario with `timing`.
