@@ -73,6 +73,25 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
             })
             .collect();
     }
+    let traffic_seed = scenario.traffic.seed.unwrap_or(scenario.seed);
+    let (trace_path, trace) = traffic_trace(path, &scenario, traffic_seed)?;
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        scenario,
+        trace_path,
+        trace,
+    })
+}
+
+/// The queries of `scenario` (the file at `path`), its generated arrivals and load sampling
+/// drawn from `traffic_seed`, checked against its world; and the file they come from, when
+/// they are not generated.
+fn traffic_trace(
+    path: &Path,
+    scenario: &Scenario,
+    traffic_seed: u64,
+) -> Result<(Option<PathBuf>, Trace), InputError> {
+    let base = path.parent().unwrap_or(Path::new("."));
     let t = &scenario.traffic;
     let (key, file) = match (&t.replay, &t.arrivals) {
         (Some(replay), _) => ("replay:", replay.clone()),
@@ -90,7 +109,6 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
             message: format!("`{}` not found", trace_path.display()),
         });
     }
-    let traffic_seed = t.seed.unwrap_or(scenario.seed);
     let source = match (&t.replay, &t.arrivals, &t.generate, &t.query) {
         (Some(_), ..) => trace::load(&trace_path)?,
         (None, Some(a), _, Some(q)) => {
@@ -102,24 +120,30 @@ pub fn prepare_scaled(path: &Path, multiplier: f64) -> Result<Prepared, InputErr
         _ => unreachable!("validated: one source, and a query for arrivals and generators"),
     };
     let trace = arrivals::reshape(source, t.window, &t.tenants, t.load, t.timing, traffic_seed);
-    let lakes = world::lower::lake_directory(&scenario, scenario.seed);
-    world::lower::submissions(&scenario, &lakes, &trace).map_err(|e| InputError {
+    let lakes = world::lower::lake_directory(scenario, scenario.seed);
+    world::lower::submissions(scenario, &lakes, &trace).map_err(|e| InputError {
         file: trace_path.clone(),
         line: Some(e.line),
         column: column_on_line(&trace_path, e.line, "\"lakes\""),
         field: Some("lakes".into()),
         message: e.message,
     })?;
-    let trace_path = t.generate.is_none().then_some(trace_path);
-    Ok(Prepared {
-        path: path.to_path_buf(),
-        scenario,
-        trace_path,
-        trace,
-    })
+    Ok((t.generate.is_none().then_some(trace_path), trace))
 }
 
 impl Prepared {
+    /// Draws the traffic again for a run of `seed`: generated arrivals and load sampling
+    /// follow the run's seed, so each seed of a sweep or a ladder sees other arrivals. A file
+    /// that pins `traffic.seed` keeps its traffic, and a run of the scenario's own seed the
+    /// traffic it was prepared with.
+    pub fn reseed_traffic(&mut self, seed: u64) -> Result<(), InputError> {
+        if self.scenario.traffic.seed.is_some() || seed == self.scenario.seed {
+            return Ok(());
+        }
+        self.trace = traffic_trace(&self.path, &self.scenario, seed)?.1;
+        Ok(())
+    }
+
     /// Draws the scenario's swarm schedule for `seed`, if it has a `swarm` section: the drawn
     /// faults join the file's and the drawn tuning overrides its, and the section is gone, so
     /// the scenario is concrete from here on (as `run.json` records it).
@@ -300,6 +324,7 @@ pub fn run_with(
     options: &RunOptions,
 ) -> Result<RunReport, RunError> {
     let seed = seed.unwrap_or(prepared.scenario.seed);
+    prepared.reseed_traffic(seed)?;
     let swarm = prepared.draw_swarm(seed)?;
     let timer = WallTimer::start();
     let first = simulate_with(&prepared, seed, &Recorder::new(), None, options)?;

@@ -339,9 +339,9 @@ pub struct Traffic {
     /// `original` (default), `scaled:K` (times divided by K) or `fixed_rate:R/s`.
     #[serde(default)]
     pub timing: crate::input::arrivals::Timing,
-    /// The seed generated arrivals and load sampling draw from. Default: the scenario's
-    /// `seed`, so that `--seed N` varies the run but not its traffic. A shrunk file sets it to
-    /// keep the traffic of the run it came from.
+    /// The seed generated arrivals and load sampling draw from. Default: the run's seed (the
+    /// scenario's `seed`, or `--seed N`), so that each seed sees other arrivals. A shrunk file
+    /// sets it to keep the traffic of the run it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }

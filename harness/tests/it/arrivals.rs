@@ -143,3 +143,24 @@ fn recorded_cloudtrail_calls_replay_at_their_times_as_another_account() {
     want.sort();
     assert_eq!(started, want);
 }
+
+#[test]
+fn generated_traffic_follows_the_runs_seed_unless_the_file_pins_it() {
+    let path = crate::repo("scenarios/mechanisms/retry-budget/hardened.yaml");
+    let own = stampede::prepare(&path).unwrap();
+    let at = |seed: u64, pin: Option<u64>| {
+        let mut p = own.clone();
+        p.scenario.traffic.seed = pin;
+        p.reseed_traffic(seed).unwrap();
+        p.trace.at
+    };
+    // The scenario's own seed keeps the traffic it was prepared with.
+    assert_eq!(at(own.scenario.seed, None), own.trace.at);
+    // Other seeds draw other arrivals, each the same every time.
+    let (one, two) = (at(1, None), at(2, None));
+    assert_ne!(one, two);
+    assert_ne!(one, own.trace.at);
+    assert_eq!(at(1, None), one);
+    // A pinned traffic seed keeps one traffic whatever the run's seed.
+    assert_eq!(at(1, Some(7)), at(2, Some(7)));
+}

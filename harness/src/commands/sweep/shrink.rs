@@ -301,8 +301,8 @@ pub fn shrink(
     best.expect = Default::default();
     best.name = format!("{}-seed-{seed}-shrunk", s.name);
     // The file runs as the failure did with no `--seed`: the run's seed is its own, and its
-    // traffic keeps the seed it was drawn from.
-    best.traffic.seed = Some(s.traffic.seed.unwrap_or(s.seed));
+    // traffic keeps the seed it was drawn from (the run's, unless the file pinned one).
+    best.traffic.seed = Some(s.traffic.seed.unwrap_or(seed));
     best.seed = seed;
     if t.test(&best) != Outcome::Fails {
         return None;
