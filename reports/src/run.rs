@@ -57,8 +57,9 @@ pub struct Header {
     pub build: String,
     /// The virtual duration, in milliseconds.
     pub virtual_ms: u64,
-    /// The traffic's span: from the first arrival to the last, at least 1 s (0 without
-    /// traffic). Rates (offered, goodput) are per second of it.
+    /// The traffic's span: from the first arrival to the last, at least 1 s; the whole run
+    /// when one query arrived; 0 without traffic. Rates (offered, goodput) are per second of
+    /// it.
     pub traffic_ms: u64,
     /// Wall time the run took, in seconds (not deterministic).
     pub wall_s: f64,

@@ -53,7 +53,7 @@ pub fn run_data(report: &RunReport, replay: &str) -> RunData {
             }
         ),
         virtual_ms,
-        traffic_ms: traffic_ms(&report.log),
+        traffic_ms: traffic_ms(&report.log, virtual_ms),
         wall_s: report.wall.as_secs_f64(),
         steps: report.steps,
         events: report.log.events().len() as u64,
@@ -106,12 +106,14 @@ pub fn run_data(report: &RunReport, replay: &str) -> RunData {
     data
 }
 
-/// From the first arrival to the last, at least 1 s; 0 without arrivals.
-fn traffic_ms(log: &EventLog) -> u64 {
+/// From the first arrival to the last, at least 1 s; the whole run (`virtual_ms`) when only
+/// one query arrived, whose rate is one per run, not one a second; 0 without arrivals.
+fn traffic_ms(log: &EventLog, virtual_ms: u64) -> u64 {
     let arrivals = crate::judge::invariants::clients::arrivals(log);
-    match (arrivals.first(), arrivals.last()) {
-        (Some(a), Some(b)) => ((b.t_us - a.t_us) / 1000).max(1000),
-        _ => 0,
+    match arrivals.as_slice() {
+        [] => 0,
+        [_] => virtual_ms.max(1000),
+        [a, .., b] => ((b.t_us - a.t_us) / 1000).max(1000),
     }
 }
 

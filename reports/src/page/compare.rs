@@ -147,7 +147,7 @@ type Figure = (
 /// peak quota use.
 pub fn figures(a: &RunData, b: &RunData) -> Vec<Figure> {
     let p = |r: &RunData, q: f64| r.series.latency_total().quantile_any(q).map(|v| v as f64);
-    let f_rate: fn(f64) -> String = |v| format!("{}/s", num(v, 2));
+    let f_rate: fn(f64) -> String = super::rate;
     let f_ms: fn(f64) -> String = |v| ms(Some(v as u64));
     let f_n: fn(f64) -> String = |v| num(v, 1);
     let f_clock: fn(f64) -> String = |v| clock(v as u64);

@@ -80,6 +80,18 @@ pub fn at(ms: u64) -> String {
     crate::svg::format_tick(ms as f64 / 1000.0, &crate::svg::TickFormat::Duration)
 }
 
+/// A rate per second, per minute or per hour, whichever shows it in two decimals: one query in
+/// ten minutes is `0.1/min`, not `0/s`.
+pub fn rate(per_s: f64) -> String {
+    if per_s == 0.0 || per_s >= 0.01 {
+        format!("{}/s", num(per_s, 2))
+    } else if per_s * 60.0 >= 0.01 {
+        format!("{}/min", num(per_s * 60.0, 2))
+    } else {
+        format!("{}/h", num(per_s * 3600.0, 2))
+    }
+}
+
 /// A number with at most `digits` decimals, without trailing zeros.
 pub fn num(v: f64, digits: usize) -> String {
     let s = format!("{v:.digits$}");
@@ -124,4 +136,15 @@ pub fn verdict_table(run: &RunData) -> String {
     }
     out.push_str("</table></section>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn slow_rates_are_shown_per_minute_or_per_hour() {
+        assert_eq!(super::rate(0.0), "0/s");
+        assert_eq!(super::rate(1.5), "1.5/s");
+        assert_eq!(super::rate(1.0 / 600.0), "0.1/min");
+        assert_eq!(super::rate(1.0 / 36_000.0), "0.1/h");
+    }
 }
