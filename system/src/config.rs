@@ -33,8 +33,8 @@ pub struct Switches {
     pub retry_jitter: bool,
     /// A retry budget: retries at most a fraction of requests (Finagle, SRE), in each layer
     /// that retries: the guard's retries of a call, earned by first attempts, and the queue's
-    /// redeliveries of a failed task, earned by first deliveries (a task the budget denies is
-    /// not given back to the queue: its query is told).
+    /// redeliveries of a failed task, earned by first deliveries at a quarter of the ratio (a task the
+    /// budget denies is not given back to the queue: its query is told).
     pub retry_budget: bool,
     /// Circuit breakers per provider api.
     pub circuit_breaker: bool,
