@@ -350,6 +350,7 @@ fn zero() -> Span {
 }
 
 /// One row's time as written: a point in time, or a number of `unit`s from its own zero.
+#[derive(Clone, Copy)]
 enum Stamp {
     At(std::time::SystemTime),
     Since(Duration),
@@ -414,19 +415,14 @@ fn offsets(
             message,
         };
         let at = stamp(&row.text, spec.unit).map_err(fail)?;
-        let offset = match (
-            &at,
-            first.get_or_insert(match &at {
-                Stamp::At(t) => Stamp::At(*t),
-                Stamp::Since(d) => Stamp::Since(if spec.origin == Origin::Zero {
-                    Duration::ZERO
-                } else {
-                    *d
-                }),
-            }),
-        ) {
-            (Stamp::At(t), Stamp::At(zero)) => t.duration_since(*zero).ok(),
-            (Stamp::Since(d), Stamp::Since(zero)) => d.checked_sub(*zero),
+        // Time 0: the first row's time, or the numbers' own zero under `origin: zero`.
+        let zero = *first.get_or_insert(match at {
+            Stamp::Since(_) if spec.origin == Origin::Zero => Stamp::Since(Duration::ZERO),
+            first_row => first_row,
+        });
+        let offset = match (at, zero) {
+            (Stamp::At(t), Stamp::At(zero)) => t.duration_since(zero).ok(),
+            (Stamp::Since(d), Stamp::Since(zero)) => d.checked_sub(zero),
             _ => None,
         };
         let earlier = || {
