@@ -258,7 +258,8 @@ pub struct Tuning {
     #[serde(with = "humantime_serde_compat")]
     pub drain_ramp: Duration,
     /// Under `failback_ramp`, a restarted node waits a random delay up to this long before it
-    /// takes work. Default: 10 s.
+    /// takes work, when no AssumeRole quota is known ([`SystemConfig::restart_window`]).
+    /// Default: 10 s.
     #[serde(with = "humantime_serde_compat")]
     pub restart_jitter: Duration,
     /// A task's message is retried by the queue this many times before its query fails.
@@ -327,6 +328,22 @@ impl SystemConfig {
                 tuning: Tuning::default(),
             },
         }
+    }
+
+    /// How long the restarts of a region's nodes are spread over under `failback_ramp`. N nodes
+    /// spread uniformly over W reconnect at N / W a second (`docs/invariants.md`,
+    /// Formulas), and a returning node's first metered call is AssumeRole
+    /// for its first lake, so W = N / (`quota_fraction` · R) keeps the fleet's reconnects under
+    /// its part of the AssumeRole quota R, and the last node back within 1.25 · N / R, inside
+    /// the catalogue's 1.5 · N / R. The calls a node makes after its start are paced by its slow
+    /// start. Without a known AssumeRole quota, `restart_jitter`.
+    pub fn restart_window(&self) -> Duration {
+        let Some(q) = self.tuning.provider_quotas.get("AssumeRole") else {
+            return self.tuning.restart_jitter;
+        };
+        let nodes = f64::from(self.tuning.nodes_per_region.max(1));
+        let f = self.tuning.quota_fraction.clamp(0.01, 1.0);
+        Duration::from_secs_f64(nodes / (f * q.rate_per_s.max(0.01)))
     }
 
     /// The local limit of one node for `api`: its equal part of `quota_fraction` of the

@@ -379,8 +379,9 @@ fn add_system_hosts(
         let imds = ImdsFake::new(&name, providers[region].clone(), iam.clone());
         let node = NodeCloud::new(&name, region, config, &endpoints, seed, now, imds);
         sim.host(name.clone(), move || {
+            let (epoch, restarted) = node.boot_epoch();
             let setup = CoordinatorSetup {
-                epoch: node.boot_epoch().0,
+                epoch,
                 ..setup.clone()
             };
             let coordinator = Coordinator::new(setup, node.boot());
@@ -389,7 +390,7 @@ fn add_system_hosts(
             async move {
                 serve_imds(&imds);
                 let recovering = coordinator.clone();
-                tokio::task::spawn_local(async move { recovering.recover().await });
+                tokio::task::spawn_local(async move { recovering.boot(restarted).await });
                 tokio::task::spawn_local(coordinator.clone().run_config_agent());
                 serve(COORDINATOR_PORT, service).await
             }

@@ -25,16 +25,6 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Files with every mechanism on that still expect a violation, and why: each a bug of the
-/// hardened system or of a check, kept failing in the regression corpus until it is fixed.
-/// The list only shrinks: a file here that no longer expects a violation must leave it.
-const HARDENED_BUT_FAILING: &[(&str, &str)] = &[(
-    "regressions/failback_ramp/failback-swarm-seed-2.yaml",
-    "failback_ramp counts IMDS calls, which no quota meters, against the AssumeRole rate: 15 of \
-     the 23 fetches of its worst second are IMDS; counting AssumeRole alone, the file passes, \
-     and the failback pair then needs resizing so that its naive twin fails on metered calls",
-)];
-
 /// Invariants about the harness, not the system: no mechanism of the system can break them.
 const ABOUT_THE_HARNESS: [&str; 2] = ["deterministic", "littles_law"];
 
@@ -64,17 +54,11 @@ fn every_invariant_is_expected_violated_by_a_weaker_twin_whose_stronger_twin_pas
     for (file, s) in &files {
         let on = mechanisms(s);
         if on.values().all(|v| *v) {
-            let known = HARDENED_BUT_FAILING.iter().any(|(f, _)| file.ends_with(f));
-            match (s.expect.violated.is_empty(), known) {
-                (false, false) => problems.push(format!(
+            if !s.expect.violated.is_empty() {
+                problems.push(format!(
                     "{} has every mechanism on and expects violations: a hardened file expects none",
                     file.display()
-                )),
-                (true, true) => problems.push(format!(
-                    "{} no longer expects a violation: remove it from HARDENED_BUT_FAILING",
-                    file.display()
-                )),
-                _ => {}
+                ));
             }
             continue;
         }

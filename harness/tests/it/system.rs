@@ -451,7 +451,11 @@ fn failback_restarts_all_at_once_when_naive_and_spread_when_hardened() {
     };
     assert!(spread("naive").is_empty(), "naive nodes start at once");
     let hardened_jitter = spread("hardened");
-    assert_eq!(hardened_jitter.len(), 4, "every returning worker waits");
+    assert_eq!(
+        hardened_jitter.len(),
+        5,
+        "every returning node waits: 4 workers and the coordinator"
+    );
     let max = hardened_jitter.iter().max().unwrap();
     let min = hardened_jitter.iter().min().unwrap();
     assert!(

@@ -210,6 +210,8 @@ struct State {
     frozen_seen: Option<Duration>,
     /// An operator's cap on the local rates.
     manual_drain: Option<f64>,
+    /// When a restarted node began to warm up under `failback_ramp` ([`Guard::warm_up`]).
+    warm_from: Option<Duration>,
     succeeded: u64,
     failed: u64,
 }
@@ -302,6 +304,16 @@ pub fn classify(status: StatusCode, code: Option<&str>, headers: &HeaderMap) -> 
     }
 }
 
+/// Time an attempt needs to reach the provider and bring its answer back: work with less left
+/// before its deadline is dropped rather than sent, since its answer would come too late.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// Whether work with `deadline` (on tokio's clock) is too late to send after waiting `wait`:
+/// less than [`DEADLINE_MARGIN`] would be left.
+fn too_late(deadline: Option<tokio::time::Instant>, wait: Duration) -> bool {
+    deadline.is_some_and(|d| tokio::time::Instant::now() + wait + DEADLINE_MARGIN >= d)
+}
+
 impl Guard {
     /// A node's guard, its jitter drawn from `seed`.
     pub fn new(config: SystemConfig, seed: u64) -> Self {
@@ -315,6 +327,7 @@ impl Guard {
                 trouble: config.switches.failback_ramp.then_some(Duration::ZERO),
                 frozen_seen: None,
                 manual_drain: None,
+                warm_from: None,
                 succeeded: 0,
                 failed: 0,
             }),
@@ -430,6 +443,26 @@ impl Guard {
         (0.1 + 0.9 * since / ramp).min(1.0).min(manual)
     }
 
+    /// Slow start of a restarted node under `failback_ramp`: for `drain_ramp` after
+    /// [`Guard::warm_up`], each api with a known quota is held to the node's part of it
+    /// ([`SystemConfig::node_limit`]) times a factor ramping linearly from 10 % to full, even
+    /// with `rate_limit` off, so that a returning fleet warms its caches at the quota's pace;
+    /// `None` when the node is not warming up.
+    fn warm_factor(&self, st: &State, config: &SystemConfig) -> Option<f64> {
+        if !config.switches.failback_ramp {
+            return None;
+        }
+        let ramp = config.tuning.drain_ramp;
+        let since = self.now().saturating_sub(st.warm_from?);
+        (since < ramp).then(|| 0.1 + 0.9 * since.as_secs_f64() / ramp.as_secs_f64().max(0.001))
+    }
+
+    /// A restarted node starts warming up now ([`Guard::warm_factor`]).
+    pub fn warm_up(&self) {
+        let now = self.now();
+        self.state().warm_from = Some(now);
+    }
+
     /// An operator caps the local rates at `factor` of their limits (`None` lifts the cap).
     pub fn set_manual_drain(&self, factor: Option<f64>) {
         self.state().manual_drain = factor.map(|f| f.clamp(0.01, 1.0));
@@ -475,14 +508,18 @@ impl Guard {
     /// Waits for a permit of `api`'s local rate limit, if it has one.
     async fn acquire(&self, api: &str) {
         let config = self.config();
-        if !config.switches.rate_limit {
+        if !config.switches.rate_limit && !config.switches.failback_ramp {
             return;
         }
         let mut reported = false;
         loop {
             let wait = {
                 let mut st = self.state();
-                let drain = self.drain_factor(&st);
+                let warm = self.warm_factor(&st, &config);
+                if !config.switches.rate_limit && warm.is_none() {
+                    return;
+                }
+                let drain = self.drain_factor(&st).min(warm.unwrap_or(1.0));
                 let Some(limit) = config.node_limit(api) else {
                     return;
                 };
@@ -649,7 +686,7 @@ impl Guard {
             _ => tuning.max_attempts.max(1),
         };
         loop {
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            if too_late(deadline, Duration::ZERO) {
                 tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
                 return Err(GuardError::Deadline(api));
             }
@@ -658,6 +695,11 @@ impl Guard {
                 return Err(GuardError::BreakerOpen(api));
             }
             self.acquire(&api).await;
+            // The wait for a local permit may have run past the deadline.
+            if too_late(deadline, Duration::ZERO) {
+                tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
+                return Err(GuardError::Deadline(api));
+            }
             if attempt == 1 {
                 // Only a first attempt that is sent earns retries: one the breaker refused
                 // never reached the dependency.
@@ -707,7 +749,7 @@ impl Guard {
                 )
             };
             let delay = after.map_or(backoff, |a| a.max(backoff));
-            if deadline.is_some_and(|d| tokio::time::Instant::now() + delay >= d) {
+            if too_late(deadline, delay) {
                 tracing::info!(target: MECHANISM_EVENTS, api, attempt, "deadline_dropped");
                 return Err(GuardError::Deadline(api));
             }

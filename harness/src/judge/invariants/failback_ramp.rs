@@ -1,27 +1,30 @@
 //! `failback_ramp`: nodes coming back after a region's outage ramp up instead of stampeding
 //! the provider for credentials.
 //!
-//! Checks, after each region's return at t (the `fault_end` of a `region.outage` fault, for its
-//! `region`): the system's
-//! credential fetches in that region (provider `call`s with api `AssumeRole`, or of service
-//! `imds`, by accounts that are not background accounts), placed at the time they reached the
-//! provider (`t_us − latency_us`), number at most `r_max` in any 1 s window `[s, s + 1 s)`
-//! with s a fetch's time in `[t, t + ramp_us)`; only fetches within `[t, t + ramp_us)` count.
-//! Every outcome counts. A return without a `region` field judges fetches in every region.
+//! The catalogue: N nodes returning, reconnects (and credential fetches) in any 1 s ≤ R_max,
+//! all back within 1.5 × N / R_max, R_max from the provider's quota. After each region's
+//! return at t (the `fault_end` of a `region.outage` fault, for its `region`), this checks:
 //!
-//! And every node of the system that called the provider in that region before it went down
-//! (the client host in a call's `op`, before the outage's `fault_start`) calls it
-//! again within `ramp_us` of the return: a fleet that never comes back fails. A return whose
-//! window the log ends inside cannot fail this clause: a node not back yet makes the verdict
-//! unknown, unless something else failed.
+//! - **Credential fetches the quota meters:** the system's `AssumeRole` calls in that region
+//!   (by accounts that are not background accounts), placed at the time they reached the
+//!   provider (`t_us − latency_us`), number at most `r_max` in any 1 s window `[s, s + 1 s)`
+//!   with s a call's time in `[t, t + ramp_us)`; only calls within `[t, t + ramp_us)` count,
+//!   every outcome counts. IMDS calls are not counted: no account quota meters them.
+//! - **Returning nodes:** a node of the system that called the provider in that region before
+//!   the outage's `fault_start` went down with it when its next call, anywhere, names a later
+//!   boot (the `{node}#{boot}` of its `op`); a node that calls again under the same boot never
+//!   went down and is not judged. Its reconnect is that first call. Reconnects number at most
+//!   `r_max` in any 1 s, and every returning node reconnects within 1.5 × N / R_max of t, N
+//!   being the nodes that went down (back or not).
+//! - **Nobody left behind:** a node that called in the region before and makes no call within
+//!   `ramp_us` of the return fails. A return whose window the log ends inside cannot fail this
+//!   clause: a node not back yet makes the verdict unknown, unless something else failed.
 //!
-//! `r_max` is the AssumeRole quota's rate when the scenario sets one (see `checks.rs`), else
-//! 20. The catalogue also asks for every node back within 1.5 × N / R_max. That bound treats
-//! a return as one reconnect at R_max a second; here a returning node makes several credential
-//! fetches (IMDS token and credentials, then AssumeRole per lake), and the hardened restart
-//! jitter spreads 13 nodes over 10 s. Against the AssumeRole quota of 20/s, that bound would
-//! be 0.98 s. The closest honest version here is that every node is back within the ramp
-//! window. Does not check: connections (not events, only calls).
+//! A return without a `region` field judges calls in every region. `r_max` is the AssumeRole
+//! quota's rate when the scenario sets one (see `checks.rs`), else 20. Does not check:
+//! connections (not events, only calls).
+
+use std::collections::BTreeMap;
 
 use serde_json::json;
 
@@ -41,159 +44,250 @@ pub const RAMP_US: u64 = 60_000_000;
 
 const SECOND_US: u64 = 1_000_000;
 
-fn is_credential_fetch(e: &Event) -> bool {
-    is_call(e)
-        && e.str("account").is_some_and(|a| !is_background(a))
-        && (e.str("api") == Some("AssumeRole") || e.str("service") == Some("imds"))
+/// A call of the system (not of a background account) to the provider.
+fn is_ours(e: &Event) -> bool {
+    is_system_call(e) && e.str("account").is_some_and(|a| !is_background(a))
 }
 
-/// The sometimes state: a region came back and the system's nodes there fetched credentials
-/// within the ramp window (the injected return alone is not it).
-pub fn sometimes(log: &EventLog, ramp_us: u64) -> (bool, &'static str) {
-    const STATE: &str = "a region came back and the system fetched credentials there";
-    let reached = super::faults::of_kind(log, "region.outage")
-        .iter()
-        .filter_map(|w| w.end)
-        .any(|up| {
-            let region = up.str("region");
-            log.of(PROVIDER_TARGET).any(|e| {
-                is_credential_fetch(e)
-                    && (region.is_none() || e.str("region") == region)
-                    && (up.t_us..up.t_us.saturating_add(ramp_us)).contains(&started(e))
-            })
+/// A credential fetch of the system (not of a background account) that the provider's quota
+/// meters.
+fn is_metered_fetch(e: &Event) -> bool {
+    is_call(e)
+        && e.str("account").is_some_and(|a| !is_background(a))
+        && e.str("api") == Some("AssumeRole")
+}
+
+/// The boot of a call's node: the part of its `op` between `#` and `.`.
+fn boot(e: &Event) -> &str {
+    let op = e.str("op").unwrap_or("");
+    let rest = op.split_once('#').map_or("", |(_, r)| r);
+    rest.split_once('.').map_or(rest, |(b, _)| b)
+}
+
+/// One region's return, as the provider's log shows it.
+struct Return<'a> {
+    /// The outage's `fault_end`.
+    up: &'a Event,
+    /// The system's AssumeRole calls in the region within the ramp, by start time.
+    metered: Vec<&'a Event>,
+    /// Nodes that went down and came back: each with its first call after the return, by
+    /// that call's start.
+    back: Vec<(&'a str, &'a Event)>,
+    /// Nodes that called in the region before the outage and not within the ramp: each with
+    /// its last call before.
+    missing: Vec<(&'a str, &'a Event)>,
+    /// Whether the log runs past the ramp window.
+    closed: bool,
+}
+
+impl Return<'_> {
+    /// The nodes that went down with the region.
+    fn nodes(&self) -> usize {
+        self.back.len() + self.missing.len()
+    }
+
+    /// When each returning node reconnected, after the return.
+    fn delays(&self) -> impl Iterator<Item = u64> + '_ {
+        self.back
+            .iter()
+            .map(|(_, e)| started(e).saturating_sub(self.up.t_us))
+    }
+}
+
+/// Every region's return in the log, with what the provider saw of the system after it.
+fn returns(log: &EventLog, ramp_us: u64) -> Vec<Return<'_>> {
+    let mut calls: Vec<&Event> = log
+        .of(PROVIDER_TARGET)
+        .filter(|e| is_ours(e) || is_metered_fetch(e))
+        .collect();
+    calls.sort_by_key(|e| started(e));
+    let end = log_end(log);
+    let mut out = Vec::new();
+    for w in super::faults::of_kind(log, "region.outage") {
+        let Some(up) = w.end else { continue };
+        let (down, from, to) = (w.start.t_us, up.t_us, up.t_us.saturating_add(ramp_us));
+        let region = up.str("region");
+        let in_region = |e: &&Event| region.is_none() || e.str("region") == region;
+        let mut before: BTreeMap<&str, &Event> = BTreeMap::new();
+        for e in calls.iter().copied().filter(|e| is_ours(e) && in_region(e)) {
+            if started(e) < down {
+                before.insert(client_host(e), e);
+            }
+        }
+        // Each node's first call anywhere after the return, within the ramp.
+        let mut first: BTreeMap<&str, &Event> = BTreeMap::new();
+        for e in calls.iter().copied().filter(|e| is_ours(e)) {
+            let t = started(e);
+            if (from..to).contains(&t) {
+                first.entry(client_host(e)).or_insert(e);
+            }
+        }
+        let mut back = Vec::new();
+        let mut missing = Vec::new();
+        for (node, last) in before {
+            match first.get(node) {
+                None => missing.push((node, last)),
+                Some(e) if boot(e) != boot(last) => back.push((node, *e)),
+                Some(_) => {}
+            }
+        }
+        back.sort_by_key(|(_, e)| started(e));
+        out.push(Return {
+            up,
+            metered: calls
+                .iter()
+                .copied()
+                .filter(|e| is_metered_fetch(e) && in_region(e))
+                .filter(|e| (from..to).contains(&started(e)))
+                .collect(),
+            back,
+            missing,
+            closed: end >= to,
         });
+    }
+    out
+}
+
+/// The sometimes state: a region came back and nodes that went down with it called the
+/// provider again (the injected return alone is not it).
+pub fn sometimes(log: &EventLog, ramp_us: u64) -> (bool, &'static str) {
+    const STATE: &str = "a region came back and nodes that went down with it called again";
+    let reached = returns(log, ramp_us).iter().any(|r| !r.back.is_empty());
     (reached, STATE)
 }
 
-/// Checks credential fetches per second after every region's return.
+/// 1.5 × N / R_max, in microseconds.
+fn all_back_us(nodes: usize, r_max: u64) -> u64 {
+    (1.5e6 * nodes as f64 / r_max.max(1) as f64) as u64
+}
+
+/// Checks every region's return: metered credential fetches and reconnects per second, and
+/// when its nodes came back.
 pub fn failback_ramp(log: &EventLog, r_max: u64, ramp_us: u64) -> Verdict {
-    // Each return, with when its region went down.
-    let outages: Vec<(u64, &Event)> = super::faults::of_kind(log, "region.outage")
-        .into_iter()
-        .filter_map(|w| Some((w.start.t_us, w.end?)))
-        .collect();
-    let returns: Vec<&Event> = outages.iter().map(|(_, up)| *up).collect();
+    let returns = returns(log, ramp_us);
     if returns.is_empty() {
         return Verdict::Unknown {
             why: "no region came back".into(),
         };
     }
-    let mut fetches: Vec<&Event> = log
-        .of(PROVIDER_TARGET)
-        .filter(|e| is_credential_fetch(e))
-        .collect();
-    fetches.sort_by_key(|e| started(e));
-    let mut peak_overall = 0u64;
-    // The worst return: its event, the peak, and the fetches of its first peak window.
-    let mut worst: Option<(&Event, u64, Vec<&Event>)> = None;
-    for up in &returns {
-        let region = up.str("region");
-        let (from, to) = (up.t_us, up.t_us.saturating_add(ramp_us));
-        let watched: Vec<&Event> = fetches
+    let region = |r: &Return| r.up.str("region").unwrap_or("a region").to_string();
+    let mut peak_fetches = 0u64;
+    let mut peak_reconnects = 0u64;
+    let mut slowest_us = 0u64;
+    let mut nodes = 0usize;
+    let mut failure: Option<Witness> = None;
+    let mut pending: Option<String> = None;
+    for r in &returns {
+        let times: Vec<u64> = r.metered.iter().map(|e| started(e)).collect();
+        let (fetches, fetch_range) = max_in_window(&times, SECOND_US);
+        let times: Vec<u64> = r.back.iter().map(|(_, e)| started(e)).collect();
+        let (reconnects, reconnect_range) = max_in_window(&times, SECOND_US);
+        let bound_us = all_back_us(r.nodes(), r_max);
+        let late: Vec<&(&str, &Event)> = r
+            .back
             .iter()
-            .copied()
-            .filter(|e| (from..to).contains(&started(e)))
-            .filter(|e| region.is_none() || e.str("region") == region)
+            .filter(|(_, e)| started(e).saturating_sub(r.up.t_us) > bound_us)
             .collect();
-        let times: Vec<u64> = watched.iter().map(|e| started(e)).collect();
-        let (peak, range) = max_in_window(&times, SECOND_US);
-        peak_overall = peak_overall.max(peak);
-        if peak > r_max && worst.as_ref().is_none_or(|(_, p, _)| peak > *p) {
-            worst = Some((up, peak, watched[range].to_vec()));
+        peak_fetches = peak_fetches.max(fetches);
+        peak_reconnects = peak_reconnects.max(reconnects);
+        slowest_us = slowest_us.max(r.delays().max().unwrap_or(0));
+        nodes = nodes.max(r.nodes());
+        if failure.is_some() {
+            continue;
         }
-    }
-    // Nodes that did not come back: (the return, the node, its last call before the outage).
-    let mut missing: Vec<(&Event, &str, &Event)> = Vec::new();
-    // Nodes not back yet when the log ended inside their return's window.
-    let mut pending: Vec<(&Event, &str)> = Vec::new();
-    let end = log_end(log);
-    let mut nodes_seen = 0usize;
-    for &(down, up) in &outages {
-        let region = up.str("region");
-        let in_region = |e: &&Event| {
-            is_system_call(e)
-                && e.str("account").is_some_and(|a| !is_background(a))
-                && (region.is_none() || e.str("region") == region)
+        let at = format!("{}'s return at t={}", region(r), secs(r.up.t_us));
+        let counts = |extra: serde_json::Value| {
+            let mut c = obj(json!({
+                "nodes": r.nodes(), "back": r.back.len(), "r_max": r_max,
+                "all_back_within_us": bound_us,
+            }));
+            c.extend(obj(extra));
+            c
         };
-        let mut before: std::collections::BTreeMap<&str, &Event> = Default::default();
-        let mut back: std::collections::BTreeSet<&str> = Default::default();
-        for e in log.of(PROVIDER_TARGET).filter(in_region) {
-            let t = started(e);
-            if t < down {
-                before.insert(client_host(e), e);
-            } else if t >= up.t_us && t < up.t_us.saturating_add(ramp_us) {
-                back.insert(client_host(e));
-            }
-        }
-        nodes_seen = nodes_seen.max(before.len());
-        let closed = end >= up.t_us.saturating_add(ramp_us);
-        for (node, last) in before {
-            if back.contains(node) {
-                continue;
-            }
-            if closed {
-                missing.push((up, node, last));
-            } else {
-                pending.push((up, node));
-            }
-        }
-    }
-    if let Some((up, node, last)) = missing.first() {
-        return Verdict::Fail {
-            witness: Witness {
+        if !r.missing.is_empty() && r.closed {
+            let (node, last) = r.missing[0];
+            failure = Some(Witness {
                 summary: format!(
-                    "{} of {nodes_seen} nodes did not come back within {} of {}'s return at t={}; the first, {node}, last called at t={}",
-                    missing.len(),
+                    "{} of {} nodes did not call again within {} of {at}; the first, {node}, last called at t={}",
+                    r.missing.len(),
+                    r.nodes(),
                     secs(ramp_us),
-                    up.str("region").unwrap_or("a region"),
-                    secs(up.t_us),
                     secs(last.t_us)
                 ),
-                counts: obj(json!({
-                    "returns": returns.len(), "nodes": nodes_seen, "not_back": missing.len(),
-                    "peak_fetches_per_s": peak_overall, "r_max": r_max,
-                })),
-                events: std::iter::once(*up)
-                    .chain(missing.iter().map(|m| m.2))
+                counts: counts(json!({"not_back": r.missing.len()})),
+                events: std::iter::once(r.up)
+                    .chain(r.missing.iter().map(|m| m.1))
                     .take(WITNESS_EVENTS)
                     .cloned()
                     .collect(),
-            },
-        };
-    }
-    let Some((up, peak, window)) = worst else {
-        if let Some((up, node)) = pending.first() {
-            return Verdict::Unknown {
-                why: format!(
-                    "the log ends {} after {}'s return at t={}, inside the {} window, and {} nodes ({node} first) had not called again yet",
-                    secs(end.saturating_sub(up.t_us)),
-                    up.str("region").unwrap_or("a region"),
-                    secs(up.t_us),
-                    secs(ramp_us),
-                    pending.len()
+            });
+        } else if let Some((node, first)) = late.last() {
+            failure = Some(Witness {
+                summary: format!(
+                    "{} of {} returning nodes reconnected later than 1.5 × N / R_max = {} after {at}; the last, {node}, at t={}",
+                    late.len(),
+                    r.nodes(),
+                    secs(bound_us),
+                    secs(started(first))
                 ),
-            };
+                counts: counts(
+                    json!({"late": late.len(), "slowest_us": started(first).saturating_sub(r.up.t_us)}),
+                ),
+                events: std::iter::once(r.up)
+                    .chain(late.iter().map(|(_, e)| *e))
+                    .take(WITNESS_EVENTS)
+                    .cloned()
+                    .collect(),
+            });
+        } else if fetches > r_max {
+            failure = Some(Witness {
+                summary: format!(
+                    "after {at} the system called AssumeRole {fetches} times in the second from t={}, over {r_max}",
+                    secs(started(r.metered[fetch_range.start]))
+                ),
+                counts: counts(json!({"peak_fetches_per_s": fetches})),
+                events: r.metered[fetch_range]
+                    .iter()
+                    .take(WITNESS_EVENTS)
+                    .copied()
+                    .cloned()
+                    .collect(),
+            });
+        } else if reconnects > r_max {
+            failure = Some(Witness {
+                summary: format!(
+                    "after {at} {reconnects} returning nodes reconnected in the second from t={}, over {r_max}",
+                    secs(started(r.back[reconnect_range.start].1))
+                ),
+                counts: counts(json!({"peak_reconnects_per_s": reconnects})),
+                events: r.back[reconnect_range]
+                    .iter()
+                    .take(WITNESS_EVENTS)
+                    .map(|(_, e)| (*e).clone())
+                    .collect(),
+            });
+        } else if !r.missing.is_empty() && pending.is_none() {
+            pending = Some(format!(
+                "the log ends {} after {at}, inside the {} window, and {} nodes ({} first) had not called again yet",
+                secs(log_end(log).saturating_sub(r.up.t_us)),
+                secs(ramp_us),
+                r.missing.len(),
+                r.missing[0].0
+            ));
         }
-        return Verdict::Pass {
-            counts: obj(json!({
-                "returns": returns.len(), "peak_fetches_per_s": peak_overall,
-                "nodes": nodes_seen, "r_max": r_max,
-            })),
-        };
-    };
-    Verdict::Fail {
-        witness: Witness {
-            summary: format!(
-                "{} came back at t={} and the system fetched credentials {peak} times in the second from t={}, over {r_max}",
-                up.str("region").unwrap_or("a region"),
-                secs(up.t_us),
-                secs(started(window[0]))
-            ),
-            counts: obj(json!({
-                "returns": returns.len(), "peak_fetches_per_s": peak, "r_max": r_max,
-            })),
-            events: window.into_iter().take(WITNESS_EVENTS).cloned().collect(),
-        },
+    }
+    if let Some(witness) = failure {
+        return Verdict::Fail { witness };
+    }
+    if let Some(why) = pending {
+        return Verdict::Unknown { why };
+    }
+    Verdict::Pass {
+        counts: obj(json!({
+            "returns": returns.len(), "nodes": nodes, "r_max": r_max,
+            "peak_fetches_per_s": peak_fetches, "peak_reconnects_per_s": peak_reconnects,
+            "slowest_back_us": slowest_us,
+        })),
     }
 }
 
@@ -269,14 +363,80 @@ mod tests {
 
     #[test]
     fn a_stampede_fails() {
-        // 40 fetches in the first half second.
+        // 50 fetches in the first half second: 25 AssumeRole, 25 IMDS.
         let mut events = up(30 * S, "r1");
-        events.extend(fetches(40, 30 * S, S / 2, "r1"));
-        let Verdict::Fail { witness } = check(events) else {
-            panic!("must fail")
+        events.extend(fetches(50, 30 * S, S / 2, "r1"));
+        let v = check(events);
+        let Verdict::Fail { witness } = v else {
+            panic!("must fail: {v:?}")
         };
-        assert_eq!(witness.counts["peak_fetches_per_s"], json!(40));
+        assert_eq!(witness.counts["peak_fetches_per_s"], json!(25));
         assert_eq!(witness.events.len(), WITNESS_EVENTS);
+        assert!(
+            witness
+                .events
+                .iter()
+                .all(|e| e.str("api") == Some("AssumeRole")),
+            "only metered calls are the witness"
+        );
+    }
+
+    #[test]
+    fn unmetered_fetches_are_not_counted() {
+        // 40 fetches in the first half second, every one of them IMDS.
+        let mut events = up(30 * S, "r1");
+        events.extend(
+            (0..40).map(|k| fetch(30 * S + k * S / 80, "r1", "imds", "GetCredentials", SYS)),
+        );
+        assert_eq!(check(events).word(), "pass");
+    }
+
+    /// A call of `node` at `t_us` in r1, under boot `boot`.
+    fn node_call(t_us: u64, node: &str, boot: u64) -> Event {
+        let mut e = fetch(t_us, "r1", "sqs", "ReceiveMessage", SYS);
+        e.fields
+            .insert("op".into(), json!(format!("{node}#{boot}.{t_us}")));
+        e
+    }
+
+    #[test]
+    fn returning_nodes_must_all_be_back_within_one_and_a_half_n_over_r_max() {
+        // Two nodes call before the outage (down at 20 s, up at 30 s) and come back under a
+        // new boot: 1.5 × 2 / 20 = 150 ms.
+        let outage = |second_back_us: u64| {
+            let mut events = vec![node_call(S, "w-0", 0), node_call(2 * S, "w-1", 0)];
+            events.extend(up(30 * S, "r1"));
+            events.push(node_call(30 * S + 10_000, "w-0", 30_000));
+            events.push(node_call(30 * S + second_back_us, "w-1", 30_000));
+            check(events)
+        };
+        let pass = outage(140_000);
+        assert_eq!(pass.word(), "pass", "{pass:?}");
+        let Verdict::Fail { witness } = outage(160_000) else {
+            panic!("w-1 came back late")
+        };
+        assert_eq!(witness.counts["late"], json!(1));
+        assert_eq!(witness.counts["all_back_within_us"], json!(150_000));
+        assert!(
+            witness.summary.contains("the last, w-1"),
+            "{}",
+            witness.summary
+        );
+    }
+
+    #[test]
+    fn too_many_reconnects_in_a_second_fail() {
+        // 30 nodes back in the first half second: 1.5 × 30 / 20 = 2.25 s allows it, 20 a
+        // second does not.
+        let mut events: Vec<Event> = (0..30)
+            .map(|k| node_call(S, &format!("w-{k}"), 0))
+            .collect();
+        events.extend(up(30 * S, "r1"));
+        events.extend((0..30).map(|k| node_call(30 * S + k * S / 60, &format!("w-{k}"), 30_000)));
+        let Verdict::Fail { witness } = check(events) else {
+            panic!("30 reconnects in half a second")
+        };
+        assert_eq!(witness.counts["peak_reconnects_per_s"], json!(30));
     }
 
     #[test]
@@ -336,11 +496,22 @@ mod tests {
     }
 
     #[test]
-    fn the_state_is_a_return_the_system_fetched_after() {
-        let mut events = up(30 * S, "r1");
-        assert!(!sometimes(&EventLog::from_events(events.clone()), RAMP_US).0);
-        events.extend(fetches(1, 31 * S, S, "r1"));
-        assert!(sometimes(&EventLog::from_events(events), RAMP_US).0);
+    fn the_state_is_a_node_back_under_a_new_boot() {
+        let mut events = vec![node_call(S, "w-0", 0)];
+        events.extend(up(30 * S, "r1"));
+        let reached = |events: &[Event]| {
+            let mut events = events.to_vec();
+            events.sort_by_key(|e| e.t_us);
+            sometimes(&EventLog::from_events(events), RAMP_US).0
+        };
+        assert!(!reached(&events), "the injected return alone");
+        events.extend(fetches(4, 31 * S, S, "r1"));
+        events.push(node_call(31 * S, "w-0", 0));
+        assert!(!reached(&events), "a node that never went down");
+        events.push(node_call(32 * S, "w-1", 30_000));
+        assert!(!reached(&events), "a node that did not call before");
+        events.push(node_call(30 * S + 1, "w-0", 30_000));
+        assert!(reached(&events));
     }
 
     #[test]

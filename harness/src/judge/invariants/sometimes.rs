@@ -31,10 +31,11 @@ pub type State = (bool, &'static str);
 /// `no_lost_queries`: a query was open (accepted, not yet ended) while the system met trouble:
 /// a fault's window was open, or one of the system's provider calls failed (throttled, frozen,
 /// timed out, or an error other than a lookup of something absent), or the system queued,
-/// shed or failed work, took a config push, or re-planned a query after a restart. A query
+/// shed or failed work, took a config push, ran a config it later rolled back (from its
+/// `config_applied` to its `config_rolled_back`), or re-planned a query after a restart. A query
 /// accepted and answered on a quiet day loses nothing by construction and proves little.
 pub fn no_lost_queries(log: &EventLog) -> State {
-    const STATE: &str = "a query was open while a fault was, a system call failed, or the system queued, shed, failed or re-planned work";
+    const STATE: &str = "a query was open while a fault was, a system call failed, a node ran a config it then rolled back, or the system queued, shed, failed or re-planned work";
     // Each query's open span, by the client's and coordinator's events.
     let mut spans: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
     for e in log.of(QUERY_TARGET) {
@@ -77,7 +78,24 @@ pub fn no_lost_queries(log: &EventLog) -> State {
         .events()
         .iter()
         .any(|e| TROUBLE.contains(&e.name.as_str()) && open_at(e.t_us));
-    (trouble_call || in_fault || signs, STATE)
+    // A node ran a config that it later rolled back: a bad config was live.
+    let mut applied: std::collections::BTreeMap<(&str, u64), u64> = Default::default();
+    let mut bad_config = false;
+    for e in log.events() {
+        let key = (e.host.as_str(), e.u64("version").unwrap_or(0));
+        match e.name.as_str() {
+            "config_applied" => {
+                applied.insert(key, e.t_us);
+            }
+            "config_rolled_back" => {
+                if let Some(from) = applied.remove(&key) {
+                    bad_config |= open_over(from, e.t_us);
+                }
+            }
+            _ => {}
+        }
+    }
+    (trouble_call || in_fault || signs || bad_config, STATE)
 }
 
 /// `never_frozen`, by the system's own load: a freeze injected by the scenario does not count.
