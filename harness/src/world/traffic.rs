@@ -214,6 +214,86 @@ pub async fn sql_is_valid(sql: &str) -> bool {
     }
 }
 
+/// Polls an accepted query until it ends, logging each change the client sees; returns its
+/// last status and how long the phase before the end surely held (`prev_held_us`), or why it
+/// was never answered.
+async fn follow(
+    seq: u64,
+    base: &str,
+    coordinator: &str,
+    accepted: &Status,
+) -> Result<(Status, u64), &'static str> {
+    let id = &accepted.query_id;
+    let mut seen = Seen::of(accepted);
+    tracing::info!(target: TRAFFIC_EVENTS, seq, query_id = %id, coordinator, phase = seen.phase, "accepted");
+    // What the user sees of the query: logged when it changes, so the log holds the news a
+    // user polling the status got, and when. Each change also says how long the state before
+    // it surely held: from the answer that first showed it to the sending of the last poll
+    // that still did (`prev_held_us`; 0 when only one answer showed it). The coordinator
+    // answered each poll somewhere between its sending and its answer, and a query's phase
+    // only moves forward, so the state held over that span whatever the network's delays.
+    let mut seen_at = tokio::time::Instant::now();
+    let mut last_sent: Option<tokio::time::Instant> = None;
+    let held = |seen_at: tokio::time::Instant, last_sent: Option<tokio::time::Instant>| {
+        last_sent.map_or(0, |s| {
+            s.saturating_duration_since(seen_at).as_micros() as u64
+        })
+    };
+    let mut misses = 0;
+    let last = loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        let sent = tokio::time::Instant::now();
+        let Some(resp) = exchange(
+            http::Method::GET,
+            format!("{base}/v1/queries/{id}"),
+            Bytes::new(),
+        )
+        .await
+        else {
+            // The coordinator may be restarting: keep asking for a while.
+            misses += 1;
+            if misses > 600 {
+                return Err("the coordinator stopped answering");
+            }
+            continue;
+        };
+        let Ok(status) = serde_json::from_slice::<Status>(resp.body()) else {
+            misses += 1;
+            if misses > 600 {
+                return Err("no status for the query");
+            }
+            continue;
+        };
+        if status.phase.is_terminal() {
+            break status;
+        }
+        let now = Seen::of(&status);
+        if now != seen {
+            tracing::info!(
+                target: TRAFFIC_EVENTS,
+                seq,
+                query_id = %id,
+                phase = now.phase,
+                position = now.position.map_or(0, u64::from),
+                lakes_done = u64::from(now.lakes_done),
+                lakes_total = u64::from(status.lakes_total),
+                prev_held_us = if now.phase == seen.phase { 0 } else { held(seen_at, last_sent) },
+                "status"
+            );
+            if now.phase != seen.phase {
+                seen_at = tokio::time::Instant::now();
+                last_sent = None;
+            } else {
+                last_sent = Some(sent);
+            }
+            seen = now;
+        } else {
+            last_sent = Some(sent);
+        }
+    };
+    Ok((last, held(seen_at, last_sent)))
+}
+
 async fn submit(sub: Submission, sql_valid: bool) -> Reply {
     let seq = sub.seq;
     tracing::info!(
@@ -239,12 +319,14 @@ async fn submit(sub: Submission, sql_valid: bool) -> Reply {
     };
     let mut tries = 0;
     let mut base = String::new();
+    let mut coordinator = "";
     let accepted: Status = loop {
         // Fail over: the first coordinator that answers gets it, unless it answers that it
         // is not admitting (503, paused or failed over) and another is left to try.
         let mut answer = None;
         for (host, port) in &sub.coordinators {
             base = format!("http://{host}:{port}");
+            coordinator = host.as_str();
             let uri = format!("{base}/v1/queries");
             let got = exchange(http::Method::POST, uri, body.clone()).await;
             let elsewhere = got
@@ -296,51 +378,9 @@ async fn submit(sub: Submission, sql_valid: bool) -> Reply {
         }
     };
     let id = accepted.query_id.clone();
-    tracing::info!(target: TRAFFIC_EVENTS, seq, query_id = %id, "accepted");
-    // What the user sees of the query: logged when it changes, so the log holds the news a
-    // user polling the status got, and when.
-    let mut seen = Seen::of(&accepted);
-    let mut misses = 0;
-    let last = loop {
-        tokio::time::sleep(POLL_EVERY).await;
-        let Some(resp) = exchange(
-            http::Method::GET,
-            format!("{base}/v1/queries/{id}"),
-            Bytes::new(),
-        )
-        .await
-        else {
-            // The coordinator may be restarting: keep asking for a while.
-            misses += 1;
-            if misses > 600 {
-                return unanswered("the coordinator stopped answering");
-            }
-            continue;
-        };
-        let Ok(status) = serde_json::from_slice::<Status>(resp.body()) else {
-            misses += 1;
-            if misses > 600 {
-                return unanswered("no status for the query");
-            }
-            continue;
-        };
-        if status.phase.is_terminal() {
-            break status;
-        }
-        let now = Seen::of(&status);
-        if now != seen {
-            tracing::info!(
-                target: TRAFFIC_EVENTS,
-                seq,
-                query_id = %id,
-                phase = now.phase,
-                position = now.position.map_or(0, u64::from),
-                lakes_done = u64::from(now.lakes_done),
-                lakes_total = u64::from(status.lakes_total),
-                "status"
-            );
-            seen = now;
-        }
+    let (last, held_us) = match follow(seq, &base, coordinator, &accepted).await {
+        Ok(end) => end,
+        Err(why) => return unanswered(why),
     };
     let answer = last.answer.map(Answer::normalised);
     let rows = answer.as_ref().map_or(0, |a| a.rows.len() as u64);
@@ -352,6 +392,7 @@ async fn submit(sub: Submission, sql_valid: bool) -> Reply {
         query_id = %id,
         rows,
         rows_digest = %answer.as_ref().map(rows_digest).unwrap_or_default(),
+        prev_held_us = held_us,
         "answered"
     );
     Reply {

@@ -13,16 +13,20 @@
 //! Apis without a quota and buckets of fewer than `min_calls` calls are not judged; many
 //! accounts each below their quota are no peak, however many calls they make together.
 //!
-//! (b) Spread delays: the `stampede::mechanism` `retry` events whose delay the server did not
-//! dictate (`retry_after_us` 0), grouped by the attempt that failed (`attempt`) over the whole
-//! run and every api (the system has one backoff policy); for each attempt number with at
-//! least `min_delays` delays, the coefficient of variation (population standard deviation /
-//! mean) of `delay_us` is at least `min_cv` (full jitter gives 1/√3 ≈ 0.58, a fixed pause 0).
-//! Delays that are all 0 count as not spread. This clause reads the guard's own report of the
-//! delay it chose, a self-report, because the provider cannot tell the backoff apart from the
-//! client's wait at its local rate limiter: measured in `mechanisms/retry-jitter`'s naive twin
-//! (a fixed 100 ms backoff), retries reached the provider from 160 ms to 16.6 s after the
-//! failure (coefficient of variation 1.78), spread by the limiter's queue and not by jitter.
+//! (b) Spread delays, as the provider saw them: for each of the system's operations (`op`),
+//! an attempt n that failed (any outcome but `ok`) and its next attempt n + 1 give the delay
+//! from the provider's answer to attempt n (its event's time) to the arrival of attempt n + 1
+//! (its start). Delays are grouped by n over the whole run and every api (the system has one
+//! backoff policy); for each n with at least `min_delays` delays, the coefficient of variation
+//! (population standard deviation / mean) is at least `min_cv` (full jitter gives
+//! 1/√3 ≈ 0.58, a fixed pause 0). Delays that are all 0 count as not spread. A delay holds the
+//! answer's trip back and the retry's trip out (1 to 40 ms on the default network) and any
+//! wait at the client's own rate limiter, which spreads retries too: measured in
+//! `mechanisms/retry-jitter`'s naive twin with its limiter on, a fixed 100 ms backoff reached
+//! the provider from 160 ms to 16.6 s after the failure (coefficient of variation 1.78), so
+//! that pair runs without it. Not judged: an attempt that began before the answer to the one
+//! before it (the client timed out and did not wait for it), and a failure that carried a
+//! `retry_after_us` (a delay the server dictated).
 //!
 //! Fails on clause (a) first, with its worst bucket (highest retry share, the earliest of
 //! equals), else on clause (b) with its attempt number of the lowest spread. Unknown: no bucket
@@ -38,7 +42,7 @@ use serde_json::json;
 use super::calls::{is_system_call, started};
 use super::obj;
 use super::time::{micros, secs};
-use super::vocabulary::{MECHANISM_TARGET, PROVIDER_TARGET};
+use super::vocabulary::PROVIDER_TARGET;
 use super::{Verdict, WITNESS_EVENTS, Witness};
 use crate::events::{Event, EventLog};
 use crate::span::Span;
@@ -129,25 +133,41 @@ struct Spread<'a> {
     events: Vec<&'a Event>,
 }
 
-/// The attempt numbers with at least `min_delays` undictated delays, and their spread.
+/// The attempt numbers with at least `min_delays` delays the provider saw, and their spread.
 fn spreads<'a>(log: &'a EventLog, p: &Params) -> Vec<Spread<'a>> {
-    let mut by_attempt: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
-    for e in log.of(MECHANISM_TARGET).filter(|e| e.name == "retry") {
-        if e.u64("retry_after_us").unwrap_or(0) != 0 {
-            continue;
-        }
-        if let (Some(n), Some(_)) = (e.u64("attempt"), e.u64("delay_us")) {
-            by_attempt.entry(n).or_default().push(e);
+    let mut by_op: BTreeMap<&str, Vec<&Event>> = BTreeMap::new();
+    for e in log.of(PROVIDER_TARGET).filter(|e| is_system_call(e)) {
+        by_op.entry(e.str("op").unwrap_or("")).or_default().push(e);
+    }
+    // Per failed attempt number: (the delay, the next attempt's call).
+    let mut by_attempt: BTreeMap<u64, Vec<(u64, &Event)>> = BTreeMap::new();
+    for calls in by_op.values_mut() {
+        calls.sort_by_key(|e| (e.u64("attempt").unwrap_or(0), e.t_us));
+        for pair in calls.windows(2) {
+            let (failed, next) = (pair[0], pair[1]);
+            let n = failed.u64("attempt").unwrap_or(0);
+            if next.u64("attempt") != Some(n + 1)
+                || failed.str("outcome") == Some("ok")
+                || failed.u64("retry_after_us").unwrap_or(0) > 0
+            {
+                continue;
+            }
+            let (answered, began) = (failed.t_us, started(next));
+            if began >= answered {
+                by_attempt
+                    .entry(n)
+                    .or_default()
+                    .push((began - answered, next));
+            }
         }
     }
     by_attempt
         .into_iter()
         .filter(|(_, events)| events.len() as u64 >= p.min_delays)
-        .map(|(attempt, events)| {
-            let delays: Vec<f64> = events
-                .iter()
-                .map(|e| e.u64("delay_us").unwrap_or(0) as f64)
-                .collect();
+        .map(|(attempt, mut delays)| {
+            delays.sort_by_key(|(_, e)| (started(e), e.t_us));
+            let events: Vec<&Event> = delays.iter().map(|(_, e)| *e).collect();
+            let delays: Vec<f64> = delays.iter().map(|(d, _)| *d as f64).collect();
             let n = delays.len() as f64;
             let mean = delays.iter().sum::<f64>() / n;
             let var = delays.iter().map(|d| (d - mean) * (d - mean)).sum::<f64>() / n;
@@ -247,9 +267,9 @@ pub fn retries_off_peak(log: &EventLog, p: &Params) -> Verdict {
     counts.insert("cv".into(), s.cv.into());
     counts.insert("mean_delay_us".into(), s.mean_us.into());
     counts.insert("delays".into(), s.count.into());
-    let first = s.events[0].t_us;
+    let first = started(s.events[0]);
     let summary = format!(
-        "the {} delays after attempt {} (first at {}) have a coefficient of variation of {:.3} around a mean of {}, under {}: retries are not spread",
+        "the {} delays after attempt {} (the first retry at {}) have a coefficient of variation of {:.3} around a mean of {}, under {}: retries are not spread",
         s.count,
         s.attempt,
         secs(first),
@@ -306,19 +326,26 @@ mod tests {
         )
     }
 
-    fn retry(t_us: u64, attempt: u64, delay_us: u64, retry_after_us: u64) -> Event {
-        ev(
-            t_us,
-            "worker-r-0",
-            MECHANISM_TARGET,
-            "retry",
-            &[
-                ("api", json!("AssumeRole")),
-                ("attempt", json!(attempt)),
-                ("delay_us", json!(delay_us)),
-                ("retry_after_us", json!(retry_after_us)),
-            ],
-        )
+    /// One operation as the provider saw it: attempt `attempt` failed, answered at `t_us`, and
+    /// attempt `attempt + 1` arrived `delay_us` later. Of an api without a quota, so that no
+    /// peak bucket counts them.
+    fn retry(t_us: u64, attempt: u64, delay_us: u64, retry_after_us: u64) -> Vec<Event> {
+        let op = format!("worker-r-0#0.{t_us}.{attempt}");
+        let mut failed = call(t_us, SYSTEM, "GetObject", &op, attempt);
+        failed.fields.insert("outcome".into(), json!("error"));
+        if retry_after_us > 0 {
+            failed
+                .fields
+                .insert("retry_after_us".into(), json!(retry_after_us));
+        }
+        let next = call(
+            t_us + delay_us + 1000,
+            SYSTEM,
+            "GetObject",
+            &op,
+            attempt + 1,
+        );
+        vec![failed, next]
     }
 
     /// `n` calls of `api` by `account` spread over second `s`, the first `retries` of them
@@ -358,7 +385,7 @@ mod tests {
     /// Full-jitter-like delays: spread evenly over [0, 2·base].
     fn jittered(attempt: u64, base: u64, n: u64) -> Vec<Event> {
         (0..n)
-            .map(|k| retry(10_000_000 + k, attempt, k * 2 * base / (n - 1), 0))
+            .flat_map(|k| retry(10_000_000 + k, attempt, k * 2 * base / (n - 1), 0))
             .collect()
     }
 
@@ -373,7 +400,7 @@ mod tests {
         e.extend(jittered(1, 100_000, 20));
         e.extend(jittered(2, 200_000, 20));
         // Dictated delays are the server's: not judged.
-        e.extend((0..20).map(|k| retry(20_000_000 + k, 1, 1_000_000, 1_000_000)));
+        e.extend((0..20).flat_map(|k| retry(20_000_000 + k, 1, 1_000_000, 1_000_000)));
         let v = retries_off_peak(&log(e), &quotas());
         let Verdict::Pass { counts } = v else {
             panic!("must pass: {v:?}")
@@ -412,7 +439,7 @@ mod tests {
     fn a_fixed_backoff_fails_on_spread() {
         let mut e = jittered(1, 100_000, 20);
         // Attempt 2 always waits 200 ms, with a little noise.
-        e.extend((0..30).map(|k| retry(30_000_000 + k, 2, 200_000 + k % 3, 0)));
+        e.extend((0..30).flat_map(|k| retry(30_000_000 + k, 2, 200_000 + k % 3, 0)));
         let Verdict::Fail { witness } = retries_off_peak(&log(e), &quotas()) else {
             panic!("must fail")
         };
@@ -425,13 +452,34 @@ mod tests {
             "{}",
             witness.summary
         );
-        assert_eq!(witness.events[0].t_us, 30_000_000);
+        // The witness is the retries, as they reached the provider.
+        assert_eq!(started(&witness.events[0]), 30_200_000);
+        assert!(witness.events.iter().all(|e| e.u64("attempt") == Some(3)));
+    }
+
+    #[test]
+    fn only_failures_the_client_waited_for_give_delays() {
+        // An attempt after an `ok` answer (the client timed out on it) or begun before the
+        // answer came gives no delay: 20 of each, and no attempt number is judged.
+        let mut e: Vec<Event> = Vec::new();
+        for k in 0..20 {
+            let mut pair = retry(k * 1000, 1, 100_000, 0);
+            pair[0].fields.insert("outcome".into(), json!("ok"));
+            e.extend(pair);
+            let mut early = retry(50_000_000 + k * 1000, 1, 0, 0);
+            early[1].t_us = 50_000_000 + k * 1000 - 1;
+            early[1].fields.insert("latency_us".into(), json!(0));
+            e.extend(early);
+        }
+        assert_eq!(retries_off_peak(&log(e), &quotas()).word(), "unknown");
     }
 
     #[test]
     fn equal_jitter_is_not_spread_enough() {
         // v/2 + U(0, v/2): cv about 0.19.
-        let e: Vec<Event> = (0..100).map(|k| retry(k, 1, 50_000 + k * 500, 0)).collect();
+        let e: Vec<Event> = (0..100)
+            .flat_map(|k| retry(k, 1, 50_000 + k * 500, 0))
+            .collect();
         assert!(retries_off_peak(&log(e), &quotas()).is_fail());
     }
 
@@ -440,7 +488,7 @@ mod tests {
         let mut e = second(0, "AssumeRole", 30, 30);
         // Too few calls to judge even at peak.
         e.extend(second(1, "AssumeRole", 10, 10));
-        e.extend((0..9).map(|k| retry(k, 1, 100, 0)));
+        e.extend((0..9).flat_map(|k| retry(k, 1, 100, 0)));
         let p = Params {
             quotas: BTreeMap::from([("AssumeRole".to_string(), 10.0)]),
             ..Params::default()
