@@ -1,4 +1,4 @@
-//! Exit codes, in one place (DESIGN.md "Event log, invariants, outputs").
+//! Exit codes, in one place (README.md, "Exit codes").
 
 /// How a `stampede` command ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

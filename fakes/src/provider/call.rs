@@ -107,7 +107,7 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    /// The outcome word of INVARIANTS.md: `ok`, `throttled`, `frozen`, `error` or `timeout`.
+    /// The outcome word of docs/invariants.md: `ok`, `throttled`, `frozen`, `error` or `timeout`.
     pub fn word(&self) -> &'static str {
         match self {
             Self::Ok => "ok",

@@ -34,7 +34,7 @@ pub struct Scenario {
     pub system: SystemSpec,
     /// Where the queries come from.
     pub traffic: Traffic,
-    /// The invariants checked after the run (see INVARIANTS.md): a name, or a name with its
+    /// The invariants checked after the run (see docs/invariants.md): a name, or a name with its
     /// parameters, `{throttle_rate: {max_share: 0.02}}`.
     #[serde(default)]
     pub invariants: Vec<InvariantSpec>,

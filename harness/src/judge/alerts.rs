@@ -3,7 +3,7 @@
 //!
 //! A scenario lists its rules under `alerts:`; each watches one [`Signal`] from one
 //! [`Source`] over a trailing window and pages when the value goes above a threshold. The
-//! source matters because of incident 6 of DESIGN.md (a self-inflicted monitoring blackout):
+//! source matters because of incident 6 of docs/why.md (a self-inflicted monitoring blackout):
 //! error logs flooded the log pipeline, the log agents stalled, and the rules that read logs
 //! saw nothing, so no page went out. Alerting must work when logging does not.
 //!

@@ -13,7 +13,7 @@
 //!
 //! A run with no user-visible failure passes when it is quiet (and its sometimes check says the
 //! interesting state was not reached). A failure and no alert event at all is a fail (no page),
-//! not unknown: the rules' silence is the outcome incident 6 of DESIGN.md describes. Unknown:
+//! not unknown: the rules' silence is the outcome incident 6 of docs/why.md describes. Unknown:
 //! the log ends before `t_fail + within` with no page yet, and it is quiet, so the run stopped
 //! before a late page could tell.
 //!

@@ -1,6 +1,6 @@
 //! Invariant parameters as scenario files write them: `invariants: [name, {name: {key: value}}]`.
 //!
-//! Each parametrised checker has a `Params` struct whose defaults are INVARIANTS.md's numbers;
+//! Each parametrised checker has a `Params` struct whose defaults are docs/invariants.md's numbers;
 //! the newer checkers keep theirs in their own files. A scenario's parameters are checked
 //! against these types when the file is read, so a wrong key or value is reported with its
 //! line and column, and are kept as JSON in the parsed scenario.
