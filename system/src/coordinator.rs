@@ -237,20 +237,15 @@ impl Coordinator {
             .await
     }
 
-    /// Boots: under `failback_ramp` a restarted coordinator first waits its jittered share of
-    /// the region's restart window ([`SystemConfig::restart_window`]) and then starts slow, as a
-    /// worker does; it recovers its journal ([`Coordinator::recover`]) and resolves its home
+    /// Boots: a restarted coordinator first waits its jittered share of the region's restart
+    /// window and then starts slow, as a worker does ([`Guard::jittered_restart`]); it recovers its journal ([`Coordinator::recover`]) and resolves its home
     /// region's task queue, so that the node is connected before its first query, as a
     /// service resolves its dependencies at start. A failed lookup is left to the first query.
     ///
-    /// [`SystemConfig::restart_window`]: crate::config::SystemConfig::restart_window
+    /// [`Guard::jittered_restart`]: crate::guard::Guard::jittered_restart
     pub async fn boot(self: &Arc<Self>, restarted: bool) {
-        let config = self.cloud.guard().config();
-        if restarted && config.switches.failback_ramp {
-            let wait = self.cloud.guard().jitter(config.restart_window());
-            tracing::info!(target: crate::guard::MECHANISM_EVENTS, wait_us = wait.as_micros() as u64, "restart_jitter");
-            tokio::time::sleep(wait).await;
-            self.cloud.guard().warm_up();
+        if restarted {
+            self.cloud.guard().jittered_restart().await;
         }
         self.recover().await;
         let _ = self.cloud.task_queue(self.cloud.home()).await;

@@ -88,13 +88,9 @@ impl Worker {
     /// Takes and runs tasks until the host stops.
     pub async fn run(self: Arc<Self>) {
         let config = self.cloud.guard().config();
-        if self.setup.restarted && config.switches.failback_ramp {
-            // Jittered restart: a region's nodes coming back do not all knock at once. The
-            // whole node waits, its config agent too; then it starts slow.
-            let wait = self.cloud.guard().jitter(config.restart_window());
-            tracing::info!(target: crate::guard::MECHANISM_EVENTS, wait_us = wait.as_micros() as u64, "restart_jitter");
-            tokio::time::sleep(wait).await;
-            self.cloud.guard().warm_up();
+        if self.setup.restarted {
+            // The whole node waits, its config agent too.
+            self.cloud.guard().jittered_restart().await;
         }
         let agent = crate::config_agent::ConfigAgent::new(self.cloud.clone(), self.setup.canary);
         tokio::spawn(agent.run());

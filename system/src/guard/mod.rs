@@ -210,7 +210,7 @@ struct State {
     frozen_seen: Option<Duration>,
     /// An operator's cap on the local rates.
     manual_drain: Option<f64>,
-    /// When a restarted node began to warm up under `failback_ramp` ([`Guard::warm_up`]).
+    /// When a restarted node began to warm up under `failback_ramp` ([`Guard::jittered_restart`]).
     warm_from: Option<Duration>,
     succeeded: u64,
     failed: u64,
@@ -444,7 +444,7 @@ impl Guard {
     }
 
     /// Slow start of a restarted node under `failback_ramp`: for `drain_ramp` after
-    /// [`Guard::warm_up`], each api with a known quota is held to the node's part of it
+    /// [`Guard::jittered_restart`], each api with a known quota is held to the node's part of it
     /// ([`SystemConfig::node_limit`]) times a factor ramping linearly from 10 % to full, even
     /// with `rate_limit` off, so that a returning fleet warms its caches at the quota's pace;
     /// `None` when the node is not warming up.
@@ -457,8 +457,18 @@ impl Guard {
         (since < ramp).then(|| 0.1 + 0.9 * since.as_secs_f64() / ramp.as_secs_f64().max(0.001))
     }
 
-    /// A restarted node starts warming up now ([`Guard::warm_factor`]).
-    pub fn warm_up(&self) {
+    /// A node's restart under `failback_ramp`: a region's nodes coming back do not all knock
+    /// at once. It waits a seeded random delay in the region's restart window
+    /// ([`SystemConfig::restart_window`]), then starts slow: for `drain_ramp` its calls of apis
+    /// with a known quota are paced. Nothing when the switch is off.
+    pub async fn jittered_restart(&self) {
+        let config = self.config();
+        if !config.switches.failback_ramp {
+            return;
+        }
+        let wait = self.jitter(config.restart_window());
+        tracing::info!(target: MECHANISM_EVENTS, wait_us = wait.as_micros() as u64, "restart_jitter");
+        tokio::time::sleep(wait).await;
         let now = self.now();
         self.state().warm_from = Some(now);
     }
