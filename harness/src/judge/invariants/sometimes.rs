@@ -240,5 +240,25 @@ mod tests {
             &[],
         ));
         assert!(no_lost_queries(&log(faulted)).0);
+        // A node ran a config from 12 to 18 and rolled it back: reached; one it kept, or one
+        // it rolled back after the query ended, is not.
+        let config =
+            |t: u64, name: &str| ev(t, "w", "stampede::config", name, &[("version", json!(1))]);
+        let rolled_back = |from: u64, to: u64| {
+            log(vec![
+                q(10, "accepted"),
+                q(20, "succeeded"),
+                config(from, "config_applied"),
+                config(to, "config_rolled_back"),
+            ])
+        };
+        assert!(no_lost_queries(&rolled_back(12, 18)).0);
+        assert!(!no_lost_queries(&rolled_back(22, 28)).0);
+        let kept = log(vec![
+            q(10, "accepted"),
+            config(12, "config_applied"),
+            q(20, "succeeded"),
+        ]);
+        assert!(!no_lost_queries(&kept).0);
     }
 }
